@@ -1,0 +1,13 @@
+//! berth-runtime owns Berth's lowest layer: an OCI runtime (runtime-spec 1.2) for Linux.
+//!
+//! It turns a bundle (`config.json` + rootfs) into a confined process: namespaces, the root
+//! filesystem and its mounts, devices, capabilities, seccomp, rlimits, hooks and cgroups
+//! (v1 and v2). The library is synchronous and single-threaded by design; the `berth-runtime`
+//! binary exposes it with a runc-compatible command line, and the engine drives that binary.
+
+pub mod caps;
+pub mod cgroups;
+pub mod error;
+pub mod seccomp;
+
+pub use error::{Error, ErrorKind, Result};
