@@ -5,9 +5,9 @@
 //! (v1 and v2). The library is synchronous and single-threaded by design; the `berth-runtime`
 //! binary exposes it with a runc-compatible command line, and the engine drives that binary.
 
-pub mod caps;
 pub mod cgroups;
 pub mod error;
+pub mod rootfs;
 pub mod seccomp;
 
 pub use error::{Error, ErrorKind, Result};

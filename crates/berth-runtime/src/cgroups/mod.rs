@@ -1,0 +1,1 @@
+//! Cgroups v1 and v2: create, limit, account, freeze and remove a container's cgroup.
