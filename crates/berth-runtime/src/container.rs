@@ -538,7 +538,20 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         (None, None)
     };
     let memfd = ipc::raise_fd(sealed_self()?, min_fd)?;
-    let (pid, chan) = spawn_init(&spec, &memfd, None)?;
+    // The init inherits these fds across its exec of the init binary.
+    let inherit: Vec<RawFd> = fifo_fd
+        .iter()
+        .map(|f| f.as_raw_fd())
+        .chain(console_theirs.iter().map(|f| f.as_raw_fd()))
+        .collect();
+    for fd in &inherit {
+        ipc::set_cloexec(*fd, false)?;
+    }
+    let spawned = spawn_init(&spec, &memfd, None);
+    for fd in &inherit {
+        ipc::set_cloexec(*fd, true)?;
+    }
+    let (pid, chan) = spawned?;
     let mut chan = ipc::raise_fd(chan, min_fd)?;
     drop(memfd);
     guard.pid = pid;
@@ -562,15 +575,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         parent_hooks,
         state: c.oci_state(Status::Created),
     };
-    // The init inherits these fds; they must survive its exec of the init binary.
-    for fd in [cfg.fifo_fd, cfg.console_fd].into_iter().flatten() {
-        ipc::set_cloexec(fd, false)?;
-    }
     ipc::send(&mut chan, &cfg)?;
-    // Re-mark ours so a later exec of ours never leaks them.
-    for fd in [cfg.fifo_fd, cfg.console_fd].into_iter().flatten() {
-        ipc::set_cloexec(fd, true)?;
-    }
     loop {
         match ipc::recv::<FromInit>(&mut chan)? {
             Some(FromInit::Hooks) => {
@@ -1085,7 +1090,14 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
         (None, None)
     };
     let memfd = ipc::raise_fd(sealed_self()?, min_fd)?;
-    let (pid, chan) = spawn_init(&spec, &memfd, Some((&c, &cspec)))?;
+    if let Some(f) = &console_theirs {
+        ipc::set_cloexec(f.as_raw_fd(), false)?;
+    }
+    let spawned = spawn_init(&spec, &memfd, Some((&c, &cspec)));
+    if let Some(f) = &console_theirs {
+        ipc::set_cloexec(f.as_raw_fd(), true)?;
+    }
+    let (pid, chan) = spawned?;
     let mut chan = ipc::raise_fd(chan, min_fd)?;
     drop(memfd);
     let cfg = InitConfig {
@@ -1100,13 +1112,7 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
         parent_hooks: false,
         state: c.oci_state(Status::Running),
     };
-    if let Some(fd) = cfg.console_fd {
-        ipc::set_cloexec(fd, false)?;
-    }
     let sent = ipc::send(&mut chan, &cfg);
-    if let Some(fd) = cfg.console_fd {
-        ipc::set_cloexec(fd, true)?;
-    }
     let fail = |e: Error| {
         kill_pid(pid, Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
