@@ -9,6 +9,7 @@ pub mod caps;
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod execstub;
 pub mod hooks;
 pub mod init;
 pub mod ipc;

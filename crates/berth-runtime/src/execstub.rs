@@ -1,0 +1,181 @@
+//! The exec trampoline: a tiny static ELF, built in memory and sealed in a memfd, that the
+//! container's init execs as its very last step; it in turn execs the user's program.
+//!
+//! Why: the init is a fork of the runtime, so until it execs, `/proc/<init>/exe` is the host's
+//! runtime binary. If the init exec'd the user's program directly and that program were
+//! `/proc/self/exe` (or a script whose interpreter is), the container would be running the host
+//! binary and could reopen it for writing once the runtime exits (CVE-2019-5736). Exec'ing
+//! through a sealed memfd first means the only executable a container can ever reach through
+//! the init is this read-only, write-sealed stub. Copying a few hundred bytes costs nothing,
+//! unlike re-executing a sealed copy of the whole multi-megabyte runtime.
+//!
+//! The stub's argv is `[path, argv0, argv1, ...]`: it calls `execve(argv[0], &argv[1], envp)`
+//! and, if that fails, writes a line to stderr and exits 127.
+
+use crate::{Error, Result};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const MSG: &[u8] = b"berth-runtime: exec of the container process failed\n";
+const BASE: u64 = 0x40_0000;
+
+#[cfg(target_arch = "x86_64")]
+fn code() -> (u16, Vec<u8>) {
+    let mut c: Vec<u8> = vec![
+        0x48, 0x8b, 0x7c, 0x24, 0x08, // mov rdi, [rsp+8]        ; argv[0] = path
+        0x48, 0x8d, 0x74, 0x24, 0x10, // lea rsi, [rsp+16]       ; &argv[1]
+        0x48, 0x8b, 0x04, 0x24, // mov rax, [rsp]                ; argc
+        0x48, 0x8d, 0x54, 0xc4, 0x10, // lea rdx, [rsp+rax*8+16] ; envp
+        0xb8, 0x3b, 0x00, 0x00, 0x00, // mov eax, 59 (execve)
+        0x0f, 0x05, // syscall
+        0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi, 2
+        0x48, 0x8d, 0x35, 0x18, 0x00, 0x00, 0x00, // lea rsi, [rip+0x18] ; MSG
+        0xba, MSG.len() as u8, 0x00, 0x00, 0x00, // mov edx, len
+        0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax, 1 (write)
+        0x0f, 0x05, // syscall
+        0xbf, 0x7f, 0x00, 0x00, 0x00, // mov edi, 127
+        0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax, 231 (exit_group)
+        0x0f, 0x05, // syscall
+    ];
+    debug_assert_eq!(c.len(), 0x3e);
+    c.extend_from_slice(MSG);
+    (0x3e, c)
+}
+
+#[cfg(target_arch = "aarch64")]
+fn code() -> (u16, Vec<u8>) {
+    let words: [u32; 15] = [
+        0xF940_07E0,                          // ldr x0, [sp, #8]
+        0x9100_43E1,                          // add x1, sp, #16
+        0xF940_03E2,                          // ldr x2, [sp]
+        0x8B22_6FE2,                          // add x2, sp, x2, uxtx #3
+        0x9100_4042,                          // add x2, x2, #16
+        0xD280_1BA8,                          // mov x8, #221 (execve)
+        0xD400_0001,                          // svc #0
+        0xD280_0040,                          // mov x0, #2
+        0x1000_00E1,                          // adr x1, MSG (+0x1c)
+        0xD280_0002 | ((MSG.len() as u32) << 5), // mov x2, #len
+        0xD280_0808,                          // mov x8, #64 (write)
+        0xD400_0001,                          // svc #0
+        0xD280_0FE0,                          // mov x0, #127
+        0xD280_0BC8,                          // mov x8, #94 (exit_group)
+        0xD400_0001,                          // svc #0
+    ];
+    let mut c = Vec::new();
+    for w in words {
+        c.extend_from_slice(&w.to_le_bytes());
+    }
+    c.extend_from_slice(MSG);
+    (0xb7, c)
+}
+
+/// The stub as a complete ELF64 executable for this architecture.
+pub fn elf() -> Vec<u8> {
+    let (machine, code) = code();
+    let hdr_len = 64u64 + 56;
+    let total = hdr_len + code.len() as u64;
+    let mut e = Vec::with_capacity(total as usize);
+    e.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    e.extend_from_slice(&machine.to_le_bytes());
+    e.extend_from_slice(&1u32.to_le_bytes()); // EV_CURRENT
+    e.extend_from_slice(&(BASE + hdr_len).to_le_bytes()); // entry
+    e.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    e.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    e.extend_from_slice(&0u32.to_le_bytes()); // flags
+    e.extend_from_slice(&64u16.to_le_bytes()); // ehsize
+    e.extend_from_slice(&56u16.to_le_bytes()); // phentsize
+    e.extend_from_slice(&1u16.to_le_bytes()); // phnum
+    e.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
+    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    e.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    e.extend_from_slice(&0u64.to_le_bytes()); // offset
+    e.extend_from_slice(&BASE.to_le_bytes()); // vaddr
+    e.extend_from_slice(&BASE.to_le_bytes()); // paddr
+    e.extend_from_slice(&total.to_le_bytes()); // filesz
+    e.extend_from_slice(&total.to_le_bytes()); // memsz
+    e.extend_from_slice(&0x1000u64.to_le_bytes()); // align
+    e.extend_from_slice(&code);
+    e
+}
+
+/// The stub in a sealed memfd (close-on-exec; exec it with execveat(AT_EMPTY_PATH)).
+pub fn sealed() -> Result<OwnedFd> {
+    let name = c"berth-exec";
+    const MFD_EXEC: libc::c_uint = 0x0010;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: memfd_create with a static name.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 {
+        // Kernels before 6.3 do not know MFD_EXEC.
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(Error::last_os("memfd_create for the exec stub"));
+    }
+    // SAFETY: fresh fd we own.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let bytes = elf();
+    // SAFETY: writing a live buffer to our fd.
+    let n = unsafe { libc::write(memfd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    if n != bytes.len() as isize {
+        return Err(Error::last_os("writing the exec stub"));
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on our memfd.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(Error::last_os("sealing the exec stub"));
+    }
+    Ok(memfd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn stub_file(tag: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("berth-stub-{}-{tag}", std::process::id()));
+        std::fs::write(&p, elf()).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn stub_execs_path_with_argv_and_env() {
+        let p = stub_file("argv");
+        let out = std::process::Command::new(&p)
+            .arg0("/bin/sh")
+            .args(["sh-as-argv0", "-c", "echo \"$0 $FOO\""])
+            .env_clear()
+            .env("FOO", "bar")
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "sh-as-argv0 bar\n");
+        assert!(out.status.success());
+    }
+
+    #[test]
+    fn stub_reports_a_failed_exec() {
+        let p = stub_file("fail");
+        let out = std::process::Command::new(&p)
+            .arg0("/nonexistent/program")
+            .arg("x")
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(out.status.code(), Some(127));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("exec of the container process failed"));
+    }
+
+    #[test]
+    fn sealed_stub_refuses_writes() {
+        let fd = sealed().unwrap();
+        let r = unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        assert_eq!(r, -1);
+        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+    }
+
+    use std::os::unix::process::CommandExt;
+}
