@@ -140,7 +140,11 @@ impl Asm {
                     };
                     let (t_abs, f_abs) = (abs(jt)?, abs(jf)?);
                     let jt_off = if lt { 0 } else { short(t_abs - (p + 1))? };
-                    let jf_off = if lf { u8::from(lt) } else { short(f_abs - (p + 1))? };
+                    let jf_off = if lf {
+                        u8::from(lt)
+                    } else {
+                        short(f_abs - (p + 1))?
+                    };
                     out.push(libc::sock_filter {
                         code: op.code(),
                         jt: jt_off,
@@ -285,7 +289,11 @@ mod tests {
         let l = asm.new_label();
         asm.jmp(JmpOp::Eq, 0, Target::Label(l), Target::Next);
         asm.ret(0);
-        let err = asm.assemble().err().map(|e| e.to_string()).unwrap_or_default();
+        let err = asm
+            .assemble()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("never placed"), "{err}");
     }
 }

@@ -220,11 +220,12 @@ pub(crate) fn wanted_abis(s: &LinuxSeccomp, native: Abi) -> Vec<Abi> {
             }
         };
         match abi {
-            Some(abi) if abi == native || Some(abi) == native.compat() => {
-                if !abis.contains(&abi) {
-                    abis.push(abi);
-                }
+            Some(abi)
+                if (abi == native || Some(abi) == native.compat()) && !abis.contains(&abi) =>
+            {
+                abis.push(abi);
             }
+            Some(abi) if abi == native || Some(abi) == native.compat() => {}
             Some(abi) => tracing::debug!(
                 abi = abi.name(),
                 "seccomp: architecture cannot run on this machine, ignoring it"

@@ -175,7 +175,10 @@ pub fn validate(s: &LinuxSeccomp) -> Result<()> {
             if a.index() > 5 {
                 return Err(invalid(
                     format!("{at}.args[{k}].index"),
-                    format!("{} is out of range; syscall arguments are numbered 0 to 5", a.index()),
+                    format!(
+                        "{} is out of range; syscall arguments are numbered 0 to 5",
+                        a.index()
+                    ),
                 ));
             }
             if a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq {
@@ -211,7 +214,9 @@ pub(crate) fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Program> {
     validate(s)?;
     let default = action_value(s.default_action(), s.default_errno_ret());
     if s.default_errno_ret().is_some() && s.default_action() != LinuxSeccompAction::ScmpActErrno {
-        tracing::debug!("seccomp: defaultErrnoRet ignored, the default action is not SCMP_ACT_ERRNO");
+        tracing::debug!(
+            "seccomp: defaultErrnoRet ignored, the default action is not SCMP_ACT_ERRNO"
+        );
     }
     let sections: Vec<Section> = compile::wanted_abis(s, native)
         .into_iter()
@@ -317,9 +322,8 @@ pub fn install(
         return Err(Error::Sys { what, source: err });
     }
     if p.notify {
-        let fd = i32::try_from(rc).map_err(|_| {
-            Error::Seccomp(format!("seccomp returned an invalid listener fd {rc}"))
-        })?;
+        let fd = i32::try_from(rc)
+            .map_err(|_| Error::Seccomp(format!("seccomp returned an invalid listener fd {rc}")))?;
         // SAFETY: with NEW_LISTENER the kernel returns a fresh fd that nothing else owns.
         return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
     }

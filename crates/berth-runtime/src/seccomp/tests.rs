@@ -8,7 +8,9 @@ use oci_spec::runtime::{
 };
 
 use super::bpf::run;
-use super::compile::{codegen, CondRule, Cond, Entry, Section, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS};
+use super::compile::{
+    codegen, Cond, CondRule, Entry, Section, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS,
+};
 use super::tables::*;
 use super::*;
 
@@ -73,11 +75,23 @@ fn docker_default_semantics_x86_64() -> crate::Result<()> {
     assert_eq!(x("chroot", [0; 6]), RET_ALLOW);
     assert_eq!(x("open_by_handle_at", [0; 6]), EPERM);
     // x32 entry points never reach the allowlist.
-    assert_eq!(eval(&p, a, nr(Abi::X86_64, "getpid") | X32_SYSCALL_BIT, [0; 6]), EPERM);
+    assert_eq!(
+        eval(&p, a, nr(Abi::X86_64, "getpid") | X32_SYSCALL_BIT, [0; 6]),
+        EPERM
+    );
     // i386 section (SCMP_ARCH_X86 is listed).
-    assert_eq!(eval(&p, AUDIT_ARCH_I386, nr(Abi::X86, "getpid"), [0; 6]), RET_ALLOW);
-    assert_eq!(eval(&p, AUDIT_ARCH_I386, nr(Abi::X86, "socketcall"), [0; 6]), RET_ALLOW);
-    assert_eq!(eval(&p, AUDIT_ARCH_I386, nr(Abi::X86, "mount"), [0; 6]), EPERM);
+    assert_eq!(
+        eval(&p, AUDIT_ARCH_I386, nr(Abi::X86, "getpid"), [0; 6]),
+        RET_ALLOW
+    );
+    assert_eq!(
+        eval(&p, AUDIT_ARCH_I386, nr(Abi::X86, "socketcall"), [0; 6]),
+        RET_ALLOW
+    );
+    assert_eq!(
+        eval(&p, AUDIT_ARCH_I386, nr(Abi::X86, "mount"), [0; 6]),
+        EPERM
+    );
     // Foreign arch.
     assert_eq!(eval(&p, AUDIT_ARCH_AARCH64, 172, [0; 6]), RET_KILL_PROCESS);
     assert!(p.len() <= MAX_INSTRUCTIONS);
@@ -94,7 +108,10 @@ fn docker_default_semantics_aarch64() -> crate::Result<()> {
     assert_eq!(eval(&p, a, 79, [0; 6]), RET_ALLOW); // newfstatat
     assert_eq!(eval(&p, a, nr(Abi::Aarch64, "mount"), [0; 6]), EPERM);
     assert_eq!(eval(&p, a, nr(Abi::Aarch64, "clone3"), [0; 6]), ENOSYS);
-    assert_eq!(eval(&p, AUDIT_ARCH_ARM, nr(Abi::Arm, "getpid"), [0; 6]), RET_ALLOW);
+    assert_eq!(
+        eval(&p, AUDIT_ARCH_ARM, nr(Abi::Arm, "getpid"), [0; 6]),
+        RET_ALLOW
+    );
     assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 39, [0; 6]), RET_KILL_PROCESS);
     Ok(())
 }
@@ -103,12 +120,19 @@ fn docker_default_semantics_aarch64() -> crate::Result<()> {
 fn x32_cannot_bypass_a_denylist() -> crate::Result<()> {
     let s = profile(
         LinuxSeccompAction::ScmpActAllow,
-        vec![syscall(&["getpid"], LinuxSeccompAction::ScmpActErrno, Some(13))],
+        vec![syscall(
+            &["getpid"],
+            LinuxSeccompAction::ScmpActErrno,
+            Some(13),
+        )],
     );
     let p = compile_for(&s, Abi::X86_64)?;
     assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 39, [0; 6]), RET_ERRNO | 13);
     assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 40, [0; 6]), RET_ALLOW);
-    assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 39 | X32_SYSCALL_BIT, [0; 6]), ENOSYS);
+    assert_eq!(
+        eval(&p, AUDIT_ARCH_X86_64, 39 | X32_SYSCALL_BIT, [0; 6]),
+        ENOSYS
+    );
     assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 0xFFFF_FFFF, [0; 6]), ENOSYS);
     // i386 not listed: killed.
     assert_eq!(eval(&p, AUDIT_ARCH_I386, 20, [0; 6]), RET_KILL_PROCESS);
@@ -120,7 +144,15 @@ fn x32_cannot_bypass_a_denylist() -> crate::Result<()> {
 fn argument_comparisons_match_64_bit_semantics() -> crate::Result<()> {
     use LinuxSeccompOperator::*;
     let probes: Vec<u64> = {
-        let base = [0u64, 1, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001, 0x2_0000_0005, u64::MAX];
+        let base = [
+            0u64,
+            1,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1_0000_0001,
+            0x2_0000_0005,
+            u64::MAX,
+        ];
         let mut v: Vec<u64> = base.to_vec();
         for b in base {
             v.push(b.wrapping_add(1));
@@ -129,7 +161,15 @@ fn argument_comparisons_match_64_bit_semantics() -> crate::Result<()> {
         }
         v
     };
-    for op in [ScmpCmpNe, ScmpCmpLt, ScmpCmpLe, ScmpCmpEq, ScmpCmpGe, ScmpCmpGt, ScmpCmpMaskedEq] {
+    for op in [
+        ScmpCmpNe,
+        ScmpCmpLt,
+        ScmpCmpLe,
+        ScmpCmpEq,
+        ScmpCmpGe,
+        ScmpCmpGt,
+        ScmpCmpMaskedEq,
+    ] {
         for &value in &probes {
             let (value, two) = if op == ScmpCmpMaskedEq {
                 (value, value & 0xF000_000F_0000_00F0)
@@ -138,7 +178,10 @@ fn argument_comparisons_match_64_bit_semantics() -> crate::Result<()> {
             };
             let mut r = syscall(&["getpid"], LinuxSeccompAction::ScmpActErrno, Some(77));
             r.set_args(Some(vec![arg(3, op, value, Some(two))]));
-            let p = compile_for(&profile(LinuxSeccompAction::ScmpActAllow, vec![r]), Abi::X86_64)?;
+            let p = compile_for(
+                &profile(LinuxSeccompAction::ScmpActAllow, vec![r]),
+                Abi::X86_64,
+            )?;
             for &a in &probes {
                 let expect = match op {
                     ScmpCmpNe => a != value,
@@ -165,11 +208,20 @@ fn rule_order_and_splitting() -> crate::Result<()> {
     // Unconditional rule listed first still loses to argument rules.
     let uncond = syscall(&["getpid"], ScmpActErrno, Some(5));
     let mut a1 = syscall(&["getpid"], ScmpActAllow, None);
-    a1.set_args(Some(vec![arg(0, ScmpCmpEq, 1, None), arg(1, ScmpCmpEq, 2, None)]));
+    a1.set_args(Some(vec![
+        arg(0, ScmpCmpEq, 1, None),
+        arg(1, ScmpCmpEq, 2, None),
+    ]));
     // Same index twice: ORed.
     let mut a2 = syscall(&["getpid"], ScmpActErrno, Some(9));
-    a2.set_args(Some(vec![arg(2, ScmpCmpEq, 7, None), arg(2, ScmpCmpEq, 8, None)]));
-    let p = compile_for(&profile(ScmpActKillProcess, vec![uncond, a1, a2]), Abi::X86_64)?;
+    a2.set_args(Some(vec![
+        arg(2, ScmpCmpEq, 7, None),
+        arg(2, ScmpCmpEq, 8, None),
+    ]));
+    let p = compile_for(
+        &profile(ScmpActKillProcess, vec![uncond, a1, a2]),
+        Abi::X86_64,
+    )?;
     let e = |args| eval(&p, AUDIT_ARCH_X86_64, 39, args);
     assert_eq!(e([1, 2, 0, 0, 0, 0]), RET_ALLOW);
     assert_eq!(e([1, 3, 0, 0, 0, 0]), RET_ERRNO | 5); // AND fails
@@ -198,11 +250,17 @@ fn rules_equal_to_default_cost_nothing() -> crate::Result<()> {
     let mut keep = syscall(&["getpid"], ScmpActErrno, None);
     keep.set_args(Some(vec![arg(0, LinuxSeccompOperator::ScmpCmpEq, 3, None)]));
     let p = compile_for(
-        &profile(ScmpActErrno, vec![keep, syscall(&["getpid"], ScmpActAllow, None)]),
+        &profile(
+            ScmpActErrno,
+            vec![keep, syscall(&["getpid"], ScmpActAllow, None)],
+        ),
         Abi::X86_64,
     )?;
     assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 39, [3, 0, 0, 0, 0, 0]), EPERM);
-    assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 39, [4, 0, 0, 0, 0, 0]), RET_ALLOW);
+    assert_eq!(
+        eval(&p, AUDIT_ARCH_X86_64, 39, [4, 0, 0, 0, 0, 0]),
+        RET_ALLOW
+    );
     Ok(())
 }
 
@@ -212,13 +270,20 @@ fn unknown_names_are_skipped_empty_names_rejected() -> crate::Result<()> {
     let p = compile_for(
         &profile(
             ScmpActErrno,
-            vec![syscall(&["getpid", "not_a_syscall_9000"], ScmpActAllow, None)],
+            vec![syscall(
+                &["getpid", "not_a_syscall_9000"],
+                ScmpActAllow,
+                None,
+            )],
         ),
         Abi::X86_64,
     )?;
     assert_eq!(eval(&p, AUDIT_ARCH_X86_64, 39, [0; 6]), RET_ALLOW);
     let err = compile_for(
-        &profile(ScmpActErrno, vec![syscall(&["getpid", ""], ScmpActAllow, None)]),
+        &profile(
+            ScmpActErrno,
+            vec![syscall(&["getpid", ""], ScmpActAllow, None)],
+        ),
         Abi::X86_64,
     )
     .err()
@@ -267,13 +332,28 @@ fn thousand_syscalls(native: Abi) -> crate::Result<Vec<libc::sock_filter>> {
 #[test]
 fn thousand_syscalls_interpreted() -> crate::Result<()> {
     let prog = thousand_syscalls(Abi::X86_64)?;
-    assert!(prog.len() > 2000, "program unexpectedly short: {}", prog.len());
-    assert!(prog.iter().any(|i| i.code == super::bpf::JMP_JA), "no trampolines emitted");
+    assert!(
+        prog.len() > 2000,
+        "program unexpectedly short: {}",
+        prog.len()
+    );
+    assert!(
+        prog.iter().any(|i| i.code == super::bpf::JMP_JA),
+        "no trampolines emitted"
+    );
     let ev = |n: u32, a0: u64| run(&prog, &data(AUDIT_ARCH_X86_64, n, [a0, 0, 0, 0, 0, 0]));
     for i in 0u32..1000 {
-        assert_eq!(ev(1000 + i, 0), Some(RET_ERRNO | (1 + i)), "nr {}", 1000 + i);
+        assert_eq!(
+            ev(1000 + i, 0),
+            Some(RET_ERRNO | (1 + i)),
+            "nr {}",
+            1000 + i
+        );
         if i % 50 == 7 {
-            assert_eq!(ev(1000 + i, 0x1_0000_0000 + u64::from(i)), Some(RET_ERRNO | 3000));
+            assert_eq!(
+                ev(1000 + i, 0x1_0000_0000 + u64::from(i)),
+                Some(RET_ERRNO | 3000)
+            );
         }
     }
     assert_eq!(ev(999, 0), Some(RET_ALLOW));
@@ -348,9 +428,15 @@ fn too_many_instructions_is_a_clear_error() {
             r
         })
         .collect();
-    let err = compile_for(&profile(LinuxSeccompAction::ScmpActAllow, rules), Abi::X86_64)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(err.contains("more than the kernel's limit of 4096"), "{err}");
+    let err = compile_for(
+        &profile(LinuxSeccompAction::ScmpActAllow, rules),
+        Abi::X86_64,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        err.contains("more than the kernel's limit of 4096"),
+        "{err}"
+    );
 }
