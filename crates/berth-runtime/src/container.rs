@@ -5,18 +5,17 @@
 //! carrying all new namespace flags, or — when namespaces must be joined by path, a user
 //! namespace needs its maps, or a time namespace its offsets — through a short-lived stage-1
 //! child that joins/unshares and then clones the init with CLONE_PARENT, so the init is
-//! always our child. The init immediately execs a sealed memfd copy of this binary
-//! (`berth-runtime init`) and receives its instructions over a socketpair.
+//! always our child. The init runs the runtime's code (see `init`) until its last step, an
+//! exec through a sealed in-memory stub (see `execstub`), and talks to us over a socketpair.
 
 use crate::cgroups::Cgroup;
-use crate::init::{InitConfig, Mode, INIT_FD_ENV};
+use crate::init::{self, InitConfig, Mode};
 use crate::ipc::{self, FromInit, ToInit};
 use crate::state::{self, Container, Status};
 use crate::{hooks, spec, Error, Result};
 use nix::sys::signal::Signal;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -50,55 +49,6 @@ const NS_ORDER: [(LinuxNamespaceType, &str, libc::c_int); 8] = [
     (LinuxNamespaceType::Mount, "mnt", libc::CLONE_NEWNS),
 ];
 
-/// A sealed, executable in-memory copy of this binary for the init to exec.
-fn sealed_self() -> Result<OwnedFd> {
-    let name = c"berth-runtime";
-    const MFD_EXEC: libc::c_uint = 0x0010;
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: memfd_create with a static name.
-    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 {
-        // SAFETY: as above, for kernels without MFD_EXEC.
-        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return Err(Error::last_os("memfd_create for the init binary"));
-    }
-    // SAFETY: fresh fd.
-    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let exe = std::fs::File::open("/proc/self/exe")
-        .map_err(|e| Error::sys("opening /proc/self/exe", e))?;
-    let len = exe
-        .metadata()
-        .map_err(|e| Error::sys("stat /proc/self/exe", e))?
-        .len() as usize;
-    let mut left = len;
-    while left > 0 {
-        // SAFETY: sendfile between two fds we own.
-        let n = unsafe {
-            libc::sendfile(
-                memfd.as_raw_fd(),
-                exe.as_raw_fd(),
-                std::ptr::null_mut(),
-                left,
-            )
-        };
-        if n < 0 {
-            return Err(Error::last_os("copying the runtime binary into a memfd"));
-        }
-        if n == 0 {
-            break;
-        }
-        left -= n as usize;
-    }
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our memfd.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(Error::last_os("sealing the init binary memfd"));
-    }
-    Ok(memfd)
-}
-
 /// Raw clone(2) without a new stack: fork semantics plus namespace flags.
 fn raw_clone(flags: libc::c_int) -> Result<libc::pid_t> {
     // SAFETY: clone with a null stack behaves like fork; we are single-threaded.
@@ -118,40 +68,6 @@ fn raw_clone(flags: libc::c_int) -> Result<libc::pid_t> {
         )));
     }
     Ok(pid as libc::pid_t)
-}
-
-/// In a freshly cloned child: exec the sealed init binary with the channel fd. Never returns.
-fn exec_init(memfd: &OwnedFd, chan: &UnixStream) -> ! {
-    let fd = chan.as_raw_fd();
-    // SAFETY: clearing FD_CLOEXEC on our own fd.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    let argv0 = c"berth-runtime";
-    let arg1 = c"init";
-    let argv = [argv0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
-    let env = CString::new(format!("{INIT_FD_ENV}={fd}")).unwrap_or_default();
-    let envp = [env.as_ptr(), std::ptr::null()];
-    // SAFETY: valid NUL-terminated arrays; execveat only returns on failure.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            memfd.as_raw_fd(),
-            c"".as_ptr(),
-            argv.as_ptr(),
-            envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
-    }
-    let msg = format!(
-        "exec of the init binary failed: {}",
-        std::io::Error::last_os_error()
-    );
-    let mut c = match chan.try_clone() {
-        Ok(c) => c,
-        Err(_) => unsafe { libc::_exit(127) },
-    };
-    let _ = ipc::send(&mut c, &FromInit::Error(msg));
-    // SAFETY: leave without running destructors of the parent's state.
-    unsafe { libc::_exit(127) }
 }
 
 struct Namespaces {
@@ -248,7 +164,8 @@ fn write_timens_offsets(spec: &Spec) -> Result<()> {
 /// whose namespaces to join; `cgroup`: joined by stage 1 before cloning (exec).
 fn spawn_init(
     spec: &Spec,
-    memfd: &OwnedFd,
+    cfg: InitConfig,
+    stub: &OwnedFd,
     exec_into: Option<(&Container, &Spec)>,
 ) -> Result<(libc::pid_t, UnixStream)> {
     let (mut ours, theirs) =
@@ -266,7 +183,7 @@ fn spawn_init(
         if pid == 0 {
             // SAFETY: closing the parent's end in the child.
             unsafe { libc::close(ours_fd) };
-            exec_init(memfd, &theirs);
+            init::child_main(cfg, theirs, stub.as_raw_fd());
         }
         drop(theirs);
         return Ok((pid, ours));
@@ -314,7 +231,11 @@ fn spawn_init(
             }
             let pid = raw_clone(libc::CLONE_PARENT)?;
             if pid == 0 {
-                exec_init(memfd, &chan);
+                match chan.try_clone() {
+                    Ok(c) => init::child_main(cfg, c, stub.as_raw_fd()),
+                    // SAFETY: leave the forked child.
+                    Err(_) => unsafe { libc::_exit(1) },
+                }
             }
             Ok(pid)
         })();
@@ -537,28 +458,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
     } else {
         (None, None)
     };
-    let memfd = ipc::raise_fd(sealed_self()?, min_fd)?;
-    // The init inherits these fds across its exec of the init binary.
-    let inherit: Vec<RawFd> = fifo_fd
-        .iter()
-        .map(|f| f.as_raw_fd())
-        .chain(console_theirs.iter().map(|f| f.as_raw_fd()))
-        .collect();
-    for fd in &inherit {
-        ipc::set_cloexec(*fd, false)?;
-    }
-    let spawned = spawn_init(&spec, &memfd, None);
-    for fd in &inherit {
-        ipc::set_cloexec(*fd, true)?;
-    }
-    let (pid, chan) = spawned?;
-    let mut chan = ipc::raise_fd(chan, min_fd)?;
-    drop(memfd);
-    guard.pid = pid;
-    c.pid = pid;
-    c.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
-    c.cgroup.add_pid(pid)?;
-
+    let stub = ipc::raise_fd(crate::execstub::sealed()?, min_fd)?;
     let parent_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
@@ -573,9 +473,16 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         console_fd: console_theirs.as_ref().map(|f| f.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
         parent_hooks,
-        state: c.oci_state(Status::Created),
+        state: serde_json::Value::Null,
     };
-    ipc::send(&mut chan, &cfg)?;
+    let (pid, chan) = spawn_init(&spec, cfg, &stub, None)?;
+    let mut chan = ipc::raise_fd(chan, min_fd)?;
+    drop(stub);
+    guard.pid = pid;
+    c.pid = pid;
+    c.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
+    c.cgroup.add_pid(pid)?;
+    ipc::send(&mut chan, &ToInit::Go(c.oci_state(Status::Created)))?;
     loop {
         match ipc::recv::<FromInit>(&mut chan)? {
             Some(FromInit::Hooks) => {
@@ -1089,30 +996,23 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
     } else {
         (None, None)
     };
-    let memfd = ipc::raise_fd(sealed_self()?, min_fd)?;
-    if let Some(f) = &console_theirs {
-        ipc::set_cloexec(f.as_raw_fd(), false)?;
-    }
-    let spawned = spawn_init(&spec, &memfd, Some((&c, &cspec)));
-    if let Some(f) = &console_theirs {
-        ipc::set_cloexec(f.as_raw_fd(), true)?;
-    }
-    let (pid, chan) = spawned?;
-    let mut chan = ipc::raise_fd(chan, min_fd)?;
-    drop(memfd);
+    let stub = ipc::raise_fd(crate::execstub::sealed()?, min_fd)?;
     let cfg = InitConfig {
         mode: Mode::Exec,
         id: id.to_string(),
-        spec,
+        spec: spec.clone(),
         rootfs: c.rootfs.clone(),
         no_pivot: false,
         fifo_fd: None,
         console_fd: console_theirs.as_ref().map(|f| f.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
         parent_hooks: false,
-        state: c.oci_state(Status::Running),
+        state: serde_json::Value::Null,
     };
-    let sent = ipc::send(&mut chan, &cfg);
+    let (pid, chan) = spawn_init(&spec, cfg, &stub, Some((&c, &cspec)))?;
+    let mut chan = ipc::raise_fd(chan, min_fd)?;
+    drop(stub);
+    let sent = ipc::send(&mut chan, &ToInit::Go(c.oci_state(Status::Running)));
     let fail = |e: Error| {
         kill_pid(pid, Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);

@@ -9,12 +9,10 @@ use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Process, Spec};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-
-/// Environment variable carrying the init channel's fd number into the init.
-pub const INIT_FD_ENV: &str = "_BERTH_INIT_FD";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
@@ -43,35 +41,33 @@ pub struct InitConfig {
     pub state: serde_json::Value,
 }
 
-/// Entry point of `berth-runtime init` (never returns on success: it execs).
-pub fn main() -> ! {
-    let fd: RawFd = match std::env::var(INIT_FD_ENV).ok().and_then(|v| v.parse().ok()) {
-        Some(fd) => fd,
-        None => {
-            eprintln!("berth-runtime init: this command is internal to the runtime");
-            std::process::exit(2);
+/// Body of the container's init, in the child the runtime just cloned. Never returns: it
+/// execs the user's process (through the sealed exec stub) or exits 1 after reporting why.
+pub fn child_main(mut cfg: InitConfig, mut sock: UnixStream, stub: RawFd) -> ! {
+    // Nothing in the container may ptrace us or open /proc/<pid>/exe (the host binary) while
+    // we still run the runtime's code.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let err = match ipc::recv::<ToInit>(&mut sock) {
+        Ok(Some(ToInit::Go(state))) => {
+            cfg.state = state;
+            match run(&cfg, &mut sock, stub) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            }
         }
-    };
-    std::env::remove_var(INIT_FD_ENV);
-    let _ = ipc::set_cloexec(fd, true);
-    // SAFETY: the runtime passed us this fd for our exclusive use.
-    let mut sock = unsafe { UnixStream::from_raw_fd(fd) };
-    let err = match run(&mut sock) {
-        Ok(never) => match never {},
+        Ok(Some(ToInit::Abort(m))) => Error::Container(m),
+        Ok(_) => Error::Container("runtime closed the init channel".into()),
         Err(e) => e,
     };
     let _ = ipc::send(&mut sock, &FromInit::Error(err.to_string()));
-    std::process::exit(1);
+    // SAFETY: leave the forked child without running the runtime's destructors.
+    unsafe { libc::_exit(1) }
 }
 
 enum Never {}
 
-fn run(sock: &mut UnixStream) -> Result<Never> {
-    let cfg: InitConfig = ipc::recv(sock)?
-        .ok_or_else(|| Error::Container("runtime closed the init channel".into()))?;
-    for fd in [cfg.fifo_fd, cfg.console_fd].into_iter().flatten() {
-        ipc::set_cloexec(fd, true)?;
-    }
+fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
     let spec = &cfg.spec;
     let process = spec
         .process()
@@ -107,7 +103,9 @@ fn run(sock: &mut UnixStream) -> Result<Never> {
             match ipc::recv::<ToInit>(sock)? {
                 Some(ToInit::Continue) => {}
                 Some(ToInit::Abort(m)) => return Err(Error::Container(m)),
-                None => return Err(Error::Container("runtime went away".into())),
+                Some(ToInit::Go(_)) | None => {
+                    return Err(Error::Container("runtime went away".into()))
+                }
             }
         }
         let hooks = spec.hooks().as_ref();
@@ -199,17 +197,31 @@ fn run(sock: &mut UnixStream) -> Result<Never> {
     if r != 0 {
         return Err(Error::last_os("close_range"));
     }
-    let c_exe = cstr(exe.as_os_str().as_bytes())?;
-    let c_args: Vec<CString> = args
-        .iter()
-        .map(|a| cstr(a.as_bytes()))
-        .collect::<Result<_>>()?;
+    // The stub's argv is [path, argv0, argv1, ...].
+    let mut c_args: Vec<CString> = vec![cstr(exe.as_os_str().as_bytes())?];
+    for a in &args {
+        c_args.push(cstr(a.as_bytes())?);
+    }
     let c_env: Vec<CString> = env
         .iter()
         .map(|a| cstr(a.as_bytes()))
         .collect::<Result<_>>()?;
-    let e = nix::unistd::execve(&c_exe, &c_args, &c_env).unwrap_err();
-    Err(Error::sys(format!("exec {}", exe.display()), e))
+    let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of live C strings; execveat returns only on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            stub,
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Err(Error::last_os(format!("exec {}", exe.display())))
 }
 
 fn cstr(b: &[u8]) -> Result<CString> {

@@ -25,6 +25,8 @@ pub enum FromInit {
 /// Messages from the runtime to the init side.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
+    /// Start (the init is in its cgroup); carries the state document for in-container hooks.
+    Go(serde_json::Value),
     Continue,
     Abort(String),
 }

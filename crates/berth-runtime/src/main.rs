@@ -164,13 +164,6 @@ enum Cmd {
 }
 
 fn main() {
-    // The container init is this binary exec'd from a sealed memfd: skip argument parsing.
-    let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "init")
-        && std::env::var_os(berth_runtime::init::INIT_FD_ENV).is_some()
-    {
-        berth_runtime::init::main();
-    }
     let cli = Cli::parse();
     if let Err(e) = log::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!("berth-runtime: cannot open log file: {e}");
