@@ -129,8 +129,45 @@ pub fn parse_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
     Ok(out)
 }
 
+/// The v1 controller keeps a default (allow or deny, set by `a` rules) and a list of
+/// exceptions; a rule agreeing with the default only removes an exception with exactly the same
+/// type and numbers. So a rule that is narrower than an earlier wildcard exception (e.g. `deny c
+/// 1:5` after `allow c 1:*` in deny-by-default mode) would silently do nothing: refuse it.
+pub fn check_v1_expressible(rules: &[DeviceRule]) -> Result<()> {
+    let mut default_allow = false;
+    let mut exceptions: Vec<&DeviceRule> = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        if r.kind == DevKind::All {
+            default_allow = r.allow;
+            exceptions.clear();
+            continue;
+        }
+        if r.allow != default_allow {
+            exceptions.push(r);
+            continue;
+        }
+        let covers = |e: &&&DeviceRule| {
+            e.kind == r.kind
+                && (e.major.is_none() || e.major == r.major)
+                && (e.minor.is_none() || e.minor == r.minor)
+                && !(e.major == r.major && e.minor == r.minor)
+        };
+        if let Some(e) = exceptions.iter().find(covers) {
+            return Err(Error::InvalidArgument(format!(
+                "linux.resources.devices[{i}] ({} {}) narrows the earlier wildcard rule ({} {}), which cgroup v1 cannot express; list the devices individually",
+                if r.allow { "allow" } else { "deny" },
+                r.v1_line(),
+                if e.allow { "allow" } else { "deny" },
+                e.v1_line()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Apply the rules on a v1 `devices` cgroup directory: `devices.deny a`, then each rule in order.
 pub(crate) fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
+    check_v1_expressible(rules)?;
     super::fs::write(dir, "devices.deny", "a")?;
     for r in rules {
         let file = if r.allow {
@@ -551,7 +588,11 @@ mod tests {
         ];
         let prog = bpf_program(&rules);
         assert_eq!(run(&prog, 2, RW, 1, 3), 1);
-        assert_eq!(run(&prog, 2, ACC_READ as u32, 1, 5), 1, "read of 1:5 allowed");
+        assert_eq!(
+            run(&prog, 2, ACC_READ as u32, 1, 5),
+            1,
+            "read of 1:5 allowed"
+        );
         assert_eq!(run(&prog, 2, RW, 1, 5), 0, "write of 1:5 denied");
         assert_eq!(run(&prog, 1, ACC_READ as u32, 8, 0), 1);
         assert_eq!(run(&prog, 1, RW, 8, 0), 0, "block write not allowed");
@@ -564,5 +605,36 @@ mod tests {
         assert_eq!(r[0].v1_line(), "a *:* rwm");
         assert_eq!(r[1].v1_line(), "c 1:3 rwm");
         assert_eq!(r[9].v1_line(), "c 136:* rwm");
+        assert!(check_v1_expressible(&r).is_ok());
+    }
+
+    #[test]
+    fn v1_refuses_narrowing_a_wildcard() {
+        let rule = |allow, major, minor| DeviceRule {
+            allow,
+            kind: DevKind::Char,
+            major: Some(major),
+            minor,
+            access: ACC_ALL,
+        };
+        let all = |allow| DeviceRule {
+            allow,
+            kind: DevKind::All,
+            major: None,
+            minor: None,
+            access: ACC_ALL,
+        };
+        // deny a; allow c 1:*; deny c 1:5 => not expressible.
+        let bad = [all(false), rule(true, 1, None), rule(false, 1, Some(5))];
+        let err = check_v1_expressible(&bad).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("devices[2]")));
+        // Exact matches and a reset by an "a" rule are fine.
+        let ok = [all(false), rule(true, 1, Some(5)), rule(false, 1, Some(5))];
+        assert!(check_v1_expressible(&ok).is_ok());
+        let ok = [rule(true, 1, None), all(false), rule(false, 1, Some(5))];
+        assert!(check_v1_expressible(&ok).is_ok());
+        // Allow-by-default: deny c 1:* then allow c 1:3 is not expressible.
+        let bad = [all(true), rule(false, 1, None), rule(true, 1, Some(3))];
+        assert!(check_v1_expressible(&bad).is_err());
     }
 }

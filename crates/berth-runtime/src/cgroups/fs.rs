@@ -95,7 +95,11 @@ pub(crate) fn parse_flat_keyed(s: &str) -> BTreeMap<String, u64> {
     for line in s.lines() {
         let mut it = line.split_whitespace();
         if let (Some(k), Some(v), None) = (it.next(), it.next(), it.next()) {
-            let v = if v == "max" { Some(u64::MAX) } else { v.parse().ok() };
+            let v = if v == "max" {
+                Some(u64::MAX)
+            } else {
+                v.parse().ok()
+            };
             match v {
                 Some(v) => {
                     out.insert(k.to_string(), v);

@@ -62,13 +62,13 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 pub use devices::{
-    bpf_program, docker_default_rules, load_program, parse_rules as parse_device_rules,
-    BpfInsn, DevKind, DeviceRule,
+    bpf_program, check_v1_expressible, docker_default_rules, load_program,
+    parse_rules as parse_device_rules, BpfInsn, DevKind, DeviceRule,
 };
 pub use path::map_cgroups_path;
 pub use stats::{
-    BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats,
-    PidsStats, Stats, Throttling,
+    BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,
+    Stats, Throttling,
 };
 pub use v2::{blkio_weight_to_io, shares_to_weight, swap_max};
 
@@ -127,11 +127,13 @@ impl Layout {
                 e,
             )
         })?;
-        Ok(if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
-            Layout::V2
-        } else {
-            Layout::V1
-        })
+        Ok(
+            if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+                Layout::V2
+            } else {
+                Layout::V1
+            },
+        )
     }
 }
 
@@ -181,7 +183,9 @@ fn unescape_mountinfo(s: &str) -> String {
         if b[i] == b'\\' && i + 4 <= b.len() {
             let oct = &b[i + 1..i + 4];
             if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = oct.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                let v = oct
+                    .iter()
+                    .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
                 if let Ok(v) = u8::try_from(v) {
                     out.push(v);
                     i += 4;
@@ -394,10 +398,7 @@ impl Cgroup {
                     Ok(()) => tracing::debug!(dir = %cur.display(), "created cgroup"),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => {
-                        return Err(Error::sys(
-                            format!("cgroup: mkdir {}", cur.display()),
-                            e,
-                        ))
+                        return Err(Error::sys(format!("cgroup: mkdir {}", cur.display()), e))
                     }
                 }
                 if cpuset {
@@ -525,10 +526,7 @@ impl Cgroup {
             Layout::V2 => stats::v2_all(&self.v2_dir()?),
             Layout::V1 => {
                 let mut s = Stats {
-                    cpu: stats::v1_cpu(
-                        self.dir("cpuacct").as_deref(),
-                        self.dir("cpu").as_deref(),
-                    )?,
+                    cpu: stats::v1_cpu(self.dir("cpuacct").as_deref(), self.dir("cpu").as_deref())?,
                     ..Default::default()
                 };
                 if let Some(d) = self.dir("memory") {
@@ -556,9 +554,12 @@ impl Cgroup {
                 return fs::write(&d, "cgroup.kill", "1");
             }
         }
-        // Freeze first so nothing forks between listing and signalling.
+        // Freeze first so nothing forks between listing and signalling. A cgroup that was
+        // already frozen (a paused container) stays frozen, except for SIGKILL, which frozen
+        // v1 tasks only act on once thawed.
+        let was_frozen = self.is_frozen().unwrap_or(false);
         let frozen = match self.freeze() {
-            Ok(()) => true,
+            Ok(()) => !was_frozen || sig == Signal::SIGKILL,
             Err(e) => {
                 tracing::warn!(cgroup = %self.path, error = %e, "cannot freeze before signalling; signalling unfrozen");
                 false
@@ -658,9 +659,9 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
         Err(e) => return Err(Error::io(procs, e)),
     };
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let pid = line.parse::<i32>().map_err(|e| {
-            Error::Cgroup(format!("{}: bad pid {line:?}: {e}", procs.display()))
-        })?;
+        let pid = line
+            .parse::<i32>()
+            .map_err(|e| Error::Cgroup(format!("{}: bad pid {line:?}: {e}", procs.display())))?;
         out.push(pid);
     }
     let rd = match std::fs::read_dir(dir) {
@@ -696,7 +697,9 @@ fn remove_tree(dir: &Path) -> Result<()> {
                 return Ok(());
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < DESTROY_TIMEOUT => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < DESTROY_TIMEOUT =>
+            {
                 sleep_ms(10)
             }
             Err(e) => {

@@ -72,7 +72,14 @@ fn systemd_path(raw: &str) -> Result<String> {
             "systemd style \"slice:prefix:name\" needs a non-empty name",
         ));
     }
-    let parent = expand_slice(raw, if slice.is_empty() { "system.slice" } else { slice })?;
+    let parent = expand_slice(
+        raw,
+        if slice.is_empty() {
+            "system.slice"
+        } else {
+            slice
+        },
+    )?;
     let unit = if let Some(base) = name.strip_suffix(".slice") {
         if base.is_empty() {
             return Err(invalid(raw, "\".slice\" is not a valid unit name"));
@@ -120,11 +127,26 @@ mod tests {
 
     #[test]
     fn default_and_plain_paths() {
-        assert_eq!(map_cgroups_path(None, "c1").ok().as_deref(), Some("/berth/c1"));
-        assert_eq!(map_cgroups_path(Some(""), "c1").ok().as_deref(), Some("/berth/c1"));
-        assert_eq!(map_cgroups_path(Some("/a/b"), "x").ok().as_deref(), Some("/a/b"));
-        assert_eq!(map_cgroups_path(Some("a/b/"), "x").ok().as_deref(), Some("/a/b"));
-        assert_eq!(map_cgroups_path(Some("a//./b"), "x").ok().as_deref(), Some("/a/b"));
+        assert_eq!(
+            map_cgroups_path(None, "c1").ok().as_deref(),
+            Some("/berth/c1")
+        );
+        assert_eq!(
+            map_cgroups_path(Some(""), "c1").ok().as_deref(),
+            Some("/berth/c1")
+        );
+        assert_eq!(
+            map_cgroups_path(Some("/a/b"), "x").ok().as_deref(),
+            Some("/a/b")
+        );
+        assert_eq!(
+            map_cgroups_path(Some("a/b/"), "x").ok().as_deref(),
+            Some("/a/b")
+        );
+        assert_eq!(
+            map_cgroups_path(Some("a//./b"), "x").ok().as_deref(),
+            Some("/a/b")
+        );
     }
 
     #[test]
@@ -141,15 +163,21 @@ mod tests {
     #[test]
     fn systemd_style() {
         assert_eq!(
-            map_cgroups_path(Some("system.slice:docker:abc"), "x").ok().as_deref(),
+            map_cgroups_path(Some("system.slice:docker:abc"), "x")
+                .ok()
+                .as_deref(),
             Some("/system.slice/docker-abc.scope")
         );
         assert_eq!(
-            map_cgroups_path(Some("user-1000.slice:berth:abc"), "x").ok().as_deref(),
+            map_cgroups_path(Some("user-1000.slice:berth:abc"), "x")
+                .ok()
+                .as_deref(),
             Some("/user.slice/user-1000.slice/berth-abc.scope")
         );
         assert_eq!(
-            map_cgroups_path(Some("a-b-c.slice::n"), "x").ok().as_deref(),
+            map_cgroups_path(Some("a-b-c.slice::n"), "x")
+                .ok()
+                .as_deref(),
             Some("/a.slice/a-b.slice/a-b-c.slice/n.scope")
         );
         assert_eq!(
@@ -161,10 +189,17 @@ mod tests {
             Some("/p-n.scope")
         );
         assert_eq!(
-            map_cgroups_path(Some("machine.slice:p:inner.slice"), "x").ok().as_deref(),
+            map_cgroups_path(Some("machine.slice:p:inner.slice"), "x")
+                .ok()
+                .as_deref(),
             Some("/machine.slice/inner.slice")
         );
-        for bad in ["nosuffix:p:n", "a--b.slice:p:n", "-a.slice:p:n", "x.slice:p:"] {
+        for bad in [
+            "nosuffix:p:n",
+            "a--b.slice:p:n",
+            "-a.slice:p:n",
+            "x.slice:p:",
+        ] {
             assert!(map_cgroups_path(Some(bad), "x").is_err(), "{bad:?}");
         }
     }

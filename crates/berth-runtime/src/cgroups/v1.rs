@@ -93,7 +93,13 @@ fn memory(d: &Path, m: &LinuxMemory) -> Result<()> {
     }
     let swap = swap.filter(|_| have_memsw);
     let as_u64 = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
-    let lim_s = |v: i64| if v < 0 { "-1".to_string() } else { v.to_string() };
+    let lim_s = |v: i64| {
+        if v < 0 {
+            "-1".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     match (limit, swap) {
         (Some(l), Some(s)) => {
             // memsw must stay >= limit at every step: raise memsw first when growing.
@@ -150,7 +156,11 @@ fn cpu(cg: &Cgroup, c: &LinuxCpu) -> Result<()> {
             write(&d, "cpu.cfs_period_us", &p.to_string())?;
         }
         if let Some(q) = c.quota() {
-            let v = if q <= 0 { "-1".to_string() } else { q.to_string() };
+            let v = if q <= 0 {
+                "-1".to_string()
+            } else {
+                q.to_string()
+            };
             write(&d, "cpu.cfs_quota_us", &v)?;
         }
         if let Some(b) = c.burst() {
@@ -208,9 +218,18 @@ fn blkio(d: &Path, b: &LinuxBlockIo) -> Result<()> {
         }
     }
     for (list, file) in [
-        (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device"),
-        (b.throttle_write_bps_device(), "blkio.throttle.write_bps_device"),
-        (b.throttle_read_iops_device(), "blkio.throttle.read_iops_device"),
+        (
+            b.throttle_read_bps_device(),
+            "blkio.throttle.read_bps_device",
+        ),
+        (
+            b.throttle_write_bps_device(),
+            "blkio.throttle.write_bps_device",
+        ),
+        (
+            b.throttle_read_iops_device(),
+            "blkio.throttle.read_iops_device",
+        ),
         (
             b.throttle_write_iops_device(),
             "blkio.throttle.write_iops_device",

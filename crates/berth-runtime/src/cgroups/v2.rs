@@ -4,8 +4,8 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
-use super::fs::{exists, read_opt, write};
 use super::devices;
+use super::fs::{exists, read_opt, write};
 use crate::{Error, Result};
 
 /// cgroup v1 `cpu.shares` (2..=262144, default 1024) to v2 `cpu.weight` (1..=10000, default 100).
@@ -98,7 +98,13 @@ pub(crate) fn apply(d: &Path, r: &LinuxResources) -> Result<()> {
 }
 
 fn memory(d: &Path, m: &LinuxMemory) -> Result<()> {
-    let lim = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
+    let lim = |v: i64| {
+        if v < 0 {
+            "max".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     if let Some(l) = m.limit() {
         write(d, "memory.max", &lim(l))?;
     }
@@ -117,10 +123,14 @@ fn memory(d: &Path, m: &LinuxMemory) -> Result<()> {
         tracing::warn!("linux.resources.memory.swappiness has no cgroup v2 equivalent; ignored");
     }
     if m.disable_oom_killer() == Some(true) {
-        tracing::warn!("linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent; ignored");
+        tracing::warn!(
+            "linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent; ignored"
+        );
     }
     if m.kernel().is_some() || m.kernel_tcp().is_some() {
-        tracing::warn!("linux.resources.memory.kernel/kernelTCP are not supported on cgroup v2; ignored");
+        tracing::warn!(
+            "linux.resources.memory.kernel/kernelTCP are not supported on cgroup v2; ignored"
+        );
     }
     Ok(())
 }
