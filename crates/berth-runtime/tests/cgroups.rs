@@ -753,3 +753,75 @@ fn cgroup_root_v2_device_filter() {
     cg.destroy().unwrap();
     assert!(!cg.dirs()[0].exists());
 }
+
+/// Spawn `sh -c 'read x; exec <cmd>'`, move it into the cgroup, let it exec.
+fn spawn_in(cg: &Cgroup, cmd: &str, comm: &str) -> std::process::Child {
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("read x; exec {cmd}")])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    cg.add_pid(pid).unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    wait_until("exec", || {
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+    });
+    child
+}
+
+#[test]
+fn cgroup_root_v1_kill_keeps_paused_cgroup_frozen() {
+    if let Some(why) = host_v1() {
+        println!("skipped: {why}");
+        return;
+    }
+    let cg = Cgroup::resolve(Some(&unique("paused")), "paused").unwrap();
+    cg.create().unwrap();
+    let _cleanup = Cleanup(cg.clone());
+    let mut child = spawn_in(&cg, "sleep 30", "sleep");
+    cg.freeze().unwrap();
+    cg.kill_all(Signal::SIGTERM).unwrap();
+    // Still paused, and the process has not acted on the signal yet.
+    assert!(cg.is_frozen().unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(child.try_wait().unwrap().is_none());
+    cg.thaw().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGTERM)
+    );
+}
+
+#[test]
+fn cgroup_root_v1_memory_limit_below_usage_names_file() {
+    if let Some(why) = host_v1() {
+        println!("skipped: {why}");
+        return;
+    }
+    if Command::new("python3").arg("-c").arg("").status().is_err() {
+        println!("skipped: needs python3 to allocate memory");
+        return;
+    }
+    let cg = Cgroup::resolve(Some(&unique("below")), "below").unwrap();
+    cg.create().unwrap();
+    let _cleanup = Cleanup(cg.clone());
+    let _child = spawn_in(
+        &cg,
+        "python3 -c 'import time; b = bytearray(24 << 20); time.sleep(30)'",
+        "python3",
+    );
+    wait_until("24 MiB charged", || {
+        cg.stats().is_ok_and(|s| s.memory.usage.usage > 20 << 20)
+    });
+    // No swap here: the kernel cannot reclaim anonymous memory and refuses the limit.
+    let e = cg
+        .apply(&resources(r#"{"memory":{"limit":1048576}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("memory.limit_in_bytes") && e.contains("\"1048576\""),
+        "{e}"
+    );
+}
