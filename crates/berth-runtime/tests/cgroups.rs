@@ -807,7 +807,7 @@ fn cgroup_root_v1_memory_limit_below_usage_names_file() {
     let cg = Cgroup::resolve(Some(&unique("below")), "below").unwrap();
     cg.create().unwrap();
     let _cleanup = Cleanup(cg.clone());
-    let _child = spawn_in(
+    let mut child = spawn_in(
         &cg,
         "python3 -c 'import time; b = bytearray(24 << 20); time.sleep(30)'",
         "python3",
@@ -824,4 +824,6 @@ fn cgroup_root_v1_memory_limit_below_usage_names_file() {
         e.contains("memory.limit_in_bytes") && e.contains("\"1048576\""),
         "{e}"
     );
+    cg.kill_all(Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
 }
