@@ -166,7 +166,9 @@ fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
 }
 
 fn fs_type(p: &Path) -> Option<nix::sys::statfs::FsType> {
-    nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type())
+    nix::sys::statfs::statfs(p)
+        .ok()
+        .map(|s| s.filesystem_type())
 }
 
 // ---------------------------------------------------------------- no root needed
@@ -800,4 +802,110 @@ fn masking_refuses_symlinked_dev_null() {
     let target = f.clone();
     masking_with_fake_dev_null(move |p| std::os::unix::fs::symlink(&target, p).unwrap());
     assert_eq!(fs::read_to_string(&f).unwrap(), "canary");
+}
+
+/// The optional fields (`shared:N`, `master:N`) of the topmost mount at `point`.
+fn propagation_tags(point: &str) -> Option<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .rev()
+        .filter_map(|l| {
+            let (a, _) = l.split_once(" - ")?;
+            let a: Vec<&str> = a.split(' ').collect();
+            (a.get(4) == Some(&point)).then(|| a.get(6..).map(|t| t.join(" ")).unwrap_or_default())
+        })
+        .next()
+}
+
+#[test]
+fn userns_devices_are_bind_mounted_host_nodes() {
+    require_root!();
+    let t = TempDir::new("userns-dev");
+    let rootfs = make_rootfs(t.path());
+    let s = spec(
+        r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},
+        "mounts":[{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","mode=755"]}]}"#,
+    );
+    let res = in_child(CloneFlags::CLONE_NEWNS, || {
+        // in_userns=true takes the bind path even though we are real root here.
+        rootfs::prepare(&s, &rootfs, true).map_err(|e| format!("prepare: {e}"))?;
+        let null = rootfs.join("dev/null");
+        let md = fs::metadata(&null).map_err(|e| e.to_string())?;
+        check(
+            md.file_type().is_char_device() && md.rdev() == libc::makedev(1, 3),
+            "/dev/null is not the host's 1:3",
+        )?;
+        let point = null.to_string_lossy().to_string();
+        check(
+            mountinfo().iter().any(|e| e.point == point),
+            "/dev/null is not a bind mount",
+        )?;
+        Ok("bound".into())
+    });
+    assert_eq!(res, Ok("bound".to_string()));
+}
+
+#[test]
+fn root_propagation_is_applied_last() {
+    require_root!();
+    for (prop, want_shared) in [("rshared", true), ("rprivate", false)] {
+        let t = TempDir::new("prop");
+        let rootfs = make_rootfs(t.path());
+        let s = spec(&format!(
+            r#"{{"ociVersion":"1.2.0","root":{{"path":"rootfs"}},
+            "mounts":[{{"destination":"/proc","type":"proc","source":"proc"}}],
+            "linux":{{"rootfsPropagation":"{prop}"}}}}"#
+        ));
+        let res = in_child(CloneFlags::CLONE_NEWNS, || {
+            rootfs::prepare(&s, &rootfs, false).map_err(|e| format!("prepare: {e}"))?;
+            // Before finish nothing is shared, whatever was asked for.
+            let rs = rootfs.to_string_lossy().to_string();
+            let tags = propagation_tags(&rs).ok_or("rootfs is not a mount point")?;
+            check(
+                !tags.contains("shared:"),
+                format!("rootfs shared before finish: {tags}"),
+            )?;
+            rootfs::enter(&rootfs, false).map_err(|e| format!("enter: {e}"))?;
+            rootfs::finish(&s, false, false).map_err(|e| format!("finish: {e}"))?;
+            propagation_tags("/").ok_or_else(|| "no / in mountinfo".to_string())
+        });
+        let tags = res.unwrap();
+        assert_eq!(tags.contains("shared:"), want_shared, "{prop}: {tags:?}");
+    }
+}
+
+#[test]
+fn invalid_config_fails_before_any_mount() {
+    require_root!();
+    let t = TempDir::new("invalid");
+    let rootfs = make_rootfs(t.path());
+    for (json, field) in [
+        (
+            r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"linux":{"rootfsPropagation":"sideways"}}"#,
+            "linux.rootfsPropagation",
+        ),
+        (
+            r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"mounts":[
+              {"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["nosuid","rw=1"]}]}"#,
+            "mounts[0].options[1]",
+        ),
+    ] {
+        let s = spec(json);
+        let res = in_child(CloneFlags::CLONE_NEWNS, || {
+            let before = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            let e = match rootfs::prepare(&s, &rootfs, false) {
+                Ok(()) => return Ok("accepted".into()),
+                Err(e) => e,
+            };
+            let after = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            check(before == after, "prepare changed mounts before failing")?;
+            check(
+                matches!(e, berth_runtime::Error::InvalidConfig { .. }),
+                format!("not InvalidConfig: {e:?}"),
+            )?;
+            Err(e.to_string())
+        });
+        let e = res.unwrap_err();
+        assert!(e.contains(field), "{e}");
+    }
 }

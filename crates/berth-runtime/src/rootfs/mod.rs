@@ -15,8 +15,9 @@
 //!    4. /dev content: null, zero, full, random, urandom, tty and `linux.devices` (mknod, or a
 //!       bind of the host node onto an empty file in a user namespace), /dev/ptmx -> pts/ptmx,
 //!       /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr. Skipped when the spec bind-mounts
-//!       something onto /dev (it would write into a host directory). /dev/console is the
-//!       console code's job.
+//!       something onto /dev (it would write into a host directory). Existing entries are left
+//!       as they are (a bogus /dev/null is caught by [`finish`]); /dev/core is not created;
+//!       /dev/console is the console code's job.
 //! 2. [`enter`]: pivot_root into the rootfs and detach the old root, or with `no_pivot`
 //!    (rootfs on initramfs) MS_MOVE it onto "/" and chroot. Afterwards cwd is "/".
 //! 3. [`finish`]: `linux.sysctl`, `linux.maskedPaths`, `linux.readonlyPaths`,
@@ -46,6 +47,23 @@
 //! - Masking binds the container's /dev/null only after fstat shows it is the character
 //!   device 1:3 and not a symlink; otherwise finish fails rather than bind some other file.
 //! - sysctl keys are plain dotted names (no `/`, `..`), and only namespaced keys are accepted.
+//!
+//! # Spec mounts
+//!
+//! Options are parsed by [`parse_mount_options`] (config validation calls
+//! [`parse_spec_mount_options`] first, so a bad option fails before anything is created).
+//! For each mount, in order:
+//!
+//! - bind mounts (`bind`/`rbind` option or type `bind`): the destination is a directory made
+//!   with [`mkdir_all_in_root`] when the source is a directory, else an empty file created with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW` in its parent's fd. `MS_BIND` (`|MS_REC` for rbind), then a
+//!   `MS_REMOUNT|MS_BIND` pass for ro/nosuid/nodev/noexec/atime flags (retried with the
+//!   mount's locked flags on EPERM, for user namespaces);
+//! - proc and sysfs: the symlink checks above, then mount(2);
+//! - cgroup: see below; anything else (tmpfs, devpts, mqueue, ...): mount(2) with the flags
+//!   and the data options joined by commas;
+//! - then recursive attributes (`rro`, `rnosuid`, ...) with mount_setattr(AT_RECURSIVE), and
+//!   each propagation option in its own mount(2) call.
 //!
 //! # cgroup mounts
 //!
@@ -167,11 +185,13 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
     // 2. The rootfs becomes a mount point.
     bind_self(rootfs)?;
     let root = open_dir(rootfs)?;
+    // The kernel's name for the rootfs, for the "is it inside" check of proc/sysfs targets.
+    let canonical = std::fs::canonicalize(rootfs).map_err(|e| Error::io(rootfs, e))?;
 
     // 3. Spec mounts, in order.
     let spec_mounts = spec.mounts().clone().unwrap_or_default();
     for (i, m) in spec_mounts.iter().enumerate() {
-        mounts::mount_one(root.as_fd(), rootfs, i, m)?;
+        mounts::mount_one(root.as_fd(), &canonical, i, m)?;
     }
 
     // 4. /dev content.
