@@ -362,6 +362,55 @@ pub struct Created {
     pub console: Option<UnixStream>,
 }
 
+/// The spec's resources plus device-cgroup rules for the devices the runtime itself makes in
+/// /dev (null, zero, full, random, urandom, tty, console, ptmx, pts) and the spec's
+/// `linux.devices`, and mknod of any node (access still needs a rule). Appended after the
+/// spec's own rules, like runc, so a default "deny all" does not break /dev.
+pub fn effective_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let linux = spec.linux().as_ref();
+    let mut r = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let mut rules = r.devices().clone().unwrap_or_default();
+    if rules.is_empty() {
+        return r;
+    }
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(typ));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some(access.to_string()));
+        d
+    };
+    rules.push(rule(LinuxDeviceType::C, None, None, "m"));
+    rules.push(rule(LinuxDeviceType::B, None, None, "m"));
+    for (maj, min) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(rule(LinuxDeviceType::C, Some(maj), Some(min), "rwm"));
+    }
+    rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm"));
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        rules.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    r.set_devices(Some(rules));
+    r
+}
+
 /// Create a container. `wait_fifo`: hold the init until `start` (create) or let it exec as
 /// soon as it is ready (run).
 pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
@@ -425,9 +474,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
 
     c.cgroup.create()?;
     guard.cgroup = Some(c.cgroup.clone());
-    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        c.cgroup.apply(r)?;
-    }
+    c.cgroup.apply(&effective_resources(&spec))?;
     let min_fd = 3 + opts.preserve_fds as RawFd;
     let fifo_fd = if wait_fifo {
         let fifo = c.fifo();

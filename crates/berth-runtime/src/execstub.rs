@@ -21,20 +21,68 @@ const BASE: u64 = 0x40_0000;
 #[cfg(target_arch = "x86_64")]
 fn code() -> (u16, Vec<u8>) {
     let mut c: Vec<u8> = vec![
-        0x48, 0x8b, 0x7c, 0x24, 0x08, // mov rdi, [rsp+8]        ; argv[0] = path
-        0x48, 0x8d, 0x74, 0x24, 0x10, // lea rsi, [rsp+16]       ; &argv[1]
-        0x48, 0x8b, 0x04, 0x24, // mov rax, [rsp]                ; argc
-        0x48, 0x8d, 0x54, 0xc4, 0x10, // lea rdx, [rsp+rax*8+16] ; envp
-        0xb8, 0x3b, 0x00, 0x00, 0x00, // mov eax, 59 (execve)
-        0x0f, 0x05, // syscall
-        0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi, 2
-        0x48, 0x8d, 0x35, 0x18, 0x00, 0x00, 0x00, // lea rsi, [rip+0x18] ; MSG
-        0xba, MSG.len() as u8, 0x00, 0x00, 0x00, // mov edx, len
-        0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax, 1 (write)
-        0x0f, 0x05, // syscall
-        0xbf, 0x7f, 0x00, 0x00, 0x00, // mov edi, 127
-        0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax, 231 (exit_group)
-        0x0f, 0x05, // syscall
+        0x48,
+        0x8b,
+        0x7c,
+        0x24,
+        0x08, // mov rdi, [rsp+8]        ; argv[0] = path
+        0x48,
+        0x8d,
+        0x74,
+        0x24,
+        0x10, // lea rsi, [rsp+16]       ; &argv[1]
+        0x48,
+        0x8b,
+        0x04,
+        0x24, // mov rax, [rsp]                ; argc
+        0x48,
+        0x8d,
+        0x54,
+        0xc4,
+        0x10, // lea rdx, [rsp+rax*8+16] ; envp
+        0xb8,
+        0x3b,
+        0x00,
+        0x00,
+        0x00, // mov eax, 59 (execve)
+        0x0f,
+        0x05, // syscall
+        0xbf,
+        0x02,
+        0x00,
+        0x00,
+        0x00, // mov edi, 2
+        0x48,
+        0x8d,
+        0x35,
+        0x18,
+        0x00,
+        0x00,
+        0x00, // lea rsi, [rip+0x18] ; MSG
+        0xba,
+        MSG.len() as u8,
+        0x00,
+        0x00,
+        0x00, // mov edx, len
+        0xb8,
+        0x01,
+        0x00,
+        0x00,
+        0x00, // mov eax, 1 (write)
+        0x0f,
+        0x05, // syscall
+        0xbf,
+        0x7f,
+        0x00,
+        0x00,
+        0x00, // mov edi, 127
+        0xb8,
+        0xe7,
+        0x00,
+        0x00,
+        0x00, // mov eax, 231 (exit_group)
+        0x0f,
+        0x05, // syscall
     ];
     debug_assert_eq!(c.len(), 0x3e);
     c.extend_from_slice(MSG);
@@ -44,21 +92,21 @@ fn code() -> (u16, Vec<u8>) {
 #[cfg(target_arch = "aarch64")]
 fn code() -> (u16, Vec<u8>) {
     let words: [u32; 15] = [
-        0xF940_07E0,                          // ldr x0, [sp, #8]
-        0x9100_43E1,                          // add x1, sp, #16
-        0xF940_03E2,                          // ldr x2, [sp]
-        0x8B22_6FE2,                          // add x2, sp, x2, uxtx #3
-        0x9100_4042,                          // add x2, x2, #16
-        0xD280_1BA8,                          // mov x8, #221 (execve)
-        0xD400_0001,                          // svc #0
-        0xD280_0040,                          // mov x0, #2
-        0x1000_00E1,                          // adr x1, MSG (+0x1c)
+        0xF940_07E0,                             // ldr x0, [sp, #8]
+        0x9100_43E1,                             // add x1, sp, #16
+        0xF940_03E2,                             // ldr x2, [sp]
+        0x8B22_6FE2,                             // add x2, sp, x2, uxtx #3
+        0x9100_4042,                             // add x2, x2, #16
+        0xD280_1BA8,                             // mov x8, #221 (execve)
+        0xD400_0001,                             // svc #0
+        0xD280_0040,                             // mov x0, #2
+        0x1000_00E1,                             // adr x1, MSG (+0x1c)
         0xD280_0002 | ((MSG.len() as u32) << 5), // mov x2, #len
-        0xD280_0808,                          // mov x8, #64 (write)
-        0xD400_0001,                          // svc #0
-        0xD280_0FE0,                          // mov x0, #127
-        0xD280_0BC8,                          // mov x8, #94 (exit_group)
-        0xD400_0001,                          // svc #0
+        0xD280_0808,                             // mov x8, #64 (write)
+        0xD400_0001,                             // svc #0
+        0xD280_0FE0,                             // mov x0, #127
+        0xD280_0BC8,                             // mov x8, #94 (exit_group)
+        0xD400_0001,                             // svc #0
     ];
     let mut c = Vec::new();
     for w in words {
@@ -166,7 +214,9 @@ mod tests {
             .unwrap();
         let _ = std::fs::remove_file(&p);
         assert_eq!(out.status.code(), Some(127));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("exec of the container process failed"));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("exec of the container process failed")
+        );
     }
 
     #[test]
@@ -174,7 +224,10 @@ mod tests {
         let fd = sealed().unwrap();
         let r = unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) };
         assert_eq!(r, -1);
-        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EPERM)
+        );
     }
 
     use std::os::unix::process::CommandExt;
