@@ -160,6 +160,15 @@ fn bind_self(rootfs: &Path) -> Result<()> {
 /// In the container's new mount namespace, before pivot_root. `rootfs` is the absolute host
 /// path of the bundle's root. See the module docs for the steps.
 pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
+    let new_cgroupns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|v| {
+            v.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup && n.path().is_none()
+            })
+        });
     if !rootfs.is_absolute() {
         return Err(Error::InvalidArgument(format!(
             "rootfs path {} must be absolute",
@@ -191,7 +200,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
     // 3. Spec mounts, in order.
     let spec_mounts = spec.mounts().clone().unwrap_or_default();
     for (i, m) in spec_mounts.iter().enumerate() {
-        mounts::mount_one(root.as_fd(), &canonical, i, m)?;
+        mounts::mount_one(root.as_fd(), &canonical, i, m, new_cgroupns)?;
     }
 
     // 4. /dev content.

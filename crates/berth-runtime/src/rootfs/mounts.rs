@@ -39,7 +39,13 @@ fn is_root(dest: &Path) -> bool {
 }
 
 /// Mount `m` (the spec's `mounts[i]`) inside the rootfs whose mount root is `root`.
-pub(crate) fn mount_one(root: BorrowedFd, rootfs: &Path, i: usize, m: &Mount) -> Result<()> {
+pub(crate) fn mount_one(
+    root: BorrowedFd,
+    rootfs: &Path,
+    i: usize,
+    m: &Mount,
+    new_cgroupns: bool,
+) -> Result<()> {
     let opts = parse_mount_options(m.options().as_deref().unwrap_or_default())
         .map_err(|e| prefix_field(e, &format!("mounts[{i}].")))?;
     let dest = m.destination();
@@ -81,7 +87,7 @@ pub(crate) fn mount_one(root: BorrowedFd, rootfs: &Path, i: usize, m: &Mount) ->
                 let target = open_special_target(root, rootfs, i, &rel_dest, typ)?;
                 fs_mount(i, m, typ, &target, &opts)?;
             }
-            "cgroup" | "cgroup2" => cgroup_mount(root, i, &rel_dest, &opts)?,
+            "cgroup" | "cgroup2" => cgroup_mount(root, i, &rel_dest, &opts, new_cgroupns)?,
             _ => {
                 let target = mkdir_all_in_root(root, &rel_dest, 0o755)?;
                 fs_mount(i, m, typ, &target, &opts)?;
@@ -305,10 +311,19 @@ fn bind_mount(
 }
 
 /// cgroup mounts. cgroup v2 host: a fresh cgroup2 mount (showing the container's cgroup
-/// namespace root when it has one). cgroup v1 host, or when cgroup2 cannot be mounted: a
-/// recursive bind of the host's /sys/fs/cgroup, made read-only recursively when the options
-/// say `ro` (this shows the host's whole hierarchy, like runc without a cgroup namespace).
-fn cgroup_mount(root: BorrowedFd, i: usize, rel_dest: &Path, opts: &MountOptions) -> Result<()> {
+/// namespace root when it has one). cgroup v1 (or hybrid) host: a tmpfs holding one directory
+/// per host hierarchy, each showing only the container's own cgroup — a fresh cgroup mount
+/// when the container has its own cgroup namespace (its root is the container's cgroup), else
+/// a bind of the container's cgroup directory. Either way software that reads its limits from
+/// /sys/fs/cgroup/memory/memory.limit_in_bytes (JVMs, runtimes) sees the container's.
+/// The whole tree is made read-only recursively when the options say `ro`.
+fn cgroup_mount(
+    root: BorrowedFd,
+    i: usize,
+    rel_dest: &Path,
+    opts: &MountOptions,
+    own_ns: bool,
+) -> Result<()> {
     let host = Path::new("/sys/fs/cgroup");
     let target = mkdir_all_in_root(root, rel_dest, 0o755)?;
     let dest = Path::new("/").join(rel_dest);
@@ -331,17 +346,7 @@ fn cgroup_mount(root: BorrowedFd, i: usize, rel_dest: &Path, opts: &MountOptions
             }
         }
     }
-    sys_mount(
-        &format!(
-            "mounts[{i}]: bind-mounting the host's /sys/fs/cgroup on {}",
-            dest.display()
-        ),
-        Some(host),
-        &fd_path(target.as_fd()),
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )?;
+    cgroup_v1_tree(root, rel_dest, i, &dest, target.as_fd(), own_ns)?;
     let top = reopen(root, rel_dest, i)?;
     let mut set = 0;
     for (f, a) in [
@@ -409,4 +414,149 @@ pub(crate) fn has_devpts(mounts: &[Mount]) -> bool {
     mounts.iter().any(|m| {
         m.typ().as_deref() == Some("devpts") && rel(m.destination()) == Path::new("dev/pts")
     })
+}
+
+/// One cgroup hierarchy mounted on the host: mount point, filesystem type and the options
+/// that select it (controllers or `name=`).
+struct HostHierarchy {
+    mount: PathBuf,
+    fstype: String,
+    select: Vec<String>,
+}
+
+fn host_hierarchies() -> Result<Vec<HostHierarchy>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::sys("reading /proc/self/mountinfo", e))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount = match pre.split(' ').nth(4) {
+            Some(m) => PathBuf::from(m),
+            None => continue,
+        };
+        let mut post = post.split(' ');
+        let fstype = post.next().unwrap_or_default().to_string();
+        let superopts = post.nth(1).unwrap_or_default();
+        if !mount.starts_with("/sys/fs/cgroup") || mount == Path::new("/sys/fs/cgroup") {
+            continue;
+        }
+        let select = match fstype.as_str() {
+            "cgroup" => superopts
+                .split(',')
+                .filter(|o| {
+                    o.starts_with("name=")
+                        || matches!(
+                            *o,
+                            "cpu"
+                                | "cpuacct"
+                                | "cpuset"
+                                | "memory"
+                                | "devices"
+                                | "freezer"
+                                | "net_cls"
+                                | "net_prio"
+                                | "blkio"
+                                | "perf_event"
+                                | "hugetlb"
+                                | "pids"
+                                | "rdma"
+                                | "misc"
+                        )
+                })
+                .map(String::from)
+                .collect(),
+            "cgroup2" => Vec::new(),
+            _ => continue,
+        };
+        out.push(HostHierarchy {
+            mount,
+            fstype,
+            select,
+        });
+    }
+    Ok(out)
+}
+
+/// This process's cgroup path in the hierarchy selected by `select` (empty: cgroup v2), from
+/// /proc/self/cgroup.
+fn own_cgroup(select: &[String], table: &str) -> Option<PathBuf> {
+    table.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let mine: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
+        let same = if select.is_empty() {
+            mine.is_empty()
+        } else {
+            mine.len() == select.len() && select.iter().all(|s| mine.contains(&s.as_str()))
+        };
+        same.then(|| PathBuf::from(path))
+    })
+}
+
+fn cgroup_v1_tree(
+    root: BorrowedFd,
+    rel_dest: &Path,
+    i: usize,
+    dest: &Path,
+    target: BorrowedFd,
+    own_ns: bool,
+) -> Result<()> {
+    let what = |s: &str| format!("mounts[{i}]: {s} on {}", dest.display());
+    sys_mount(
+        &what("mounting a tmpfs for the cgroup hierarchies"),
+        Some(Path::new("tmpfs")),
+        &fd_path(target),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )?;
+    // The tmpfs now covers `target`: walk to it again from the root.
+    let top = reopen(root, rel_dest, i)?;
+    let table = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| Error::sys("reading /proc/self/cgroup", e))?;
+    for h in host_hierarchies()? {
+        let name = match h.mount.file_name() {
+            Some(n) => PathBuf::from(n),
+            None => continue,
+        };
+        let sub = mkdir_all_in_root(top.as_fd(), &name, 0o755)?;
+        let sub_path = fd_path(sub.as_fd());
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if own_ns {
+            let data = h.select.join(",");
+            sys_mount(
+                &what(&format!("mounting {} {}", h.fstype, name.display())),
+                Some(Path::new("cgroup")),
+                &sub_path,
+                Some(&h.fstype),
+                flags,
+                (!data.is_empty()).then_some(data.as_str()),
+            )?;
+        } else {
+            let own = match own_cgroup(&h.select, &table) {
+                Some(p) => p,
+                None => continue,
+            };
+            let src = h.mount.join(own.strip_prefix("/").unwrap_or(&own));
+            sys_mount(
+                &what(&format!("binding {}", src.display())),
+                Some(&src),
+                &sub_path,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
+        }
+        // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
+        if let Some(n) = name.to_str() {
+            if n.contains(',') {
+                for part in n.split(',') {
+                    let _ = nix::unistd::symlinkat(n, top.as_fd(), part);
+                }
+            }
+        }
+    }
+    Ok(())
 }
