@@ -180,18 +180,18 @@ pub fn sealed() -> Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
-    fn stub_file(tag: &str) -> std::path::PathBuf {
-        let p = std::env::temp_dir().join(format!("berth-stub-{}-{tag}", std::process::id()));
-        std::fs::write(&p, elf()).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
+    /// The sealed stub, run through /proc/self/fd (no writable file, so no ETXTBSY races
+    /// with other tests forking while a file is open for writing).
+    fn stub_file(_tag: &str) -> (OwnedFd, std::path::PathBuf) {
+        let fd = sealed().unwrap();
+        let p = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        (fd, p)
     }
 
     #[test]
     fn stub_execs_path_with_argv_and_env() {
-        let p = stub_file("argv");
+        let (_fd, p) = stub_file("argv");
         let out = std::process::Command::new(&p)
             .arg0("/bin/sh")
             .args(["sh-as-argv0", "-c", "echo \"$0 $FOO\""])
@@ -199,20 +199,18 @@ mod tests {
             .env("FOO", "bar")
             .output()
             .unwrap();
-        let _ = std::fs::remove_file(&p);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "sh-as-argv0 bar\n");
         assert!(out.status.success());
     }
 
     #[test]
     fn stub_reports_a_failed_exec() {
-        let p = stub_file("fail");
+        let (_fd, p) = stub_file("fail");
         let out = std::process::Command::new(&p)
             .arg0("/nonexistent/program")
             .arg("x")
             .output()
             .unwrap();
-        let _ = std::fs::remove_file(&p);
         assert_eq!(out.status.code(), Some(127));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("exec of the container process failed")
