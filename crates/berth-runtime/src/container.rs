@@ -944,9 +944,7 @@ fn copy_winsize(from: RawFd, to: RawFd) {
 /// `run`: create + start in one go. Foreground: wait, forward signals, delete, return the
 /// exit code. Detached: return 0 once the process runs.
 pub fn run(root: &Path, id: &str, opts: &CreateOpts, detach: bool) -> Result<i32> {
-    let terminal_needs_socket = detach && opts.console_socket.is_none();
-    let created =
-        create(root, id, opts, false).map_err(|e| if terminal_needs_socket { e } else { e })?;
+    let created = create(root, id, opts, false)?;
     let Created {
         container: c,
         mut chan,

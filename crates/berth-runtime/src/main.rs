@@ -53,6 +53,7 @@ struct CreateArgs {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// Create a container (its process waits for `start`).
     Create(CreateArgs),
