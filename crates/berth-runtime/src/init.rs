@@ -167,16 +167,15 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
     }
 
     ipc::send(sock, &FromInit::Ready)?;
-    if let Some(fifo) = cfg.fifo_fd {
-        wait_for_start(fifo)?;
-        hooks::run_all(
-            "startContainer",
-            spec.hooks()
-                .as_ref()
-                .and_then(|h| h.start_container().as_ref()),
-            &cfg.state,
-        )?;
-    }
+    // created → wait here until `start` opens the fifo.
+    let fifo = cfg.fifo_fd.map(open_fifo).transpose()?;
+    hooks::run_all(
+        "startContainer",
+        spec.hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().as_ref()),
+        &cfg.state,
+    )?;
     if nnp {
         if let Some((prog, flags)) = &filter {
             seccomp::install(prog, flags)?;
@@ -196,6 +195,12 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
     };
     if r != 0 {
         return Err(Error::last_os("close_range"));
+    }
+    // Tell `start` we are about to exec: its poststart hooks run after this byte.
+    if let Some(f) = fifo {
+        use std::io::Write;
+        (&f).write_all(&[0])
+            .map_err(|e| Error::sys("writing the exec fifo", e))?;
     }
     // The stub's argv is [path, argv0, argv1, ...].
     let mut c_args: Vec<CString> = vec![cstr(exe.as_os_str().as_bytes())?];
@@ -426,17 +431,15 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
     }
 }
 
-/// Block until `start` opens the fifo for reading, then tell it we are going.
-fn wait_for_start(fifo: RawFd) -> Result<()> {
+/// Block until `start` opens the fifo for reading (through our O_PATH fd of it: the state
+/// directory is not visible from inside the container).
+fn open_fifo(fifo: RawFd) -> Result<std::fs::File> {
     let path = format!("/proc/self/fd/{fifo}");
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .map_err(|e| Error::sys("opening the exec fifo", e))?;
-    use std::io::Write;
-    (&f).write_all(&[0])
-        .map_err(|e| Error::sys("writing the exec fifo", e))?;
     // SAFETY: closing the O_PATH fd we were given.
     unsafe { libc::close(fifo) };
-    Ok(())
+    Ok(f)
 }

@@ -150,8 +150,8 @@ impl Container {
     /// The OCI state document (`state` command, hooks' stdin).
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
         let pid = match status {
-            Status::Stopped | Status::Creating => 0,
-            _ => self.pid,
+            Status::Stopped => 0,
+            _ => self.pid.max(0),
         };
         serde_json::json!({
             "ociVersion": "1.2.0",

@@ -127,17 +127,35 @@ fn sys_mount(
 fn fs_mount(i: usize, m: &Mount, typ: &str, target: &OwnedFd, opts: &MountOptions) -> Result<()> {
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data_string();
-    sys_mount(
-        &format!(
-            "mounts[{i}]: mounting {typ} on {}",
-            m.destination().display()
-        ),
-        Some(&source),
+    mount(
+        Some(source.as_path()),
         &fd_path(target.as_fd()),
         Some(typ),
         opts.flags,
         (!data.is_empty()).then_some(data.as_str()),
     )
+    .map_err(|e| {
+        if e == nix::errno::Errno::EINVAL && !data.is_empty() {
+            Error::InvalidConfig {
+                file: "config.json".into(),
+                field: format!("mounts[{i}].options"),
+                problem: format!(
+                    "the kernel refused to mount {typ} on {} with \"{data}\" (EINVAL): \
+                     remove or fix the option it does not know",
+                    m.destination().display()
+                ),
+            }
+        } else {
+            Error::sys(
+                format!(
+                    "mounts[{i}]: mounting {typ} on {} (flags {:?})",
+                    m.destination().display(),
+                    opts.flags
+                ),
+                io::Error::from(e),
+            )
+        }
+    })
 }
 
 /// proc and sysfs must land on a real directory of the rootfs: a symlink in the final
