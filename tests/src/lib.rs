@@ -20,4 +20,4 @@ pub use host::{
     sha256_file, sha256_hex, unique_id,
 };
 pub use image::{oci_image_layout, ImageLayout};
-pub use runtime::{exit_code, runtime_bin, Runtime};
+pub use runtime::{exit_code, find_in_path, runtime_bin, try_runtime_bin, Runtime};

@@ -13,7 +13,8 @@ use tempfile::TempDir;
 
 use crate::bundle::Bundle;
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
+/// The first file called `name` in $PATH.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
@@ -26,16 +27,23 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 ///    where `<target>` is `$CARGO_TARGET_DIR` (at run or build time) or
 ///    `<workspace>/target`.
 ///
-/// Panics with instructions when nothing is found.
+/// Panics with instructions when nothing is found (see [`try_runtime_bin`]).
 pub fn runtime_bin() -> PathBuf {
+    try_runtime_bin().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`runtime_bin`] without the panic.
+pub fn try_runtime_bin() -> Result<PathBuf, String> {
     if let Some(v) = std::env::var_os("BERTH_RUNTIME").filter(|v| !v.is_empty()) {
         let p = PathBuf::from(&v);
         if p.components().count() == 1 {
             return find_in_path(&p.to_string_lossy())
-                .unwrap_or_else(|| panic!("BERTH_RUNTIME={} not found in PATH", p.display()));
+                .ok_or_else(|| format!("BERTH_RUNTIME={} not found in PATH", p.display()));
         }
-        assert!(p.is_file(), "BERTH_RUNTIME={} does not exist", p.display());
-        return std::fs::canonicalize(&p).unwrap_or(p);
+        if !p.is_file() {
+            return Err(format!("BERTH_RUNTIME={} does not exist", p.display()));
+        }
+        return Ok(std::fs::canonicalize(&p).unwrap_or(p));
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -53,14 +61,14 @@ pub fn runtime_bin() -> PathBuf {
         for t in &targets {
             let p = t.join(profile).join("berth-runtime");
             if p.is_file() {
-                return p;
+                return Ok(p);
             }
         }
     }
-    panic!(
+    Err(format!(
         "berth-runtime binary not found (looked in {targets:?}/{{release,debug}}): \
          run `cargo build -p berth-runtime`, or set BERTH_RUNTIME=runc to test a reference runtime"
-    );
+    ))
 }
 
 /// A runtime binary plus a private state root (`--root`). Containers created
