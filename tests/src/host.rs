@@ -17,12 +17,14 @@ pub fn is_root() -> bool {
 }
 
 /// Returns true when running as root. Otherwise prints a "skipped" line naming
-/// the test (never skip silently) and returns false.
+/// the test (never skip silently) and returns false. The line goes straight to
+/// the process's stderr, so libtest's output capture does not hide it.
 pub fn require_root(test: &str) -> bool {
     if is_root() {
         return true;
     }
-    println!("skipped: {test} needs root (run the suite as root, e.g. sudo -E)");
+    let line = format!("skipped: {test} needs root (run the suite as root, e.g. sudo -E)\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     false
 }
 
