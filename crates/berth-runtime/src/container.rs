@@ -196,7 +196,7 @@ fn spawn_init(
         let mut chan = theirs;
         let r = (|| -> Result<libc::pid_t> {
             if let Some((c, _)) = exec_into {
-                c.cgroup.add_pid(std::process::id() as i32)?;
+                c.cgroup.add_single_threaded(std::process::id() as i32)?;
             }
             // Join the user namespace first: it owns the others.
             for (flag, fd) in ns.join.iter().filter(|(f, _)| *f == libc::CLONE_NEWUSER) {
@@ -528,7 +528,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
     guard.pid = pid;
     c.pid = pid;
     c.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
-    c.cgroup.add_pid(pid)?;
+    c.cgroup.add_single_threaded(pid)?;
     ipc::send(&mut chan, &ToInit::Go(c.oci_state(Status::Created)))?;
     loop {
         match ipc::recv::<FromInit>(&mut chan)? {

@@ -430,6 +430,21 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Move a process that is known to have a single thread (a freshly cloned child that is
+    /// blocked waiting for us). On v1 this writes the v1 `tasks` file, which moves one thread
+    /// without taking the kernel's threadgroup lock for writing: `cgroup.procs` takes it, and
+    /// its first writer waits for an RCU grace period (milliseconds, on every container start).
+    /// On v2 (no `tasks` file) it is `add_pid`.
+    pub fn add_single_threaded(&self, pid: i32) -> Result<()> {
+        if self.layout != Layout::V1 {
+            return self.add_pid(pid);
+        }
+        for d in self.dirs() {
+            fs::write(&d, "tasks", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Processes in the cgroup and its descendants, sorted.
     pub fn pids(&self) -> Result<Vec<i32>> {
         let mut out = Vec::new();
@@ -690,6 +705,8 @@ fn remove_tree(dir: &Path) -> Result<()> {
         }
     }
     let start = Instant::now();
+    // Processes leave a cgroup within microseconds of exiting: poll fast, then back off.
+    let mut pause = Duration::from_micros(50);
     loop {
         match std::fs::remove_dir(dir) {
             Ok(()) => {
@@ -700,7 +717,9 @@ fn remove_tree(dir: &Path) -> Result<()> {
             Err(e)
                 if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < DESTROY_TIMEOUT =>
             {
-                sleep_ms(10)
+                tracing::debug!(dir = %dir.display(), ?pause, "cgroup busy; retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
             }
             Err(e) => {
                 let mut left = Vec::new();
