@@ -196,7 +196,7 @@ fn spawn_init(
         let mut chan = theirs;
         let r = (|| -> Result<libc::pid_t> {
             if let Some((c, _)) = exec_into {
-                c.cgroup.add_single_threaded(std::process::id() as i32)?;
+                c.cgroup.join_self()?;
             }
             // Join the user namespace first: it owns the others.
             for (flag, fd) in ns.join.iter().filter(|(f, _)| *f == libc::CLONE_NEWUSER) {
@@ -447,7 +447,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         }
         Err(e) => return Err(Error::io(&dir, e)),
     }
-    let new_pidns = namespaces_of(&spec)?.clone_flags & libc::CLONE_NEWPID != 0;
+    let new_flags = namespaces_of(&spec)?.clone_flags;
+    let new_pidns = new_flags & libc::CLONE_NEWPID != 0;
+    let new_userns = new_flags & libc::CLONE_NEWUSER != 0;
     let mut c = Container {
         id: id.to_string(),
         pid: 0,
@@ -521,6 +523,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         preserve_fds: opts.preserve_fds,
         parent_hooks,
         state: serde_json::Value::Null,
+        // The init moves itself (cheaper for the kernel) unless a new user namespace keeps it
+        // from writing the host's cgroup files.
+        join_cgroup: (!new_userns).then(|| c.cgroup.clone()),
     };
     let (pid, chan) = spawn_init(&spec, cfg, &stub, None)?;
     let mut chan = ipc::raise_fd(chan, min_fd)?;
@@ -528,7 +533,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
     guard.pid = pid;
     c.pid = pid;
     c.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
-    c.cgroup.add_single_threaded(pid)?;
+    if new_userns {
+        c.cgroup.add_pid(pid)?;
+    }
     ipc::send(&mut chan, &ToInit::Go(c.oci_state(Status::Created)))?;
     loop {
         match ipc::recv::<FromInit>(&mut chan)? {
@@ -1053,6 +1060,7 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
         preserve_fds: opts.preserve_fds,
         parent_hooks: false,
         state: serde_json::Value::Null,
+        join_cgroup: None,
     };
     let (pid, chan) = spawn_init(&spec, cfg, &stub, Some((&c, &cspec)))?;
     let mut chan = ipc::raise_fd(chan, min_fd)?;

@@ -39,6 +39,8 @@ pub struct InitConfig {
     pub parent_hooks: bool,
     /// State document for hooks run from inside (createContainer, startContainer).
     pub state: serde_json::Value,
+    /// Cgroup the init joins itself (when the runtime has not moved it there).
+    pub join_cgroup: Option<crate::cgroups::Cgroup>,
 }
 
 /// Body of the container's init, in the child the runtime just cloned. Never returns: it
@@ -80,6 +82,9 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
             .is_some_and(|v| v.iter().any(|n| n.typ() == t && n.path().is_none()))
     };
 
+    if let Some(cg) = &cfg.join_cgroup {
+        cg.join_self()?;
+    }
     if cfg.mode == Mode::Create {
         if new_ns(LinuxNamespaceType::User) {
             setresid(0, 0)?;

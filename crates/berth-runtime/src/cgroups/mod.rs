@@ -430,17 +430,18 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Move a process that is known to have a single thread (a freshly cloned child that is
-    /// blocked waiting for us). On v1 this writes the v1 `tasks` file, which moves one thread
-    /// without taking the kernel's threadgroup lock for writing: `cgroup.procs` takes it, and
-    /// its first writer waits for an RCU grace period (milliseconds, on every container start).
-    /// On v2 (no `tasks` file) it is `add_pid`.
-    pub fn add_single_threaded(&self, pid: i32) -> Result<()> {
-        if self.layout != Layout::V1 {
-            return self.add_pid(pid);
-        }
+    /// Move the calling process, which must be single-threaded, into the cgroup. On v1 it
+    /// writes "0" (itself) to each hierarchy's `tasks` file: the one migration the kernel does
+    /// without taking its threadgroup lock for writing. Any other write (`cgroup.procs`, or a
+    /// pid other than our own) takes it, and the first writer waits for an RCU grace period:
+    /// milliseconds on every container start. On v2 it writes "0" to `cgroup.procs`.
+    pub fn join_self(&self) -> Result<()> {
+        let file = match self.layout {
+            Layout::V1 => "tasks",
+            Layout::V2 => "cgroup.procs",
+        };
         for d in self.dirs() {
-            fs::write(&d, "tasks", &pid.to_string())?;
+            fs::write(&d, file, "0")?;
         }
         Ok(())
     }
