@@ -18,8 +18,30 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const MSG: &[u8] = b"berth-runtime: exec of the container process failed\n";
 const BASE: u64 = 0x40_0000;
 
-#[cfg(target_arch = "x86_64")]
-fn code() -> (u16, Vec<u8>) {
+/// Machine code and ELF machine number for an architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture this runtime was built for.
+    pub const NATIVE: Arch = if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    };
+}
+
+fn code(arch: Arch) -> (u16, Vec<u8>) {
+    match arch {
+        Arch::X86_64 => code_x86_64(),
+        Arch::Aarch64 => code_aarch64(),
+    }
+}
+
+fn code_x86_64() -> (u16, Vec<u8>) {
     let mut c: Vec<u8> = vec![
         0x48,
         0x8b,
@@ -89,8 +111,7 @@ fn code() -> (u16, Vec<u8>) {
     (0x3e, c)
 }
 
-#[cfg(target_arch = "aarch64")]
-fn code() -> (u16, Vec<u8>) {
+fn code_aarch64() -> (u16, Vec<u8>) {
     let words: [u32; 15] = [
         0xF940_07E0,                             // ldr x0, [sp, #8]
         0x9100_43E1,                             // add x1, sp, #16
@@ -116,9 +137,9 @@ fn code() -> (u16, Vec<u8>) {
     (0xb7, c)
 }
 
-/// The stub as a complete ELF64 executable for this architecture.
-pub fn elf() -> Vec<u8> {
-    let (machine, code) = code();
+/// The stub as a complete ELF64 executable for `arch`.
+pub fn elf(arch: Arch) -> Vec<u8> {
+    let (machine, code) = code(arch);
     let hdr_len = 64u64 + 56;
     let total = hdr_len + code.len() as u64;
     let mut e = Vec::with_capacity(total as usize);
@@ -163,7 +184,7 @@ pub fn sealed() -> Result<OwnedFd> {
     }
     // SAFETY: fresh fd we own.
     let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let bytes = elf();
+    let bytes = elf(Arch::NATIVE);
     // SAFETY: writing a live buffer to our fd.
     let n = unsafe { libc::write(memfd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
     if n != bytes.len() as isize {
@@ -229,4 +250,55 @@ mod tests {
     }
 
     use std::os::unix::process::CommandExt;
+
+    /// The aarch64 stub, run under qemu-aarch64 (user-mode emulation; the stub's execve of a
+    /// native program is passed to the host kernel). Proves the hand-encoded instructions.
+    #[test]
+    fn aarch64_stub_runs_under_qemu() {
+        let qemu = ["qemu-aarch64", "qemu-aarch64-static"]
+            .into_iter()
+            .find(|q| {
+                std::process::Command::new(q)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+        let Some(qemu) = qemu else {
+            eprintln!(
+                "skipped: aarch64_stub_runs_under_qemu needs qemu-aarch64 (apt install qemu-user)"
+            );
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("berth-a64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stub = dir.join("stub");
+        std::fs::write(&stub, elf(Arch::Aarch64)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // `-0` sets the guest's argv[0], which the stub execs.
+        let ok = std::process::Command::new(qemu)
+            .args(["-0", "/bin/sh"])
+            .arg(&stub)
+            .args(["sh-as-argv0", "-c", "echo \"$0 $FOO\""])
+            .env_clear()
+            .env("FOO", "bar")
+            .output()
+            .unwrap();
+        let bad = std::process::Command::new(qemu)
+            .args(["-0", "/nonexistent/program"])
+            .arg(&stub)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            String::from_utf8_lossy(&ok.stdout),
+            "sh-as-argv0 bar\n",
+            "stderr: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        assert_eq!(bad.status.code(), Some(127));
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("exec of the container process failed")
+        );
+    }
 }
