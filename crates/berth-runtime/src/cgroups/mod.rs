@@ -100,6 +100,9 @@ const V1_CONTROLLERS: &[&str] = &[
     "misc",
 ];
 
+/// Environment variable naming a cgroup2 mount to use instead of the host's default layout.
+pub const ROOT_ENV: &str = "BERTH_CGROUP2_ROOT";
+
 /// Which hierarchy layout the host has.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -273,6 +276,18 @@ fn sleep_ms(ms: u64) {
 impl Cgroup {
     /// Resolve the container's cgroup on this host (layout detected from `/sys/fs/cgroup`).
     pub fn resolve(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+        // A cgroup2 mount to use instead of /sys/fs/cgroup: on a hybrid host, the unified
+        // hierarchy (/sys/fs/cgroup/unified). Also how the v2 code is exercised on v1 hosts.
+        if let Some(root) = std::env::var_os(ROOT_ENV) {
+            let root = Path::new(&root);
+            return match Layout::detect_at(root)? {
+                Layout::V2 => Self::resolve_at(root, Layout::V2, cgroups_path, id),
+                Layout::V1 => Err(Error::Cgroup(format!(
+                    "{ROOT_ENV}={} is not a cgroup2 mount: point it at one (e.g. /sys/fs/cgroup/unified) or unset it",
+                    root.display()
+                ))),
+            };
+        }
         let root = Path::new(DEFAULT_ROOT);
         match Layout::detect_at(root)? {
             Layout::V2 => Self::resolve_at(root, Layout::V2, cgroups_path, id),
