@@ -897,6 +897,15 @@ pub fn supervise(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
             }
         }
     };
+    // The process may exit before we read all it wrote: drain what the pty still holds.
+    if let Some(p) = &pty {
+        // SAFETY: fcntl on our own fd.
+        unsafe {
+            let fl = libc::fcntl(p.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(p.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        while copy_once(p.as_raw_fd(), 1) {}
+    }
     if let Some(t) = saved_tty {
         let _ = nix::sys::termios::tcsetattr(
             // SAFETY: fd 0 stays open for our lifetime.
