@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod host;
 pub mod image;
 pub mod runtime;
+pub mod suite;
 
 pub use bundle::{busybox_bundle, Bundle, SpecGuard, DEFAULT_CAPS, DEFAULT_CAP_MASK};
 pub use host::{
