@@ -738,3 +738,75 @@ fn failing_hook_cleans_up() {
     }
     assert_nothing_left(&rt, &id, &b);
 }
+
+/// CVE-2019-5736 with CAP_SYS_PTRACE: while `exec` sets up a process inside the container,
+/// that process is visible in the container's pid namespace. A container holding
+/// CAP_SYS_PTRACE (a common `--cap-add`) can open `/proc/<pid>/exe` of anything its caps
+/// allow, dumpable or not. The runtime binary must never be what it finds there, so it can
+/// never reopen it for writing once the runtime exits. Works on a private copy of the runtime
+/// so a vulnerable runtime damages only the copy.
+#[test]
+fn runtime_binary_unreachable_during_exec_even_with_sys_ptrace() {
+    let Some(rt0) = setup("runtime_binary_unreachable_during_exec_even_with_sys_ptrace") else {
+        return;
+    };
+    let bindir = tempfile::tempdir().unwrap();
+    let copy = bindir.path().join(rt0.bin.file_name().unwrap());
+    std::fs::copy(&rt0.bin, &copy).unwrap();
+    let before = berth_tests::sha256_file(&copy);
+    let rt = Runtime::with_bin(&copy);
+
+    // Until /tmp/stop appears: every /proc/<pid>/exe that resolves to the runtime copy is
+    // held open and written through; each attempt is logged.
+    let script = r#"
+        while [ ! -e /tmp/stop ]; do
+            for p in /proc/[0-9]*; do
+                e=$(readlink $p/exe 2>/dev/null) || continue
+                [ "$e" = "$COPY" ] || continue
+                echo "hit $p" >> /tmp/log
+                if exec 7< $p/exe 2>/dev/null; then
+                    (echo '#!/bin/sh' >&7) 2>/dev/null; sleep 0.2
+                    (printf pwned 1<> /proc/self/fd/7) 2>/dev/null && echo wrote >> /tmp/log
+                    exec 7<&-
+                fi
+            done
+        done
+        touch /tmp/done
+        sleep 1000
+    "#;
+    let b = busybox_bundle(&["sh", "-c", script]);
+    let copy_s = copy.to_string_lossy().into_owned();
+    b.edit(|s| {
+        s["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("COPY={copy_s}")));
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_PTRACE"));
+        }
+    });
+    let id = unique_id("ptrace");
+    rt.create_and_start(&id, &b);
+    for _ in 0..40 {
+        let o = rt.exec(&id, &["true"]);
+        assert!(o.status.success(), "exec: {}", describe(&o));
+    }
+    let tmp = b.rootfs().join("tmp");
+    std::fs::write(tmp.join("stop"), "").unwrap();
+    assert!(wait_for_file(&tmp.join("done"), SECS), "racer did not stop");
+    let log = std::fs::read_to_string(tmp.join("log")).unwrap_or_default();
+    assert!(
+        !log.contains("hit"),
+        "the runtime binary was reachable as /proc/<pid>/exe from inside: {log}"
+    );
+    assert_eq!(
+        berth_tests::sha256_file(&copy),
+        before,
+        "runtime binary changed"
+    );
+    let d = rt.delete(&id, true);
+    assert!(d.status.success(), "{}", describe(&d));
+}

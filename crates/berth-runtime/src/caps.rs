@@ -115,12 +115,24 @@ pub const DOCKER_DEFAULT: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// Highest capability number the running kernel knows.
+/// Highest capability number the running kernel knows, asked of the kernel itself
+/// (`PR_CAPBSET_READ` fails with EINVAL past the last one). Never read from
+/// /proc/sys/kernel/cap_last_cap: inside a container that file can belong to the image.
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    // SAFETY: prctl with integer arguments.
+    let known =
+        |n: u32| unsafe { libc::prctl(libc::PR_CAPBSET_READ, n as libc::c_ulong, 0, 0, 0) } >= 0;
+    let mut n = 40;
+    if known(n) {
+        while n < 63 && known(n + 1) {
+            n += 1;
+        }
+    } else {
+        while n > 0 && !known(n) {
+            n -= 1;
+        }
+    }
+    n
 }
 
 /// A set as a 64-bit mask, leaving out capabilities the kernel does not know.
@@ -179,7 +191,8 @@ impl Masks {
 /// Drop every capability not in `bounding` from the bounding set. Needs CAP_SETPCAP, so call it
 /// before switching to the container user.
 pub fn drop_bounding(bounding: u64) -> Result<()> {
-    for n in 0..=last_cap() {
+    // Every possible number: ones the kernel does not know fail with EINVAL, which is fine.
+    for n in 0..64u32 {
         if bounding & (1u64 << n) == 0 {
             // SAFETY: prctl with integer arguments.
             let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0) };
@@ -273,6 +286,16 @@ mod tests {
         let set: Capabilities = DOCKER_DEFAULT.iter().copied().collect();
         // CapEff of a default `docker run` container.
         assert_eq!(mask(Some(&set), 40), 0x00000000a80425fb);
+    }
+
+    #[test]
+    fn last_cap_comes_from_the_kernel() {
+        let file: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(last_cap(), file);
     }
 
     #[test]

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default, Clone)]
 pub struct CreateOpts {
     pub bundle: PathBuf,
+    /// `run --detach`: nobody will hold the terminal, so one needs --console-socket.
+    pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
@@ -160,16 +162,137 @@ fn write_timens_offsets(spec: &Spec) -> Result<()> {
         .map_err(|e| Error::sys("writing /proc/self/timens_offsets", e))
 }
 
-/// Start the init: returns (pid, channel). `join_pid`: for exec, the container's init pid
-/// whose namespaces to join; `cgroup`: joined by stage 1 before cloning (exec).
+/// Environment variable carrying stage 1's channel fd into a re-exec'd stage 1.
+pub const STAGE1_FD_ENV: &str = "_BERTH_STAGE1_FD";
+
+/// Stage 1's instructions: join and unshare namespaces, then clone the init. Serialisable,
+/// because when the init must not be a copy of the host binary stage 1 is re-exec'd from a
+/// sealed copy of the runtime and receives this over its channel (fd numbers stay valid
+/// across that exec).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Stage1 {
+    cfg: InitConfig,
+    /// (CLONE_NEW* flag, fd of the namespace to join).
+    join: Vec<(libc::c_int, RawFd)>,
+    clone_flags: libc::c_int,
+    join_cgroup: Option<Cgroup>,
+    stub_fd: RawFd,
+}
+
+/// Stage 1's body. Never returns: reports the init's pid (or an error) and exits.
+fn stage1_main(st: Stage1, mut chan: UnixStream) -> ! {
+    let new_user = st.clone_flags & libc::CLONE_NEWUSER != 0;
+    let new_time = st.clone_flags & libc::CLONE_NEWTIME != 0;
+    let r = (|| -> Result<libc::pid_t> {
+        if let Some(cg) = &st.join_cgroup {
+            cg.join_self()?;
+        }
+        // Join the user namespace first: it owns the others.
+        for (flag, fd) in st.join.iter().filter(|(f, _)| *f == libc::CLONE_NEWUSER) {
+            setns(*fd, *flag, "user")?;
+        }
+        for (flag, fd) in st.join.iter().filter(|(f, _)| *f != libc::CLONE_NEWUSER) {
+            let name = NS_ORDER
+                .iter()
+                .find(|(_, _, f)| f == flag)
+                .map(|(_, n, _)| *n)
+                .unwrap_or("a");
+            setns(*fd, *flag, name)?;
+        }
+        for (_, fd) in &st.join {
+            // SAFETY: closing fds we were handed and no longer need.
+            unsafe { libc::close(*fd) };
+        }
+        if new_user {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| Error::sys("unshare(CLONE_NEWUSER)", e))?;
+            ipc::send(&mut chan, &FromInit::MapIds(std::process::id() as i32))?;
+            match ipc::recv::<ToInit>(&mut chan)? {
+                Some(ToInit::Continue) => {}
+                _ => return Err(Error::Container("uid/gid mapping failed".into())),
+            }
+        }
+        let rest = st.clone_flags & !libc::CLONE_NEWUSER;
+        if rest != 0 {
+            // SAFETY: unshare with namespace flags.
+            if unsafe { libc::unshare(rest) } != 0 {
+                return Err(Error::last_os(format!("unshare (flags {rest:#x})")));
+            }
+        }
+        if new_time {
+            write_timens_offsets(&st.cfg.spec)?;
+        }
+        let pid = raw_clone(libc::CLONE_PARENT)?;
+        if pid == 0 {
+            match chan.try_clone() {
+                Ok(c) => init::child_main(st.cfg, c, st.stub_fd),
+                // SAFETY: leave the forked child.
+                Err(_) => unsafe { libc::_exit(1) },
+            }
+        }
+        Ok(pid)
+    })();
+    let code = match r {
+        Ok(pid) => {
+            let _ = ipc::send(&mut chan, &FromInit::Pid(pid));
+            0
+        }
+        Err(e) => {
+            let _ = ipc::send(&mut chan, &FromInit::Error(e.to_string()));
+            1
+        }
+    };
+    // SAFETY: leave without running the parent's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// Entry point of a re-exec'd stage 1 (`berth-runtime stage1`, from a sealed memfd).
+pub fn stage1_entry() -> ! {
+    let fd: RawFd = match std::env::var(STAGE1_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(fd) => fd,
+        None => {
+            eprintln!("berth-runtime stage1: internal to the runtime");
+            std::process::exit(2);
+        }
+    };
+    std::env::remove_var(STAGE1_FD_ENV);
+    // SAFETY: the runtime handed us this fd.
+    let mut chan = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let st: Stage1 = match ipc::recv(&mut chan) {
+        Ok(Some(st)) => st,
+        Ok(None) => std::process::exit(1),
+        Err(e) => {
+            let _ = ipc::send(&mut chan, &FromInit::Error(e.to_string()));
+            std::process::exit(1);
+        }
+    };
+    // Everything handed over across the exec goes back to close-on-exec.
+    let mut fds: Vec<RawFd> = vec![fd, st.stub_fd];
+    fds.extend(st.join.iter().map(|(_, f)| *f));
+    fds.extend(st.cfg.fifo_fd);
+    fds.extend(st.cfg.console_fd);
+    for f in fds {
+        let _ = ipc::set_cloexec(f, true);
+    }
+    stage1_main(st, chan)
+}
+
+/// Start the init: returns (pid, channel). `exec_into`: the container (and its spec) whose
+/// namespaces and cgroup an exec joins.
 fn spawn_init(
     spec: &Spec,
     cfg: InitConfig,
     stub: &OwnedFd,
     exec_into: Option<(&Container, &Spec)>,
+    min_fd: RawFd,
 ) -> Result<(libc::pid_t, UnixStream)> {
-    let (mut ours, theirs) =
+    let (ours, theirs) =
         UnixStream::pair().map_err(|e| Error::sys("socketpair for the init channel", e))?;
+    let mut ours = ipc::raise_fd(ours, min_fd)?;
+    let theirs = ipc::raise_fd(theirs, min_fd)?;
     let ours_fd = ours.as_raw_fd();
     let ns = match exec_into {
         None => namespaces_of(spec)?,
@@ -177,7 +300,10 @@ fn spawn_init(
     };
     let new_user = ns.clone_flags & libc::CLONE_NEWUSER != 0;
     let new_time = ns.clone_flags & libc::CLONE_NEWTIME != 0;
-    if ns.join.is_empty() && !new_user && !new_time {
+    // Without a fresh pid namespace the init is visible to other processes from birth: it
+    // must not be a copy of the host binary, so stage 1 re-execs from a sealed copy.
+    let sealed = ns.clone_flags & libc::CLONE_NEWPID == 0;
+    if ns.join.is_empty() && !new_user && !new_time && !sealed {
         // One clone does it all.
         let pid = raw_clone(ns.clone_flags)?;
         if pid == 0 {
@@ -188,72 +314,39 @@ fn spawn_init(
         drop(theirs);
         return Ok((pid, ours));
     }
-    // Stage 1: join, unshare, then clone the init as our sibling.
+    let plan = Stage1 {
+        cfg,
+        join: ns.join.iter().map(|(f, fd)| (*f, fd.as_raw_fd())).collect(),
+        clone_flags: ns.clone_flags,
+        join_cgroup: exec_into.map(|(c, _)| c.cgroup.clone()),
+        stub_fd: stub.as_raw_fd(),
+    };
+    let runtime_copy = if sealed {
+        Some(ipc::raise_fd(crate::execstub::sealed_runtime()?, min_fd)?)
+    } else {
+        None
+    };
+    let mut plan = Some(plan);
     let stage1 = raw_clone(0)?;
     if stage1 == 0 {
         // SAFETY: closing the parent's end in the child.
         unsafe { libc::close(ours_fd) };
-        let mut chan = theirs;
-        let r = (|| -> Result<libc::pid_t> {
-            if let Some((c, _)) = exec_into {
-                c.cgroup.join_self()?;
-            }
-            // Join the user namespace first: it owns the others.
-            for (flag, fd) in ns.join.iter().filter(|(f, _)| *f == libc::CLONE_NEWUSER) {
-                setns(fd.as_raw_fd(), *flag, "user")?;
-            }
-            for (flag, fd) in ns.join.iter().filter(|(f, _)| *f != libc::CLONE_NEWUSER) {
-                let name = NS_ORDER
-                    .iter()
-                    .find(|(_, _, f)| f == flag)
-                    .map(|(_, n, _)| *n)
-                    .unwrap_or("a");
-                setns(fd.as_raw_fd(), *flag, name)?;
-            }
-            if new_user {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
-                    .map_err(|e| Error::sys("unshare(CLONE_NEWUSER)", e))?;
-                ipc::send(&mut chan, &FromInit::MapIds(std::process::id() as i32))?;
-                match ipc::recv::<ToInit>(&mut chan)? {
-                    Some(ToInit::Continue) => {}
-                    _ => return Err(Error::Container("uid/gid mapping failed".into())),
-                }
-            }
-            let rest = ns.clone_flags & !libc::CLONE_NEWUSER;
-            if rest != 0 {
-                // SAFETY: unshare with namespace flags.
-                if unsafe { libc::unshare(rest) } != 0 {
-                    return Err(Error::last_os(format!("unshare (flags {rest:#x})")));
-                }
-            }
-            if new_time {
-                write_timens_offsets(spec)?;
-            }
-            let pid = raw_clone(libc::CLONE_PARENT)?;
-            if pid == 0 {
-                match chan.try_clone() {
-                    Ok(c) => init::child_main(cfg, c, stub.as_raw_fd()),
-                    // SAFETY: leave the forked child.
-                    Err(_) => unsafe { libc::_exit(1) },
-                }
-            }
-            Ok(pid)
-        })();
-        let code = match r {
-            Ok(pid) => {
-                let _ = ipc::send(&mut chan, &FromInit::Pid(pid));
-                0
-            }
-            Err(e) => {
-                let _ = ipc::send(&mut chan, &FromInit::Error(e.to_string()));
-                1
-            }
+        let Some(plan) = plan.take() else {
+            // SAFETY: leave the forked child.
+            unsafe { libc::_exit(1) }
         };
-        // SAFETY: leave the forked child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
+        match &runtime_copy {
+            None => stage1_main(plan, theirs),
+            Some(copy) => reexec_stage1(copy, &plan, &theirs),
+        }
     }
     drop(theirs);
     let result = (|| -> Result<libc::pid_t> {
+        if runtime_copy.is_some() {
+            if let Some(plan) = &plan {
+                ipc::send(&mut ours, plan)?;
+            }
+        }
         loop {
             match ipc::recv::<FromInit>(&mut ours)? {
                 Some(FromInit::MapIds(p)) => {
@@ -278,6 +371,47 @@ fn spawn_init(
     })();
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
     Ok((result?, ours))
+}
+
+/// In the forked stage-1 child: exec the sealed runtime copy as `berth-runtime stage1`,
+/// keeping the fds the plan names open across the exec. Never returns.
+fn reexec_stage1(copy: &OwnedFd, plan: &Stage1, chan: &UnixStream) -> ! {
+    let mut keep: Vec<RawFd> = vec![chan.as_raw_fd(), plan.stub_fd];
+    keep.extend(plan.join.iter().map(|(_, f)| *f));
+    keep.extend(plan.cfg.fifo_fd);
+    keep.extend(plan.cfg.console_fd);
+    for f in keep {
+        // SAFETY: clearing FD_CLOEXEC on our own copies of these fds.
+        unsafe { libc::fcntl(f, libc::F_SETFD, 0) };
+    }
+    let env =
+        std::ffi::CString::new(format!("{STAGE1_FD_ENV}={}", chan.as_raw_fd())).unwrap_or_default();
+    let argv = [
+        c"berth-runtime".as_ptr(),
+        c"stage1".as_ptr(),
+        std::ptr::null(),
+    ];
+    let envp = [env.as_ptr(), std::ptr::null()];
+    // SAFETY: NUL-terminated arrays of live C strings; returns only on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            copy.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    let msg = format!(
+        "exec of the sealed runtime copy failed: {}",
+        std::io::Error::last_os_error()
+    );
+    if let Ok(mut c) = chan.try_clone() {
+        let _ = ipc::send(&mut c, &FromInit::Error(msg));
+    }
+    // SAFETY: leave the forked child.
+    unsafe { libc::_exit(127) }
 }
 
 /// For exec: join every namespace the container has that differs from ours.
@@ -421,7 +555,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
     let process = spec.process().as_ref().cloned().unwrap_or_default();
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && opts.console_socket.is_none() && wait_fifo {
+    if terminal && opts.console_socket.is_none() && (wait_fifo || opts.detach) {
         return Err(Error::InvalidArgument(
             "process.terminal is true: pass --console-socket to receive the terminal".into(),
         ));
@@ -447,6 +581,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         }
         Err(e) => return Err(Error::io(&dir, e)),
     }
+    // Held until the container is created (or this process dies): `delete` can tell a
+    // create in progress from one that died half-way.
+    let _lock = state::lock_dir(&dir, true)?;
     let new_flags = namespaces_of(&spec)?.clone_flags;
     let new_pidns = new_flags & libc::CLONE_NEWPID != 0;
     let new_userns = new_flags & libc::CLONE_NEWUSER != 0;
@@ -474,6 +611,15 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         .map_err(|e| Error::io(dir.join(state::CONFIG_FILE), e))?;
     c.save()?;
 
+    if let Ok(pids) = c.cgroup.pids() {
+        if !pids.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "cgroup {} already has processes ({} of them): give the container its own linux.cgroupsPath",
+                c.cgroup.path(),
+                pids.len()
+            )));
+        }
+    }
     c.cgroup.create()?;
     guard.cgroup = Some(c.cgroup.clone());
     c.cgroup.apply(&effective_resources(&spec))?;
@@ -527,8 +673,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         // from writing the host's cgroup files.
         join_cgroup: (!new_userns).then(|| c.cgroup.clone()),
     };
-    let (pid, chan) = spawn_init(&spec, cfg, &stub, None)?;
-    let mut chan = ipc::raise_fd(chan, min_fd)?;
+    let (pid, mut chan) = spawn_init(&spec, cfg, &stub, None, min_fd)?;
     drop(stub);
     guard.pid = pid;
     c.pid = pid;
@@ -627,6 +772,7 @@ impl Drop for Cleanup {
 /// `start`: release a created container's init.
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let c = Container::load(root, id)?;
+    let _lock = state::lock_dir(&c.dir, true)?;
     let status = c.status();
     if status != Status::Created {
         return Err(Error::BadState {
@@ -655,12 +801,14 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             use std::io::Read;
             match (&f).read(&mut b) {
                 Ok(1) => break,
-                Ok(_) | Err(_) if c.status() == Status::Stopped => {
+                // The init closed the fifo without the byte: it failed (or exited).
+                Ok(_) => {
                     return Err(Error::Container(format!(
-                        "container \"{id}\" init exited before it could start"
+                        "container \"{id}\" init exited before it could start (see --log)"
                     )))
                 }
-                _ => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Error::sys("reading the exec fifo", e)),
             }
         } else if c.status() == Status::Stopped {
             return Err(Error::Container(format!(
@@ -741,8 +889,22 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(Error::ContainerNotFound(_)) if force => return Ok(()),
         Err(e) => return Err(e),
     };
+    let _lock = match state::lock_dir(&c.dir, false)? {
+        Some(l) => l,
+        None if c.status() == Status::Creating => {
+            return Err(Error::BadState {
+                id: id.into(),
+                status: "creating".into(),
+                what: "another berth-runtime is creating it; try again when it is done".into(),
+            })
+        }
+        None => state::lock_dir(&c.dir, true)?
+            .ok_or_else(|| Error::Container(format!("cannot lock container \"{id}\"")))?,
+    };
     let status = c.status();
     match status {
+        // A create that died before the init existed: nothing to wait for.
+        Status::Creating if c.pid <= 0 => return destroy(&c),
         Status::Stopped | Status::Creating => {}
         Status::Created => {
             kill_pid(c.pid, Signal::SIGKILL);
@@ -832,6 +994,8 @@ pub fn supervise(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
         copy_winsize(0, p.as_raw_fd());
     }
     let mut stdin_open = pty.is_some();
+    // False once the pty's slave side is closed: from then on only signals matter.
+    let mut pty_live = pty.is_some();
     let code = 'outer: loop {
         // Reap first: SIGCHLD may have arrived before we blocked it.
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
@@ -849,7 +1013,7 @@ pub fn supervise(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
             events: libc::POLLIN,
             revents: 0,
         }];
-        if let Some(p) = &pty {
+        if let Some(p) = pty.as_ref().filter(|_| pty_live) {
             fds.push(libc::pollfd {
                 fd: p.as_raw_fd(),
                 events: libc::POLLIN,
@@ -881,12 +1045,14 @@ pub fn supervise(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
                 }
             }
         }
-        if let Some(p) = &pty {
+        if let Some(p) = pty.as_ref().filter(|_| pty_live) {
             if fds[1].revents & (libc::POLLIN | libc::POLLHUP) != 0 && !copy_once(p.as_raw_fd(), 1)
             {
-                // The slave side closed: drain done; keep waiting for the exit.
-                let ws = waitpid(child, None).map_err(|e| Error::sys("waitpid", e))?;
-                break 'outer exit_code(ws).unwrap_or(255);
+                // The slave side closed: all output is read; keep forwarding signals until
+                // the process exits.
+                pty_live = false;
+                stdin_open = false;
+                continue;
             }
             if stdin_open
                 && fds.len() > 2
@@ -966,12 +1132,6 @@ pub fn run(root: &Path, id: &str, opts: &CreateOpts, detach: bool) -> Result<i32
         mut chan,
         console,
     } = created;
-    if detach && console.is_some() {
-        let _ = delete(root, id, true);
-        return Err(Error::InvalidArgument(
-            "process.terminal is true: pass --console-socket with --detach".into(),
-        ));
-    }
     let pty = match console {
         Some(sock) => Some(ipc::recv_fd(sock.as_raw_fd())?),
         None => None,
@@ -1071,8 +1231,7 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
         state: serde_json::Value::Null,
         join_cgroup: None,
     };
-    let (pid, chan) = spawn_init(&spec, cfg, &stub, Some((&c, &cspec)))?;
-    let mut chan = ipc::raise_fd(chan, min_fd)?;
+    let (pid, mut chan) = spawn_init(&spec, cfg, &stub, Some((&c, &cspec)), min_fd)?;
     drop(stub);
     let sent = ipc::send(&mut chan, &ToInit::Go(c.oci_state(Status::Running)));
     let fail = |e: Error| {

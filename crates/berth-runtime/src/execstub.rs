@@ -169,10 +169,49 @@ pub fn elf(arch: Arch) -> Vec<u8> {
 
 /// The stub in a sealed memfd (close-on-exec; exec it with execveat(AT_EMPTY_PATH)).
 pub fn sealed() -> Result<OwnedFd> {
-    let name = c"berth-exec";
+    sealed_memfd(c"berth-exec", |fd| {
+        let bytes = elf(Arch::NATIVE);
+        // SAFETY: writing a live buffer to our fd.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n != bytes.len() as isize {
+            return Err(Error::last_os("writing the exec stub"));
+        }
+        Ok(())
+    })
+}
+
+/// A sealed copy of the runtime binary itself, for the init to run from when it enters a
+/// pid namespace that already has processes (`exec`, or a shared pid namespace): there the
+/// init is visible while it still runs the runtime's code, and a process with CAP_SYS_PTRACE
+/// could otherwise open `/proc/<init>/exe` — the host binary — and write to it later.
+pub fn sealed_runtime() -> Result<OwnedFd> {
+    sealed_memfd(c"berth-runtime", |fd| {
+        let exe = std::fs::File::open("/proc/self/exe")
+            .map_err(|e| Error::sys("opening /proc/self/exe", e))?;
+        let mut left = exe
+            .metadata()
+            .map_err(|e| Error::sys("stat /proc/self/exe", e))?
+            .len() as usize;
+        while left > 0 {
+            // SAFETY: sendfile between two fds we own.
+            let n = unsafe { libc::sendfile(fd, exe.as_raw_fd(), std::ptr::null_mut(), left) };
+            if n < 0 {
+                return Err(Error::last_os("copying the runtime binary into a memfd"));
+            }
+            if n == 0 {
+                break;
+            }
+            left -= n as usize;
+        }
+        Ok(())
+    })
+}
+
+/// An executable memfd, filled by `fill`, then sealed against any change.
+fn sealed_memfd(name: &std::ffi::CStr, fill: impl FnOnce(i32) -> Result<()>) -> Result<OwnedFd> {
     const MFD_EXEC: libc::c_uint = 0x0010;
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: memfd_create with a static name.
+    // SAFETY: memfd_create with a NUL-terminated name.
     let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
     if fd < 0 {
         // Kernels before 6.3 do not know MFD_EXEC.
@@ -180,20 +219,15 @@ pub fn sealed() -> Result<OwnedFd> {
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
     if fd < 0 {
-        return Err(Error::last_os("memfd_create for the exec stub"));
+        return Err(Error::last_os(format!("memfd_create {name:?}")));
     }
     // SAFETY: fresh fd we own.
     let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let bytes = elf(Arch::NATIVE);
-    // SAFETY: writing a live buffer to our fd.
-    let n = unsafe { libc::write(memfd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-    if n != bytes.len() as isize {
-        return Err(Error::last_os("writing the exec stub"));
-    }
+    fill(memfd.as_raw_fd())?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on our memfd.
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(Error::last_os("sealing the exec stub"));
+        return Err(Error::last_os(format!("sealing memfd {name:?}")));
     }
     Ok(memfd)
 }

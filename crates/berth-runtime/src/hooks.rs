@@ -28,9 +28,18 @@ fn run(kind: &str, i: usize, h: &Hook, state: &serde_json::Value) -> Result<()> 
             cmd.env(k, v);
         }
     }
+    // Output goes to an in-memory file, never a pipe: a chatty hook must not block on a full
+    // pipe while we wait for it. Its tail goes into the error if it fails.
+    let out = output_file()?;
+    let clone = |f: &std::fs::File| {
+        f.try_clone()
+            .map_err(|e| Error::Container(format!("hook output file: {e}")))
+    };
+    let out2 = clone(&out)?;
+    let reader = clone(&out)?;
     cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(out2));
     let name = format!("{kind} hook {i} ({})", path.display());
     let mut child = cmd
         .spawn()
@@ -60,18 +69,38 @@ fn run(kind: &str, i: usize, h: &Hook, state: &serde_json::Value) -> Result<()> 
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
     };
-    let out = child.wait_with_output().ok();
     if !status.success() {
         let mut msg = format!("{name} failed: {status}");
-        if let Some(o) = out {
-            let text = String::from_utf8_lossy(&o.stderr);
-            let text = text.trim();
-            if !text.is_empty() {
-                msg.push_str(": ");
-                msg.push_str(text);
-            }
+        let text = tail(reader);
+        if !text.is_empty() {
+            msg.push_str(": ");
+            msg.push_str(&text);
         }
         return Err(Error::Container(msg));
     }
     Ok(())
+}
+
+fn output_file() -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create with a static name.
+    let fd = unsafe { libc::memfd_create(c"berth-hook-output".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::last_os("memfd_create for hook output"));
+    }
+    // SAFETY: fresh fd we own.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// The last line(s) of what a hook wrote, at most 1 KiB, on one line.
+fn tail(mut f: std::fs::File) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

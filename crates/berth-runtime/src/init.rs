@@ -142,8 +142,9 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
     }
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let args: Vec<String> = process.args().clone().unwrap_or_default();
-    let exe = find_executable(&args[0], &env)?;
+    // cwd first: a relative argv[0] ("./app") is relative to it, as for execve.
     enter_cwd(process.cwd())?;
+    let exe = find_executable(&args[0], &env)?;
 
     let nnp = process.no_new_privileges().unwrap_or(false);
     let filter = match linux.and_then(|l| l.seccomp().as_ref()) {
@@ -439,11 +440,34 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
 /// Block until `start` opens the fifo for reading (through our O_PATH fd of it: the state
 /// directory is not visible from inside the container).
 fn open_fifo(fifo: RawFd) -> Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc here is the container's: make sure it is a real procfs before trusting
+    // /proc/self/fd, and that what we opened is our fifo.
+    let proc_ok = nix::sys::statfs::statfs("/proc")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+    if !proc_ok {
+        return Err(Error::Container(
+            "create needs procfs at /proc inside the container (add a proc mount to config.json mounts)".into(),
+        ));
+    }
+    let mut want: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat into a live struct.
+    if unsafe { libc::fstat(fifo, &mut want) } != 0 {
+        return Err(Error::last_os("fstat of the exec fifo"));
+    }
     let path = format!("/proc/self/fd/{fifo}");
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .map_err(|e| Error::sys("opening the exec fifo", e))?;
+    let got = f
+        .metadata()
+        .map_err(|e| Error::sys("stat of the exec fifo", e))?;
+    if got.dev() != want.st_dev as u64 || got.ino() != want.st_ino as u64 {
+        return Err(Error::Container(
+            "the exec fifo reopened through /proc/self/fd is not the runtime's fifo".into(),
+        ));
+    }
     // SAFETY: closing the O_PATH fd we were given.
     unsafe { libc::close(fifo) };
     Ok(f)

@@ -165,6 +165,12 @@ enum Cmd {
 }
 
 fn main() {
+    // Stage 1 re-exec'd from a sealed copy of this binary: no argument parsing.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "stage1")
+        && std::env::var_os(container::STAGE1_FD_ENV).is_some()
+    {
+        container::stage1_entry();
+    }
     let cli = Cli::parse();
     if let Err(e) = log::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!("berth-runtime: cannot open log file: {e}");
@@ -221,6 +227,7 @@ fn parse_interval(s: &str) -> Result<std::time::Duration> {
 fn create_opts(c: &CreateArgs) -> CreateOpts {
     CreateOpts {
         bundle: c.bundle.clone(),
+        detach: false,
         pid_file: c.pid_file.clone(),
         console_socket: c.console_socket.clone(),
         preserve_fds: c.preserve_fds,
@@ -244,7 +251,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 let cont = Container::load(root, &c.id)?;
                 return container::supervise(cont.pid, None);
             }
-            container::run(root, &c.id, &create_opts(&c), detach)
+            let opts = CreateOpts {
+                detach,
+                ..create_opts(&c)
+            };
+            container::run(root, &c.id, &opts, detach)
         }
         Cmd::State { id } => {
             let c = Container::load(root, &id)?;

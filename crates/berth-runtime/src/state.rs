@@ -63,6 +63,40 @@ pub struct Container {
     pub dir: PathBuf,
 }
 
+/// An exclusive lock on a container's state directory: a POSIX record lock on
+/// `<dir>/lock`, released when dropped or when the process dies. Unlike flock, a record
+/// lock is not shared with forked children, so the container's init (a fork of `create`)
+/// does not keep holding it. `create` holds it until the container is created; `start` and
+/// `delete` take it, so they never run at the same time as each other or as a create that is
+/// still working.
+pub struct DirLock(#[allow(dead_code)] std::fs::File);
+
+/// Lock `dir`. `wait: false` returns `Ok(None)` if someone else holds it.
+pub fn lock_dir(dir: &Path, wait: bool) -> Result<Option<DirLock>> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+    // SAFETY: fcntl record lock with a live struct.
+    if unsafe { libc::fcntl(f.as_raw_fd(), cmd, &fl) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if !wait && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
+            return Ok(None);
+        }
+        return Err(Error::sys(format!("locking {}", path.display()), e));
+    }
+    Ok(Some(DirLock(f)))
+}
+
 /// Container ids are single path components that every tool can print.
 pub fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
