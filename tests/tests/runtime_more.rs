@@ -810,3 +810,87 @@ fn runtime_binary_unreachable_during_exec_even_with_sys_ptrace() {
     let d = rt.delete(&id, true);
     assert!(d.status.success(), "{}", describe(&d));
 }
+
+/// SCMP_ACT_NOTIFY: the runtime hands the listener fd and the container process state to the
+/// agent at `listenerPath`; the agent answers the container's syscall.
+#[test]
+fn seccomp_notify_reaches_the_agent() {
+    let Some(rt) = setup("seccomp_notify_reaches_the_agent") else {
+        return;
+    };
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let agent = std::thread::spawn(move || -> (Value, i32) {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for c in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: the kernel just gave us this fd.
+                fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+            }
+        }
+        let n = msg.bytes;
+        let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let fd = fd.expect("no fd with the message");
+        // Answer the first notified syscall with EROFS.
+        // SAFETY: ioctls on the listener fd with zeroed kernel structs.
+        let nr = unsafe {
+            let mut req: libc::seccomp_notif = std::mem::zeroed();
+            assert_eq!(
+                libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req),
+                0
+            );
+            let mut resp: libc::seccomp_notif_resp = std::mem::zeroed();
+            resp.id = req.id;
+            resp.error = -libc::EROFS;
+            assert_eq!(
+                libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp),
+                0
+            );
+            req.data.nr
+        };
+        (state, nr)
+    });
+    let b = busybox_bundle(&["sh", "-c", "mkdir /tmp/notified; echo rc=$?"]);
+    let sock_s = sock.to_string_lossy().into_owned();
+    b.edit(|s| {
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock_s,
+            "listenerMetadata": "meta-1",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let id = unique_id("notify");
+    let o = rt.run(&id, &b);
+    let out = text(&o.stdout) + &text(&o.stderr);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(
+        out.contains("Read-only file system"),
+        "agent's answer not seen: {out}"
+    );
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(!b.rootfs().join("tmp/notified").exists());
+    let (state, nr) = agent.join().unwrap();
+    assert!(
+        nr == libc::SYS_mkdir as i32 || nr == libc::SYS_mkdirat as i32,
+        "notified syscall {nr}"
+    );
+    assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
+    assert_eq!(state["metadata"], json!("meta-1"), "{state}");
+    assert_eq!(state["state"]["id"], json!(id), "{state}");
+    assert!(state["pid"].as_i64().unwrap_or(0) > 0, "{state}");
+}

@@ -274,6 +274,7 @@ pub fn stage1_entry() -> ! {
     fds.extend(st.join.iter().map(|(_, f)| *f));
     fds.extend(st.cfg.fifo_fd);
     fds.extend(st.cfg.console_fd);
+    fds.extend(st.cfg.seccomp_listener_fd);
     for f in fds {
         let _ = ipc::set_cloexec(f, true);
     }
@@ -380,6 +381,7 @@ fn reexec_stage1(copy: &OwnedFd, plan: &Stage1, chan: &UnixStream) -> ! {
     keep.extend(plan.join.iter().map(|(_, f)| *f));
     keep.extend(plan.cfg.fifo_fd);
     keep.extend(plan.cfg.console_fd);
+    keep.extend(plan.cfg.seccomp_listener_fd);
     for f in keep {
         // SAFETY: clearing FD_CLOEXEC on our own copies of these fds.
         unsafe { libc::fcntl(f, libc::F_SETFD, 0) };
@@ -457,6 +459,27 @@ fn exec_namespaces(c: &Container, cspec: &Spec) -> Result<Namespaces> {
 
 fn kill_pid(pid: i32, sig: Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+}
+
+/// Connect to `linux.seccomp.listenerPath` when the profile has SCMP_ACT_NOTIFY rules (the
+/// path is on the host; the init sends the listener fd over this socket once it has one).
+fn connect_listener(spec: &Spec, min_fd: RawFd) -> Result<Option<UnixStream>> {
+    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let Some(path) = s.listener_path() else {
+        return Ok(None);
+    };
+    let sock = UnixStream::connect(path).map_err(|e| {
+        Error::sys(
+            format!(
+                "connecting to linux.seccomp.listenerPath {} (is the seccomp agent listening?)",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    Ok(Some(ipc::raise_fd(sock, min_fd)?))
 }
 
 fn connect_console(path: &Path) -> Result<UnixStream> {
@@ -653,6 +676,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
     } else {
         (None, None)
     };
+    let listener = connect_listener(&spec, min_fd)?;
     let stub = ipc::raise_fd(crate::execstub::sealed()?, min_fd)?;
     let parent_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
@@ -672,6 +696,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         // The init moves itself (cheaper for the kernel) unless a new user namespace keeps it
         // from writing the host's cgroup files.
         join_cgroup: (!new_userns).then(|| c.cgroup.clone()),
+        seccomp_listener_fd: listener.as_ref().map(|f| f.as_raw_fd()),
     };
     let (pid, mut chan) = spawn_init(&spec, cfg, &stub, None, min_fd)?;
     drop(stub);
@@ -1217,6 +1242,7 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
     } else {
         (None, None)
     };
+    let listener = connect_listener(&spec, min_fd)?;
     let stub = ipc::raise_fd(crate::execstub::sealed()?, min_fd)?;
     let cfg = InitConfig {
         mode: Mode::Exec,
@@ -1230,6 +1256,7 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
         parent_hooks: false,
         state: serde_json::Value::Null,
         join_cgroup: None,
+        seccomp_listener_fd: listener.as_ref().map(|f| f.as_raw_fd()),
     };
     let (pid, mut chan) = spawn_init(&spec, cfg, &stub, Some((&c, &cspec)), min_fd)?;
     drop(stub);

@@ -41,6 +41,8 @@ pub struct InitConfig {
     pub state: serde_json::Value,
     /// Cgroup the init joins itself (when the runtime has not moved it there).
     pub join_cgroup: Option<crate::cgroups::Cgroup>,
+    /// Connected socket to `linux.seccomp.listenerPath`, for the SCMP_ACT_NOTIFY listener fd.
+    pub seccomp_listener_fd: Option<RawFd>,
 }
 
 /// Body of the container's init, in the child the runtime just cloned. Never returns: it
@@ -154,7 +156,8 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it.
     if !nnp {
         if let Some((prog, flags)) = &filter {
-            seccomp::install(prog, flags)?;
+            let listener = seccomp::install(prog, flags)?;
+            send_listener(cfg, listener)?;
         }
     }
     let masks = caps::Masks::from_spec(process.capabilities().as_ref());
@@ -184,7 +187,8 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
     )?;
     if nnp {
         if let Some((prog, flags)) = &filter {
-            seccomp::install(prog, flags)?;
+            let listener = seccomp::install(prog, flags)?;
+            send_listener(cfg, listener)?;
         }
     }
     // Only stdio and the preserved fds survive the exec.
@@ -233,6 +237,32 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
         )
     };
     Err(Error::last_os(format!("exec {}", exe.display())))
+}
+
+/// Hand the seccomp notification fd to the agent at `listenerPath` with the container
+/// process state, as the runtime spec describes (SCM_RIGHTS + JSON).
+fn send_listener(cfg: &InitConfig, listener: Option<OwnedFd>) -> Result<()> {
+    let (Some(fd), Some(sock)) = (listener, cfg.seccomp_listener_fd) else {
+        return Ok(());
+    };
+    let metadata = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_metadata().clone())
+        .unwrap_or_default();
+    let msg = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "fds": ["seccompFd"],
+        "pid": cfg.state["pid"],
+        "metadata": metadata,
+        "state": cfg.state,
+    });
+    ipc::send_fd(sock, &msg.to_string(), fd.as_raw_fd())?;
+    // SAFETY: our copy of the agent socket is done with.
+    unsafe { libc::close(sock) };
+    Ok(())
 }
 
 fn cstr(b: &[u8]) -> Result<CString> {
