@@ -10,86 +10,23 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
-use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_tests::suite::{
+    assert_nothing_left, console_socket_receiver, describe, pass_fd, run_ok, setup, text,
+    wait_for_file,
+};
 use berth_tests::{
-    busybox_bundle, cgroup_leftovers, exit_code, fix_hybrid_hugetlb, host_mounts_mentioning,
-    require_root, sha256_file, unique_id, Bundle, Runtime, DEFAULT_CAP_MASK,
+    busybox_bundle, cgroup_leftovers, exit_code, host_mounts_mentioning, sha256_file, unique_id,
+    Runtime, DEFAULT_CAP_MASK,
 };
 use serde_json::json;
 
 // ---------------------------------------------------------------- helpers
-
-/// The runtime under test, or None (after printing why) when not root.
-fn setup(test: &str) -> Option<Runtime> {
-    if !require_root(test) {
-        return None;
-    }
-    let rt = Runtime::new();
-    if rt.name() == "crun" && fix_hybrid_hugetlb() {
-        println!("note: mounted hugetlb as cgroup v1 so crun accepts this hybrid host");
-    }
-    Some(rt)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "exit={} stdout={:?} stderr={:?}",
-        exit_code(&o.status),
-        text(&o.stdout),
-        text(&o.stderr)
-    )
-}
-
-/// `run` the bundle, assert exit 0, return stdout.
-fn run_ok(rt: &Runtime, b: &Bundle, prefix: &str) -> String {
-    let id = unique_id(prefix);
-    let o = rt.run(&id, b);
-    assert!(o.status.success(), "run {id}: {}", describe(&o));
-    text(&o.stdout)
-}
-
-/// After the container is gone: no state, no state dir, no cgroup, no host mount.
-fn assert_nothing_left(rt: &Runtime, id: &str, b: &Bundle) {
-    assert!(rt.try_state(id).is_err(), "state {id} still succeeds");
-    assert!(
-        rt.state_leftovers(id).is_empty(),
-        "state dir left under --root: {:?}",
-        rt.state_leftovers(id)
-    );
-    let cg = cgroup_leftovers(&b.cgroups_path);
-    assert!(cg.is_empty(), "cgroup dirs left: {cg:?}");
-    let m = host_mounts_mentioning(&b.dir);
-    assert!(m.is_empty(), "host mounts left: {m:?}");
-}
-
-/// Makes `src` available as fd `target` in the spawned child (not CLOEXEC).
-fn pass_fd(cmd: &mut Command, src: RawFd, target: RawFd) {
-    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if src == target {
-                let flags = libc::fcntl(target, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(target, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(src, target) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
 
 /// Parsed /proc/self/mountinfo line: (mount point, per-mount options, fstype).
 fn mountinfo(text: &str) -> Vec<(String, Vec<String>, String)> {
@@ -105,17 +42,6 @@ fn mountinfo(text: &str) -> Vec<(String, Vec<String>, String)> {
             ))
         })
         .collect()
-}
-
-fn wait_for_file(p: &Path, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if p.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 // ---------------------------------------------------- process environment
@@ -788,47 +714,12 @@ fn console_socket_receives_pty() {
     let Some(rt) = setup("console_socket_receives_pty") else {
         return;
     };
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::io::IoSliceMut;
 
     let b = busybox_bundle(&["sh", "-c", "tty; echo hello; sleep 0.3"]);
     b.edit(|s| s["process"]["terminal"] = json!(true));
     let sockdir = tempfile::tempdir().unwrap();
     let sock = sockdir.path().join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let receiver = std::thread::spawn(move || -> Option<File> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(_) => return None,
-            }
-        };
-        stream.set_nonblocking(false).ok()?;
-        let mut buf = [0u8; 1024];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .ok()?;
-        for c in msg.cmsgs().ok()? {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY: the fd was just received and is owned by nobody else.
-                return fds
-                    .first()
-                    .map(|&fd| unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-            }
-        }
-        None
-    });
+    let receiver = console_socket_receiver(&sock);
 
     let id = unique_id("tty");
     let sock_arg = sock.to_string_lossy().into_owned();
