@@ -461,6 +461,41 @@ fn kill_pid(pid: i32, sig: Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
 }
 
+/// The fds an init inherits besides its channel, all moved above `min_fd`: the console
+/// socket (and our end of it when `run`/`exec` proxy the terminal themselves), the seccomp
+/// agent's socket, and the sealed exec stub.
+struct InitFds {
+    console: Option<UnixStream>,
+    console_ours: Option<UnixStream>,
+    listener: Option<UnixStream>,
+    stub: OwnedFd,
+}
+
+impl InitFds {
+    fn open(
+        terminal: bool,
+        console_socket: Option<&Path>,
+        spec: &Spec,
+        min_fd: RawFd,
+    ) -> Result<InitFds> {
+        let (console, console_ours) = match (terminal, console_socket) {
+            (false, _) => (None, None),
+            (true, Some(p)) => (Some(ipc::raise_fd(connect_console(p)?, min_fd)?), None),
+            (true, None) => {
+                let (a, b) =
+                    UnixStream::pair().map_err(|e| Error::sys("socketpair for the console", e))?;
+                (Some(ipc::raise_fd(a, min_fd)?), Some(b))
+            }
+        };
+        Ok(InitFds {
+            console,
+            console_ours,
+            listener: connect_listener(spec, min_fd)?,
+            stub: ipc::raise_fd(crate::execstub::sealed()?, min_fd)?,
+        })
+    }
+}
+
 /// Connect to `linux.seccomp.listenerPath` when the profile has SCMP_ACT_NOTIFY rules (the
 /// path is on the host; the init sends the listener fd over this socket once it has one).
 fn connect_listener(spec: &Spec, min_fd: RawFd) -> Result<Option<UnixStream>> {
@@ -664,20 +699,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
     } else {
         None
     };
-    let (console_theirs, console_ours) = if terminal {
-        match &opts.console_socket {
-            Some(p) => (Some(ipc::raise_fd(connect_console(p)?, min_fd)?), None),
-            None => {
-                let (a, b) =
-                    UnixStream::pair().map_err(|e| Error::sys("socketpair for the console", e))?;
-                (Some(ipc::raise_fd(a, min_fd)?), Some(b))
-            }
-        }
-    } else {
-        (None, None)
-    };
-    let listener = connect_listener(&spec, min_fd)?;
-    let stub = ipc::raise_fd(crate::execstub::sealed()?, min_fd)?;
+    let fds = InitFds::open(terminal, opts.console_socket.as_deref(), &spec, min_fd)?;
     let parent_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
@@ -689,17 +711,16 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         rootfs,
         no_pivot: opts.no_pivot,
         fifo_fd: fifo_fd.as_ref().map(|f| f.as_raw_fd()),
-        console_fd: console_theirs.as_ref().map(|f| f.as_raw_fd()),
+        console_fd: fds.console.as_ref().map(|f| f.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
         parent_hooks,
         state: serde_json::Value::Null,
         // The init moves itself (cheaper for the kernel) unless a new user namespace keeps it
         // from writing the host's cgroup files.
         join_cgroup: (!new_userns).then(|| c.cgroup.clone()),
-        seccomp_listener_fd: listener.as_ref().map(|f| f.as_raw_fd()),
+        seccomp_listener_fd: fds.listener.as_ref().map(|f| f.as_raw_fd()),
     };
-    let (pid, mut chan) = spawn_init(&spec, cfg, &stub, None, min_fd)?;
-    drop(stub);
+    let (pid, mut chan) = spawn_init(&spec, cfg, &fds.stub, None, min_fd)?;
     guard.pid = pid;
     c.pid = pid;
     c.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
@@ -739,7 +760,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Resu
         }
     }
     drop(fifo_fd);
-    drop(console_theirs);
+    // Our copies of the init's fds go; we keep our end of a console we proxy ourselves.
+    let InitFds { console_ours, .. } = fds;
     c.save()?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
@@ -1230,20 +1252,7 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
     let mut spec = cspec.clone();
     spec.set_process(Some(process));
     let min_fd = 3 + opts.preserve_fds as RawFd;
-    let (console_theirs, console_ours) = if terminal {
-        match &opts.console_socket {
-            Some(p) => (Some(ipc::raise_fd(connect_console(p)?, min_fd)?), None),
-            None => {
-                let (a, b) =
-                    UnixStream::pair().map_err(|e| Error::sys("socketpair for the console", e))?;
-                (Some(ipc::raise_fd(a, min_fd)?), Some(b))
-            }
-        }
-    } else {
-        (None, None)
-    };
-    let listener = connect_listener(&spec, min_fd)?;
-    let stub = ipc::raise_fd(crate::execstub::sealed()?, min_fd)?;
+    let fds = InitFds::open(terminal, opts.console_socket.as_deref(), &spec, min_fd)?;
     let cfg = InitConfig {
         mode: Mode::Exec,
         id: id.to_string(),
@@ -1251,15 +1260,15 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
         rootfs: c.rootfs.clone(),
         no_pivot: false,
         fifo_fd: None,
-        console_fd: console_theirs.as_ref().map(|f| f.as_raw_fd()),
+        console_fd: fds.console.as_ref().map(|f| f.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
         parent_hooks: false,
         state: serde_json::Value::Null,
         join_cgroup: None,
-        seccomp_listener_fd: listener.as_ref().map(|f| f.as_raw_fd()),
+        seccomp_listener_fd: fds.listener.as_ref().map(|f| f.as_raw_fd()),
     };
-    let (pid, mut chan) = spawn_init(&spec, cfg, &stub, Some((&c, &cspec)), min_fd)?;
-    drop(stub);
+    let (pid, mut chan) = spawn_init(&spec, cfg, &fds.stub, Some((&c, &cspec)), min_fd)?;
+    let InitFds { console_ours, .. } = fds;
     let sent = ipc::send(&mut chan, &ToInit::Go(c.oci_state(Status::Running)));
     let fail = |e: Error| {
         kill_pid(pid, Signal::SIGKILL);
@@ -1267,7 +1276,6 @@ pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<
         e
     };
     sent.map_err(fail)?;
-    drop(console_theirs);
     let pty = match console_ours {
         Some(sock) => Some(ipc::recv_fd(sock.as_raw_fd()).map_err(fail)?),
         None => None,
