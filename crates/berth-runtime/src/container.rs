@@ -874,15 +874,12 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 
 /// `kill`: signal the init, or with `all` every process in the container's cgroup.
 pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
-    let c = Container::load(root, id)?;
-    let status = c.status();
-    if status == Status::Stopped {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.to_string(),
-            what: "there is no process to signal".into(),
-        });
-    }
+    let c = load_in(
+        root,
+        id,
+        &[Status::Created, Status::Running, Status::Paused],
+        "there is no process to signal",
+    )?;
     if all {
         return c.cgroup.kill_all(sig);
     }
@@ -890,30 +887,41 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
         .map_err(|e| Error::sys(format!("kill({}, {sig})", c.pid), e))
 }
 
-pub fn pause(root: &Path, id: &str) -> Result<()> {
+/// Load a container and check its status is one of `allowed` (the guard in
+/// load → check → act → save); `what` says what the operation needs.
+fn load_in(root: &Path, id: &str, allowed: &[Status], what: &str) -> Result<Container> {
     let c = Container::load(root, id)?;
     let status = c.status();
-    if status != Status::Running {
+    if !allowed.contains(&status) {
         return Err(Error::BadState {
             id: id.into(),
             status: status.to_string(),
-            what: "only a running container can be paused".into(),
+            what: what.into(),
         });
     }
-    c.cgroup.freeze()
+    Ok(c)
+}
+
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    load_in(
+        root,
+        id,
+        &[Status::Running],
+        "only a running container can be paused",
+    )?
+    .cgroup
+    .freeze()
 }
 
 pub fn resume(root: &Path, id: &str) -> Result<()> {
-    let c = Container::load(root, id)?;
-    let status = c.status();
-    if status != Status::Paused {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.to_string(),
-            what: "only a paused container can be resumed".into(),
-        });
-    }
-    c.cgroup.thaw()
+    load_in(
+        root,
+        id,
+        &[Status::Paused],
+        "only a paused container can be resumed",
+    )?
+    .cgroup
+    .thaw()
 }
 
 fn wait_gone(c: &Container, timeout_ms: u64) -> bool {
@@ -1233,15 +1241,12 @@ pub fn exec_process(base: &Spec, file: Option<&Path>, args: &[String]) -> Result
 
 /// `exec`: run `process` in a running container. Returns the exit code (foreground) or 0.
 pub fn exec(root: &Path, id: &str, process: Process, opts: &ExecOpts) -> Result<i32> {
-    let c = Container::load(root, id)?;
-    let status = c.status();
-    if status != Status::Running {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.to_string(),
-            what: "exec needs a running container".into(),
-        });
-    }
+    let c = load_in(
+        root,
+        id,
+        &[Status::Running],
+        "exec needs a running container",
+    )?;
     let cspec = c.spec()?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.detach && opts.console_socket.is_none() {
