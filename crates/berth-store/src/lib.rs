@@ -1,0 +1,12 @@
+//! berth-store owns Berth's images on disk: content-addressed blobs written through a
+//! verifying ingest area, metadata in SQLite, layers unpacked safely into overlay snapshots,
+//! garbage collection from roots, and image import/export (docker save/load, OCI layouts).
+//! It is synchronous; async callers (the registry client, the engine) reach it through
+//! `spawn_blocking`.
+
+pub mod digest;
+pub mod error;
+pub mod reference;
+
+pub use digest::Digest;
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,1 @@
+//! Image references, parsed and normalised the way Docker does.
