@@ -9,10 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
+pub mod bigimage;
 pub mod bundle;
 pub mod host;
 pub mod image;
 pub mod runtime;
+pub mod services;
 pub mod suite;
 
 pub use bundle::{busybox_bundle, Bundle, SpecGuard, DEFAULT_CAPS, DEFAULT_CAP_MASK};
