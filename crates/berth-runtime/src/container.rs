@@ -607,8 +607,12 @@ pub fn effective_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
 /// soon as it is ready (run).
 pub fn create(root: &Path, id: &str, opts: &CreateOpts, wait_fifo: bool) -> Result<Created> {
     state::check_id(id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle)
-        .map_err(|e| Error::InvalidArgument(format!("bundle {}: {e}", opts.bundle.display())))?;
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "bundle {}: {e} (--bundle must name a directory holding config.json and the rootfs)",
+            opts.bundle.display()
+        ))
+    })?;
     let spec = spec::load(&bundle)?;
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
     let process = spec.process().as_ref().cloned().unwrap_or_default();
