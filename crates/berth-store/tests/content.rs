@@ -218,25 +218,7 @@ fn kill_9_mid_ingest_leaves_nothing_visible() {
     let data = crash_data();
     let d = Digest::of(&data);
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_half_ingest",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("child exited before READY").unwrap();
-        if line.trim_end().ends_with("READY") {
-            break;
-        }
-    }
+    let mut child = spawn_half_writer(&root);
     // While the child lives: its ingest is visible as in progress (cross-process lock) and a
     // fresh open does not clean up its files.
     let cs = ContentStore::open(&root).unwrap();
@@ -269,4 +251,113 @@ fn kill_9_mid_ingest_leaves_nothing_visible() {
 
 fn libc_sigkill() -> i32 {
     9
+}
+
+#[test]
+fn many_threads_one_digest_exactly_one_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cs = ContentStore::open(&tmp.path().join("content")).unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let d = Digest::of(&data);
+    let writers = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                if let Some(mut ing) = cs.ingest(&d, Some(data.len() as u64)).unwrap() {
+                    writers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    for chunk in data.chunks(4096) {
+                        ing.write_all(chunk).unwrap();
+                    }
+                    ing.commit().unwrap();
+                }
+                // whoever returns, the blob is there and complete
+                assert_eq!(cs.size(&d).unwrap(), data.len() as u64);
+            });
+        }
+    });
+    assert_eq!(writers.into_inner(), 1);
+    assert!(ingest_dir_entries(&tmp.path().join("content")).is_empty());
+}
+
+#[test]
+fn streams_a_real_oci_layout_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = berth_tests::oci_image_layout(&tmp.path().join("layout"));
+    let cs = ContentStore::open(&tmp.path().join("content")).unwrap();
+    for (digest, size) in [
+        (&layout.manifest_digest, layout.manifest_size),
+        (&layout.config_digest, layout.config_size),
+        (&layout.layer_digest, layout.layer_size),
+    ] {
+        let d = Digest::parse(digest).unwrap();
+        let mut src = std::fs::File::open(layout.blob_path(digest)).unwrap();
+        let mut ing = cs.ingest(&d, Some(size)).unwrap().unwrap();
+        std::io::copy(&mut src, &mut ing).unwrap();
+        assert_eq!(ing.commit().unwrap(), d);
+        assert_eq!(cs.size(&d).unwrap(), size);
+        assert_eq!(
+            std::fs::read(cs.path(&d)).unwrap(),
+            std::fs::read(layout.blob_path(digest)).unwrap()
+        );
+    }
+    // The manifest is small enough to read whole; the layer is not, under a 1 KiB limit.
+    let m = Digest::parse(&layout.manifest_digest).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&cs.read_limited(&m, 4 << 20).unwrap()).unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], layout.layer_digest);
+    let l = Digest::parse(&layout.layer_digest).unwrap();
+    assert!(matches!(cs.read_limited(&l, 1024), Err(Error::Limit(_))));
+    assert_eq!(cs.list().unwrap().len(), 3);
+}
+
+#[test]
+fn another_process_waits_for_the_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("content");
+    let data = crash_data();
+    let d = Digest::of(&data);
+    let mut child = spawn_half_writer(&root);
+    let cs = ContentStore::open(&root).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let ing = cs.ingest(&d, Some(data.len() as u64)).unwrap();
+            let mut ing = ing.expect("the killed writer did not commit: we must get the ingest");
+            ing.write_all(&data).unwrap();
+            ing.commit().unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !waiter.is_finished(),
+            "must wait while the other process writes"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(waiter.join().unwrap(), d);
+    });
+    assert_eq!(cs.read_limited(&d, 1 << 20).unwrap(), data);
+    assert!(ingest_dir_entries(&root).is_empty());
+}
+
+/// Start `child_half_ingest` in a new process and wait until it has written half the blob.
+fn spawn_half_writer(root: &Path) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_half_ingest",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("child exited before READY").unwrap();
+        if line.trim_end().ends_with("READY") {
+            break;
+        }
+    }
+    child
 }
