@@ -4,9 +4,13 @@
 //! It is synchronous; async callers (the registry client, the engine) reach it through
 //! `spawn_blocking`.
 
+pub mod content;
 pub mod digest;
 pub mod error;
+pub mod gc;
+pub mod meta;
 pub mod reference;
+pub mod store;
 
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
