@@ -352,14 +352,14 @@ mod tests {
 
     #[test]
     fn normalises_valid_references() {
-        // input, domain, path, tag, digest?, Display, familiar
-        let cases: &[(&str, &str, &str, Option<&str>, bool, &str, &str)] = &[
+        // input, domain, path, tag, Display, familiar
+        type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, &'a str);
+        let cases: &[Case] = &[
             (
                 "busybox",
                 "docker.io",
                 "library/busybox",
                 Some("latest"),
-                false,
                 "docker.io/library/busybox:latest",
                 "busybox:latest",
             ),
@@ -368,7 +368,6 @@ mod tests {
                 "docker.io",
                 "library/busybox",
                 Some("1.36"),
-                false,
                 "docker.io/library/busybox:1.36",
                 "busybox:1.36",
             ),
@@ -377,7 +376,6 @@ mod tests {
                 "docker.io",
                 "user/app",
                 Some("latest"),
-                false,
                 "docker.io/user/app:latest",
                 "user/app:latest",
             ),
@@ -386,7 +384,6 @@ mod tests {
                 "docker.io",
                 "library/busybox",
                 Some("latest"),
-                false,
                 "docker.io/library/busybox:latest",
                 "busybox:latest",
             ),
@@ -395,7 +392,6 @@ mod tests {
                 "docker.io",
                 "library/busybox",
                 Some("latest"),
-                false,
                 "docker.io/library/busybox:latest",
                 "busybox:latest",
             ),
@@ -404,7 +400,6 @@ mod tests {
                 "docker.io",
                 "library/busybox",
                 Some("latest"),
-                false,
                 "docker.io/library/busybox:latest",
                 "busybox:latest",
             ),
@@ -413,7 +408,6 @@ mod tests {
                 "docker.io",
                 "user/app",
                 Some("v2"),
-                false,
                 "docker.io/user/app:v2",
                 "user/app:v2",
             ),
@@ -422,7 +416,6 @@ mod tests {
                 "docker.io",
                 "library/busybox",
                 Some("latest"),
-                false,
                 "docker.io/library/busybox:latest",
                 "busybox:latest",
             ),
@@ -431,7 +424,6 @@ mod tests {
                 "localhost:5000",
                 "a/b",
                 Some("t"),
-                false,
                 "localhost:5000/a/b:t",
                 "localhost:5000/a/b:t",
             ),
@@ -440,7 +432,6 @@ mod tests {
                 "localhost",
                 "a",
                 Some("latest"),
-                false,
                 "localhost/a:latest",
                 "localhost/a:latest",
             ),
@@ -449,7 +440,6 @@ mod tests {
                 "localhost:5000",
                 "a",
                 Some("latest"),
-                false,
                 "localhost:5000/a:latest",
                 "localhost:5000/a:latest",
             ),
@@ -458,7 +448,6 @@ mod tests {
                 "quay.io",
                 "org/sub/img",
                 Some("v1.2-rc_3"),
-                false,
                 "quay.io/org/sub/img:v1.2-rc_3",
                 "quay.io/org/sub/img:v1.2-rc_3",
             ),
@@ -467,7 +456,6 @@ mod tests {
                 "127.0.0.1:5000",
                 "test/busybox",
                 Some("latest"),
-                false,
                 "127.0.0.1:5000/test/busybox:latest",
                 "127.0.0.1:5000/test/busybox:latest",
             ),
@@ -476,7 +464,6 @@ mod tests {
                 "[::1]:5000",
                 "x",
                 Some("latest"),
-                false,
                 "[::1]:5000/x:latest",
                 "[::1]:5000/x:latest",
             ),
@@ -485,7 +472,6 @@ mod tests {
                 "a.b-c.d",
                 "e__f/g.h/i---j",
                 Some("latest"),
-                false,
                 "a.b-c.d/e__f/g.h/i---j:latest",
                 "a.b-c.d/e__f/g.h/i---j:latest",
             ),
@@ -495,7 +481,6 @@ mod tests {
                 "Foo",
                 "bar",
                 Some("latest"),
-                false,
                 "Foo/bar:latest",
                 "Foo/bar:latest",
             ),
@@ -504,12 +489,11 @@ mod tests {
                 "docker.io",
                 "library/busybox",
                 Some("_T.a-g"),
-                false,
                 "docker.io/library/busybox:_T.a-g",
                 "busybox:_T.a-g",
             ),
         ];
-        for &(input, domain, path, tag, _, display, familiar) in cases {
+        for &(input, domain, path, tag, display, familiar) in cases {
             let r = Reference::parse_normalized(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(r.domain, domain, "{input}");
             assert_eq!(r.path, path, "{input}");
