@@ -47,6 +47,8 @@ pub(crate) struct Conn {
     pub base: String,
     pub ep: Endpoint,
     pub challenge: Challenge,
+    /// The configured username for this endpoint, if any (for error messages).
+    pub user: Option<String>,
 }
 
 /// Why one endpoint could not serve a request.
@@ -88,9 +90,7 @@ pub(crate) fn all_failed(what: &str, tried: &[(String, Fail)]) -> Error {
     };
     match tried.last().map(|(_, f)| f) {
         Some(Fail::NotFound(_)) | None => Error::NotFound(format!("{what} (tried: {list})")),
-        Some(Fail::Auth(_)) => Error::Unauthorized(format!(
-            "{what}: access denied (tried: {list}); check the credentials for this registry (berth login)"
-        )),
+        Some(Fail::Auth(_)) => Error::Unauthorized(format!("{what}: access denied (tried: {list})")),
         Some(Fail::Unreachable(_)) => Error::Unavailable(format!(
             "{what}: no endpoint reachable (tried: {list}); check the network and the registry address"
         )),
@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     http: reqwest::Client,
     http_insecure: reqwest::Client,
     conns: Mutex<HashMap<String, Conn>>,
+    /// Endpoints that could not be reached recently: url → (until, why).
+    down: Mutex<HashMap<String, (Instant, String)>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
     pub inflight: Mutex<HashMap<Digest, BlobCell>>,
 }
@@ -127,6 +129,8 @@ pub struct Client {
 }
 
 pub(crate) const MAX_REDIRECTS: usize = 10;
+/// How long an unreachable endpoint is skipped without another connection attempt.
+pub(crate) const DOWN_FOR: Duration = Duration::from_secs(10);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -223,9 +227,14 @@ pub(crate) async fn status_fail(conn: &Conn, resp: Response) -> Fail {
         StatusCode::NOT_FOUND => Fail::NotFound(text),
         StatusCode::UNAUTHORIZED => {
             let who = &conn.ep.cred_host;
-            Fail::Auth(format!(
-                "{text}: authentication required or credentials rejected by {who}"
-            ))
+            Fail::Auth(match &conn.user {
+                Some(u) => format!(
+                    "{text}: {who} rejected the credentials of user \"{u}\"; check them with `berth login {who}`"
+                ),
+                None => format!(
+                    "{text}: {who} requires authentication and no credentials are configured for it; log in with `berth login {who}`"
+                ),
+            })
         }
         StatusCode::FORBIDDEN => {
             Fail::Auth(format!("{text}: access denied by {}", conn.ep.cred_host))
@@ -259,6 +268,7 @@ impl Client {
                 http_insecure: build(true)?,
                 cfg,
                 conns: Mutex::new(HashMap::new()),
+                down: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(HashMap::new()),
                 inflight: Mutex::new(HashMap::new()),
             }),
@@ -327,6 +337,21 @@ impl Client {
         if let Some(c) = lock(&self.inner.conns).get(&ep.url) {
             return Ok(c.clone());
         }
+        if let Some((until, why)) = lock(&self.inner.down).get(&ep.url) {
+            if *until > Instant::now() {
+                return Err(Fail::Unreachable(format!(
+                    "{why} (not retried for {DOWN_FOR:?})"
+                )));
+            }
+        }
+        let r = self.connect_uncached(ep).await;
+        if let Err(Fail::Unreachable(why)) = &r {
+            lock(&self.inner.down).insert(ep.url.clone(), (Instant::now() + DOWN_FOR, why.clone()));
+        }
+        r
+    }
+
+    async fn connect_uncached(&self, ep: &Endpoint) -> std::result::Result<Conn, Fail> {
         let mut last = None;
         for base in std::iter::once(&ep.url).chain(ep.fallback_url.as_ref()) {
             if base.starts_with("http://") && !ep.insecure {
@@ -373,6 +398,11 @@ impl Client {
                         base: base.clone(),
                         ep: ep.clone(),
                         challenge,
+                        user: self
+                            .inner
+                            .cfg
+                            .credentials_for(&ep.cred_host)
+                            .map(|c| c.username.clone()),
                     };
                     lock(&self.inner.conns).insert(ep.url.clone(), conn.clone());
                     return Ok(conn);
@@ -548,7 +578,12 @@ impl Client {
         body: Option<Bytes>,
         auth: Option<HeaderValue>,
     ) -> std::result::Result<Response, Fail> {
-        let max = self.inner.cfg.max_retries;
+        // Only idempotent requests are retried (a repeated PATCH would append twice).
+        let max = if method == Method::POST || method == Method::PATCH {
+            0
+        } else {
+            self.inner.cfg.max_retries
+        };
         let mut attempt = 0u32;
         loop {
             let r = self
@@ -606,7 +641,7 @@ impl Client {
                 } else {
                     "request failed"
                 };
-                Fail::Unreachable(format!("{what}: {}", error_chain(&e)))
+                Fail::Unreachable(format!("{what} to {}: {}", cur.as_str(), root_cause(&e)))
             })?;
             if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
                 return Ok(resp);
@@ -648,18 +683,15 @@ fn bearer(token: &str) -> std::result::Result<HeaderValue, Fail> {
     Ok(v)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+/// The innermost cause ("Connection refused (os error 111)"), which is what a user can act on.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
+        last = c.to_string();
         src = c.source();
     }
-    s
+    last
 }
 
 #[cfg(test)]

@@ -32,7 +32,16 @@
 //! Credentials are looked up per endpoint host (a mirror gets the mirror's credentials, never
 //! the upstream's) and are never logged. Redirects are followed by hand: at most 10, never
 //! from https to http, and `Authorization` is dropped when the host changes.
-//! Connection errors and 5xx answers are retried with bounded exponential backoff.
+//! Connection errors and 5xx answers to idempotent requests are retried with bounded
+//! exponential backoff; an endpoint that cannot be reached is not retried for 10 s (still
+//! recorded as skipped each time).
+//!
+//! # Push
+//! Only to the registry itself, never a mirror: each blob is checked with `HEAD`, mounted from
+//! [`BlobSource::source_repository`] when offered, else uploaded monolithically (`POST` then
+//! `PUT ?digest=`) or, above [`RegistryConfig::push_chunk_size`], in `PATCH` chunks with
+//! `Content-Range`. Local bytes are hashed before the final `PUT`; a corrupt local blob is
+//! never committed. The manifest is then put by tag and by digest.
 
 mod client;
 pub mod config;

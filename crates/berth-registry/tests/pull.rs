@@ -279,6 +279,7 @@ async fn basic_auth_registry_right_wrong_and_missing_credentials() {
         let (res, _) = pull(&c, &name, &sink).await;
         let e = res.unwrap_err();
         let msg = e.to_string();
+        eprintln!("MSG: {msg}");
         assert!(matches!(e, Error::Unauthorized(_)), "{what}: {msg}");
         assert!(msg.contains("401"), "{what}: {msg}");
         assert!(
@@ -487,4 +488,185 @@ async fn bearer_token_flow_with_cross_host_redirect() {
         "{msg}"
     );
     assert!(!msg.contains("nope"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_mirror_times_out_and_is_skipped() {
+    let (_f, layout) = fixture();
+    let up = Registry::start(None, None).await;
+    seed(&layout.dir, &up.host(), "test/busybox:latest", None);
+    // Accepts connections and never answers.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    let mut cfg = RegistryConfig::from_daemon_json(
+        &json!({"registry-mirrors-by-host": {up.host(): [slow.clone()]}}),
+    )
+    .unwrap();
+    cfg.request_timeout = Duration::from_millis(500);
+    cfg.max_retries = 0;
+    let c = Client::new(cfg).unwrap();
+    let (_s, root) = sink_dir();
+    let sink = DirSink::new(&root).unwrap();
+    let (res, _) = pull(&c, &format!("{}/test/busybox", up.host()), &sink).await;
+    let res = res.unwrap();
+    assert_fixture_pulled(&res, &layout, &sink);
+    assert!(
+        res.skipped
+            .iter()
+            .any(|(e, why)| *e == slow && why.contains("timed out")),
+        "{:?}",
+        res.skipped
+    );
+    assert!(res.served_by.iter().all(|(_, e)| *e == up.url()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_loops_are_cut_at_ten() {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h2 = hits.clone();
+    let port = serve(move |req| {
+        if req.path() == "/v2/" {
+            return Resp::new(200);
+        }
+        h2.fetch_add(1, Ordering::SeqCst);
+        Resp::new(302).header("Location", req.path())
+    })
+    .await;
+    let c = client(json!({}));
+    let (_s, root) = sink_dir();
+    let sink = DirSink::new(&root).unwrap();
+    let (res, _) = pull(&c, &format!("127.0.0.1:{port}/loop/img"), &sink).await;
+    let msg = res.unwrap_err().to_string();
+    assert!(msg.contains("more than 10 redirects"), "{msg}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        11,
+        "the first request and 10 redirects"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_without_tag_resolution_serves_only_content_by_digest() {
+    let (_f, layout) = fixture();
+    let up = Registry::start(None, None).await;
+    seed(&layout.dir, &up.host(), "test/busybox:latest", None);
+    let mirror = Registry::start(Some(&up.url()), None).await;
+    let c = client(
+        json!({"registry-mirrors-by-host": {up.host(): [{"url": mirror.url(), "resolve-tags": false}]}}),
+    );
+    let (_s, root) = sink_dir();
+    let sink = DirSink::new(&root).unwrap();
+    let (res, _) = pull(&c, &format!("{}/test/busybox:latest", up.host()), &sink).await;
+    let res = res.unwrap();
+    assert_fixture_pulled(&res, &layout, &sink);
+    assert_eq!(
+        served(&res, &layout.manifest_digest),
+        up.url(),
+        "the tag is resolved upstream"
+    );
+    assert_eq!(
+        served(&res, &layout.layer_digest),
+        mirror.url(),
+        "content comes from the mirror"
+    );
+    assert_eq!(served(&res, &layout.config_digest), mirror.url());
+}
+
+/// A fake registry serving an index (host platform + another) and a schema1 manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_selects_the_host_platform_and_schema1_is_unsupported() {
+    let (_f, layout) = fixture();
+    let dir = layout.dir.clone();
+    let host_p = Platform::host();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": Digest::of(b"other").to_string(), "size": 5,
+             "platform": {"os": "linux", "architecture": "s390x"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": layout.manifest_digest, "size": layout.manifest_size,
+             "platform": host_p},
+        ]
+    }))
+    .unwrap();
+    let index_digest = Digest::of(&index).to_string();
+    let idx = index.clone();
+    let md = layout.manifest_digest.clone();
+    let port = serve(move |req| {
+        let p = req.path().to_string();
+        if p == "/v2/" {
+            return Resp::new(200);
+        }
+        if p == "/v2/multi/img/manifests/latest" {
+            return Resp::new(200)
+                .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+                .body(idx.clone());
+        }
+        if p == "/v2/old/img/manifests/latest" {
+            return Resp::new(200)
+                .header(
+                    "Content-Type",
+                    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                )
+                .body(r#"{"schemaVersion":1,"name":"old/img","tag":"latest","fsLayers":[]}"#);
+        }
+        if p == format!("/v2/multi/img/manifests/{md}") {
+            return Resp::new(200)
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                .body(layout_blob(&dir, &md).unwrap());
+        }
+        if let Some(dg) = p.strip_prefix("/v2/multi/img/blobs/") {
+            if let Some(b) = layout_blob(&dir, dg) {
+                return Resp::new(200).body(b);
+            }
+        }
+        Resp::new(404)
+    })
+    .await;
+    let c = client(json!({}));
+    let (_s, root) = sink_dir();
+    let sink = DirSink::new(&root).unwrap();
+    let (res, _) = pull(&c, &format!("127.0.0.1:{port}/multi/img"), &sink).await;
+    let res = res.unwrap();
+    assert_fixture_pulled(&res, &layout, &sink);
+    let (idx_d, idx_bytes) = res.index.clone().expect("index recorded");
+    assert_eq!(idx_d.to_string(), index_digest);
+    assert_eq!(idx_bytes, index);
+
+    // A platform the index lacks: the error lists what is available.
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let want = Platform {
+        os: "linux".into(),
+        architecture: "riscv64".into(),
+        variant: None,
+    };
+    let e = c
+        .pull(
+            &reference(&format!("127.0.0.1:{port}/multi/img")),
+            &want,
+            &sink,
+            tx,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("linux/riscv64") && e.to_string().contains("linux/s390x"),
+        "{e}"
+    );
+
+    let (res, _) = pull(&c, &format!("127.0.0.1:{port}/old/img"), &sink).await;
+    let e = res.unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    assert!(
+        e.to_string().contains("manifest.v1+prettyjws") && e.to_string().contains("old/img"),
+        "{e}"
+    );
 }
