@@ -49,6 +49,7 @@ mod error;
 mod pull;
 mod push;
 pub mod sink;
+pub mod store_sink;
 
 pub use berth_store::reference::Reference;
 pub use berth_store::Digest;

@@ -1,0 +1,84 @@
+//! The registry client's `BlobSink` backed by Berth's content store: every blob a pull writes
+//! goes through the store's verified ingest, and is added to a lease *before* it is checked or
+//! written, so a garbage collection running during the pull never deletes what it needs.
+
+use crate::sink::{BlobSink, BlobWriter};
+use berth_store::content::Ingest;
+use berth_store::store::Store;
+use berth_store::Digest;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A pull's view of the store, holding a lease until dropped.
+pub struct StoreSink {
+    store: Arc<Store>,
+    lease: String,
+}
+
+impl StoreSink {
+    /// Start a lease (`ttl` bounds how long a crashed pull can pin blobs).
+    pub fn new(store: Arc<Store>, ttl: Duration) -> berth_store::Result<StoreSink> {
+        let lease = format!(
+            "pull-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        store.db()?.lease_create(&lease, ttl)?;
+        Ok(StoreSink { store, lease })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Keep `d` (a blob or a chain id) alive for as long as this pull lasts.
+    pub fn hold(&self, d: &Digest) -> berth_store::Result<()> {
+        self.store.db()?.lease_add(&self.lease, d)
+    }
+}
+
+impl Drop for StoreSink {
+    fn drop(&mut self) {
+        if let Ok(mut db) = self.store.db() {
+            if let Err(e) = db.lease_delete(&self.lease) {
+                tracing::warn!("dropping pull lease {}: {e}", self.lease);
+            }
+        }
+    }
+}
+
+struct StoreWriter(Ingest);
+
+impl std::io::Write for StoreWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl BlobWriter for StoreWriter {
+    fn commit(self: Box<Self>) -> berth_store::Result<()> {
+        self.0.commit().map(|_| ())
+    }
+}
+
+impl BlobSink for StoreSink {
+    fn exists(&self, d: &Digest) -> bool {
+        // Hold it first: once we say it exists, GC must not take it away.
+        self.hold(d).is_ok() && self.store.content.exists(d)
+    }
+
+    fn begin(&self, d: &Digest, size: u64) -> berth_store::Result<Option<Box<dyn BlobWriter>>> {
+        self.hold(d)?;
+        Ok(self
+            .store
+            .content
+            .ingest(d, Some(size))?
+            .map(|i| Box::new(StoreWriter(i)) as Box<dyn BlobWriter>))
+    }
+}
