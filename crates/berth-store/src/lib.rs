@@ -7,6 +7,8 @@
 pub mod digest;
 pub mod error;
 pub mod reference;
+pub mod snapshot;
+pub mod unpack;
 
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
