@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,7 +17,7 @@ use rustix::fs::{self as rfs, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
-use crate::unpack::{apply_layer, Compression, Limits};
+use crate::unpack::{apply_layer_parallel, ApplyOptions, Compression, Limits};
 use crate::{Digest, Error, Result};
 
 /// Chain IDs as the OCI image spec defines them: `ChainID(L0) = DiffID(L0)`,
@@ -64,11 +65,39 @@ impl Prepared {
 impl Drop for Prepared {
     fn drop(&mut self) {
         if !self.committed {
-            if let Err(e) = fs::remove_dir_all(&self.top) {
+            if let Err(e) = remove_all(&self.top) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(dir = %self.top.display(), error = %e, "removing a discarded snapshot");
                 }
             }
+        }
+    }
+}
+
+/// `remove_dir_all` that also copes with read-only directories an unprivileged unpack left
+/// (mode 0555 dirs from the layer): on EACCES, real directories (never symlinks) under
+/// `path` get u+rwx and removal is retried.
+fn remove_all(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            make_dirs_writable(path);
+            fs::remove_dir_all(path)
+        }
+        r => r,
+    }
+}
+
+fn make_dirs_writable(path: &Path) {
+    let Ok(m) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if !m.is_dir() {
+        return;
+    }
+    let _ = rfs::chmod(path, Mode::from_raw_mode((m.mode() & 0o7777) | 0o700));
+    if let Ok(rd) = fs::read_dir(path) {
+        for e in rd.flatten() {
+            make_dirs_writable(&e.path());
         }
     }
 }
@@ -98,7 +127,7 @@ impl Snapshots {
             let p = ent.path();
             let ft = ent.file_type().map_err(|e| Error::io(&p, e))?;
             let r = if ft.is_dir() {
-                fs::remove_dir_all(&p)
+                remove_all(&p)
             } else {
                 fs::remove_file(&p)
             };
@@ -176,7 +205,7 @@ impl Snapshots {
             }
             Err(e) => return Err(Error::io(&target, e)),
         }
-        fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))
+        remove_all(&doomed).map_err(|e| Error::io(&doomed, e))
     }
 
     /// Chain IDs of the committed snapshots.
@@ -242,6 +271,10 @@ pub fn unpack_layers(
 ) -> Result<Vec<Digest>> {
     let diff_ids: Vec<Digest> = layers.iter().map(|(_, d)| *d).collect();
     let chain = chain_ids(&diff_ids);
+    let opts = ApplyOptions {
+        limits: limits.clone(),
+        ..ApplyOptions::default()
+    };
     for (i, ((comp, diff_id), chain_id)) in layers.iter().zip(&chain).enumerate() {
         if snaps.exists(chain_id) {
             continue;
@@ -249,7 +282,7 @@ pub fn unpack_layers(
         let p = snaps.prepare()?;
         let r = open_layer(i).map_err(|e| in_layer(e, i, diff_id))?;
         let applied =
-            apply_layer(r, *comp, p.dir(), limits).map_err(|e| in_layer(e, i, diff_id))?;
+            apply_layer_parallel(r, *comp, p.dir(), &opts).map_err(|e| in_layer(e, i, diff_id))?;
         if applied.diff_id != *diff_id {
             return Err(Error::Verification(format!(
                 "layer {i}: uncompressed content has diff id {}, but the image config says {diff_id}",

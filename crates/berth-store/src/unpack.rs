@@ -29,6 +29,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 
 use rustix::fs::{
     self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
@@ -144,7 +145,8 @@ pub fn apply_layer(
 const READ_BUF: usize = 1 << 20;
 const DECODER_BUF: usize = 256 << 10;
 
-/// [`apply_layer`] with all options.
+/// [`apply_layer`] with all options. Decompression runs on the calling thread; the diff ID is
+/// hashed on a helper thread.
 pub fn apply_layer_with(
     r: impl Read,
     comp: Compression,
@@ -161,6 +163,114 @@ pub fn apply_layer_with(
                 .map_err(|e| Error::Invalid(format!("zstd layer: {e}")))?,
         ),
     };
+    let (root, privileged) = open_dest(dest, opts)?;
+    // Read buffers are shared with the hashing thread (no copy) and come back through
+    // `returned` once hashed, so at most POOL buffers exist.
+    std::thread::scope(|scope| {
+        let (to_hasher, hasher_rx) = mpsc::sync_channel::<(Arc<Vec<u8>>, usize)>(POOL);
+        let (return_tx, returned) = mpsc::channel::<Arc<Vec<u8>>>();
+        let hasher = scope.spawn(move || {
+            let mut h = Hasher::new();
+            for (buf, n) in hasher_rx {
+                h.update(&buf[..n]);
+                // The extractor may have finished; then the buffer is simply freed.
+                let _ = return_tx.send(buf);
+            }
+            h
+        });
+        let source = Source::Local {
+            r: reader,
+            to_hasher: Some(to_hasher),
+            returned,
+            allocated: 0,
+        };
+        let mut x = Extractor::new(source, root, dest, opts, privileged);
+        let r = x.run();
+        // Closing the channel ends the hasher thread.
+        if let Source::Local { to_hasher, .. } = &mut x.input.source {
+            *to_hasher = None;
+        }
+        let digest = hasher
+            .join()
+            .map_err(|_| Error::Internal("the layer hashing thread panicked".into()))?
+            .finish();
+        r?;
+        Ok(x.applied(digest))
+    })
+}
+
+/// Like [`apply_layer_with`], but decompression runs on a helper thread, overlapping with
+/// the extraction's filesystem writes (the reader must be `Send`). Used by
+/// [`crate::snapshot::unpack_layers`].
+pub fn apply_layer_parallel(
+    r: impl Read + Send,
+    comp: Compression,
+    dest: &Path,
+    opts: &ApplyOptions,
+) -> Result<Applied> {
+    let mut reader: Box<dyn Read + Send + '_> = match comp {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
+            BufReader::with_capacity(DECODER_BUF, r),
+        )),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(DECODER_BUF, r))
+                .map_err(|e| Error::Invalid(format!("zstd layer: {e}")))?,
+        ),
+    };
+    let (root, privileged) = open_dest(dest, opts)?;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<(Arc<Vec<u8>>, usize)>>(POOL);
+        let (ret, ret_rx) = mpsc::channel::<Arc<Vec<u8>>>();
+        scope.spawn(move || {
+            let mut allocated = 0;
+            loop {
+                let back = match ret_rx.try_recv() {
+                    Ok(b) => Some(b),
+                    Err(_) if allocated < POOL => None,
+                    Err(_) => match ret_rx.recv() {
+                        Ok(b) => Some(b),
+                        Err(_) => return, // the extractor is gone
+                    },
+                };
+                let mut b = match back.map(Arc::try_unwrap) {
+                    Some(Ok(v)) => v,
+                    _ => {
+                        allocated += 1;
+                        vec![0u8; READ_BUF]
+                    }
+                };
+                let n = loop {
+                    match reader.read(&mut b) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        r => break r,
+                    }
+                };
+                let done = !matches!(n, Ok(n) if n > 0);
+                if tx.send(n.map(|n| (Arc::new(b), n))).is_err() || done {
+                    return;
+                }
+            }
+        });
+        let source = Source::Remote {
+            rx,
+            ret,
+            hasher: Hasher::new(),
+            eof: false,
+        };
+        let mut x = Extractor::new(source, root, dest, opts, privileged);
+        let r = x.run();
+        // Dropping the extractor closes both channels, which ends the decoder thread.
+        let source = std::mem::replace(&mut x.input.source, Source::Done);
+        r?;
+        let Source::Remote { hasher, .. } = source else {
+            return Err(Error::Internal("layer input in an unexpected state".into()));
+        };
+        Ok(x.applied(hasher.finish()))
+    })
+}
+
+fn open_dest(dest: &Path, opts: &ApplyOptions) -> Result<(OwnedFd, bool)> {
     let root = rfs::open(
         dest,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -170,42 +280,47 @@ pub fn apply_layer_with(
     let privileged = opts
         .privileged
         .unwrap_or_else(|| rustix::process::geteuid().is_root());
-    let mut x = Extractor {
-        input: Input {
-            r: reader,
-            buf: vec![0u8; READ_BUF].into_boxed_slice(),
-            pos: 0,
-            end: 0,
-            hasher: Hasher::new(),
-            total: 0,
-            max: opts.limits.max_uncompressed,
-        },
-        root,
-        dest: dest.to_path_buf(),
-        opts,
-        privileged,
-        parent_cache: None,
-        dirs: Vec::new(),
-        entries: 0,
-    };
-    x.run()?;
-    let uncompressed_size = x.input.total;
-    Ok(Applied {
-        diff_id: x.input.hasher.finish(),
-        uncompressed_size,
-        entries: x.entries,
-    })
+    Ok((root, privileged))
+}
+
+/// Read buffers in flight between the extractor and its helper thread.
+const POOL: usize = 4;
+
+/// Where the uncompressed bytes come from.
+enum Source<'a> {
+    /// Decompressed here; a helper thread hashes.
+    Local {
+        r: Box<dyn Read + 'a>,
+        to_hasher: Option<mpsc::SyncSender<(Arc<Vec<u8>>, usize)>>,
+        returned: mpsc::Receiver<Arc<Vec<u8>>>,
+        allocated: usize,
+    },
+    /// Decompressed by a helper thread; hashed here.
+    Remote {
+        rx: mpsc::Receiver<io::Result<(Arc<Vec<u8>>, usize)>>,
+        ret: mpsc::Sender<Arc<Vec<u8>>>,
+        hasher: Hasher,
+        /// The decoder thread delivered the end of the stream.
+        eof: bool,
+    },
+    Done,
 }
 
 /// The uncompressed tar stream: buffered, hashed and size-limited as it is read.
 struct Input<'a> {
-    r: Box<dyn Read + 'a>,
-    buf: Box<[u8]>,
+    source: Source<'a>,
+    /// The current buffer; bytes `pos..end` are unread.
+    buf: Arc<Vec<u8>>,
     pos: usize,
     end: usize,
-    hasher: Hasher,
     total: u64,
     max: u64,
+}
+
+fn read_error(total: u64, e: io::Error) -> Error {
+    Error::Invalid(format!(
+        "reading layer stream at uncompressed offset {total}: {e}"
+    ))
 }
 
 impl Input<'_> {
@@ -214,17 +329,73 @@ impl Input<'_> {
         if self.pos < self.end {
             return Ok(self.end - self.pos);
         }
-        let n = loop {
-            match self.r.read(&mut self.buf) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::Invalid(format!(
-                        "reading layer stream at uncompressed offset {}: {e}",
-                        self.total
-                    )))
+        let old = std::mem::replace(&mut self.buf, Arc::new(Vec::new()));
+        let total = self.total;
+        let (b, n) = match &mut self.source {
+            Source::Local {
+                r,
+                to_hasher,
+                returned,
+                allocated,
+            } => {
+                drop(old); // the hasher may still hold it; it comes back through `returned`
+                let back =
+                    match returned.try_recv() {
+                        Ok(b) => Some(b),
+                        Err(_) if *allocated < POOL => None,
+                        Err(_) => Some(returned.recv().map_err(|_| {
+                            Error::Internal("the layer hashing thread stopped".into())
+                        })?),
+                    };
+                let mut b = match back.map(Arc::try_unwrap) {
+                    Some(Ok(v)) => v,
+                    _ => {
+                        *allocated += 1;
+                        vec![0u8; READ_BUF]
+                    }
+                };
+                let n = loop {
+                    match r.read(&mut b) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(read_error(total, e)),
+                    }
+                };
+                let b = Arc::new(b);
+                if n > 0 {
+                    let tx = to_hasher
+                        .as_ref()
+                        .ok_or_else(|| Error::Internal("layer hashing already finished".into()))?;
+                    tx.send((Arc::clone(&b), n))
+                        .map_err(|_| Error::Internal("the layer hashing thread stopped".into()))?;
+                }
+                (b, n)
+            }
+            Source::Remote {
+                rx,
+                ret,
+                hasher,
+                eof,
+            } => {
+                if !old.is_empty() {
+                    let _ = ret.send(old);
+                }
+                match rx.recv() {
+                    Ok(Ok((b, n))) => {
+                        hasher.update(&b[..n]);
+                        *eof = n == 0;
+                        (b, n)
+                    }
+                    Ok(Err(e)) => return Err(read_error(total, e)),
+                    Err(_) if *eof => (Arc::new(Vec::new()), 0),
+                    Err(_) => {
+                        return Err(Error::Internal(
+                            "the layer decompression thread stopped".into(),
+                        ))
+                    }
                 }
             }
+            Source::Done => (Arc::new(Vec::new()), 0),
         };
         self.total += n as u64;
         if self.total > self.max {
@@ -233,7 +404,7 @@ impl Input<'_> {
                 self.max
             )));
         }
-        self.hasher.update(&self.buf[..n]);
+        self.buf = b;
         self.pos = 0;
         self.end = n;
         Ok(n)
@@ -425,7 +596,41 @@ struct Extractor<'a, 'o> {
 const OPAQUE: &[u8] = b".wh..wh..opq";
 const WH: &[u8] = b".wh.";
 
-impl Extractor<'_, '_> {
+impl<'a, 'o> Extractor<'a, 'o> {
+    fn new(
+        source: Source<'a>,
+        root: OwnedFd,
+        dest: &Path,
+        opts: &'o ApplyOptions,
+        privileged: bool,
+    ) -> Self {
+        Extractor {
+            input: Input {
+                source,
+                buf: Arc::new(Vec::new()),
+                pos: 0,
+                end: 0,
+                total: 0,
+                max: opts.limits.max_uncompressed,
+            },
+            root,
+            dest: dest.to_path_buf(),
+            opts,
+            privileged,
+            parent_cache: None,
+            dirs: Vec::new(),
+            entries: 0,
+        }
+    }
+
+    fn applied(&self, diff_id: Digest) -> Applied {
+        Applied {
+            diff_id,
+            uncompressed_size: self.input.total,
+            entries: self.entries,
+        }
+    }
+
     fn run(&mut self) -> Result<()> {
         let mut hdr = [0u8; 512];
         let mut pending = Pending::default();

@@ -5,6 +5,7 @@
 
 use std::cell::Cell;
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 
 use berth_store::snapshot::{chain_ids, unpack_layers, Snapshots};
 use berth_store::unpack::{Compression, Limits};
@@ -197,7 +198,10 @@ fn failing_layer_leaves_nothing_and_open_cleans_crash_leftovers() {
     // A crash mid-unpack: the temp dir is never dropped. `open` removes it.
     let p = snaps.prepare().unwrap();
     std::fs::write(p.dir().join("partial"), b"x").unwrap();
+    // A read-only dir with content (as layers have) must not block the cleanup.
     std::fs::create_dir(p.dir().join("ro")).unwrap();
+    std::fs::write(p.dir().join("ro/f"), b"f").unwrap();
+    std::fs::set_permissions(p.dir().join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
     std::mem::forget(p);
     assert_eq!(tmp_entries(&root).len(), 1);
     let snaps = Snapshots::open(&root).unwrap();
