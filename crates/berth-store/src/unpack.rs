@@ -89,7 +89,8 @@ pub struct Limits {
     pub max_uncompressed: u64,
     /// Maximum number of tar entries (files, dirs, links, whiteouts...).
     pub max_entries: u64,
-    /// Maximum size of one PAX extended header or GNU long name/link record.
+    /// Maximum size of the PAX extended header and GNU long name/link records that precede
+    /// one entry (together).
     pub max_header_bytes: usize,
 }
 
@@ -638,6 +639,7 @@ impl<'a, 'o> Extractor<'a, 'o> {
         let mut name = Vec::with_capacity(256);
         let mut link = Vec::with_capacity(256);
         let mut headers: u64 = 0;
+        let mut pending_bytes: u64 = 0;
         loop {
             let offset = self.input.total - (self.input.end - self.input.pos) as u64;
             if !self.input.read_exact(&mut hdr)? {
@@ -673,11 +675,16 @@ impl<'a, 'o> Extractor<'a, 'o> {
             match typeflag {
                 b'x' | b'g' | b'L' | b'K' => {
                     let size = raw_size;
-                    if size > self.opts.limits.max_header_bytes as u64 {
+                    // Records kept for the next entry add up: bound their sum, not just each.
+                    let kept = if typeflag == b'g' { 0 } else { pending_bytes };
+                    if size.saturating_add(kept) > self.opts.limits.max_header_bytes as u64 {
                         return Err(Error::Limit(format!(
-                            "tar header record of {size} bytes at offset {offset} exceeds max_header_bytes = {}",
+                            "tar header record of {size} bytes at offset {offset} (after {kept} bytes of records for the same entry) exceeds max_header_bytes = {}",
                             self.opts.limits.max_header_bytes
                         )));
+                    }
+                    if typeflag != b'g' {
+                        pending_bytes += size;
                     }
                     meta.clear();
                     meta.resize(size as usize, 0);
@@ -696,6 +703,7 @@ impl<'a, 'o> Extractor<'a, 'o> {
                 _ => {}
             }
 
+            pending_bytes = 0;
             // The entry's name: PAX path > GNU long name > ustar prefix + name.
             name.clear();
             if let Some(p) = pending.path.take() {

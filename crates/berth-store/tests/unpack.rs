@@ -701,6 +701,24 @@ fn huge_pax_record_hits_the_limit() {
     let r = apply_layer(&tar[..], Compression::None, &s.dest, &limits);
     assert!(matches!(r, Err(Error::Limit(_))), "{r:?}");
     s.check("huge long name");
+    // Many records each under the limit, all for one entry: their sum is bounded.
+    let s = Sandbox::new();
+    let chunk = vec![b'v'; 3000];
+    let mut t = Tar::default();
+    for i in 0..10 {
+        t = t.pax(&[(format!("SCHILY.xattr.user.k{i}").as_str(), &chunk[..])]);
+    }
+    let r = apply_layer(
+        &t.file("x", b"x").finish()[..],
+        Compression::None,
+        &s.dest,
+        &limits,
+    );
+    match r {
+        Err(Error::Limit(m)) => assert!(m.contains("max_header_bytes"), "{m}"),
+        other => panic!("expected a Limit error, got {other:?}"),
+    }
+    s.check("many pax records");
 }
 
 #[test]
