@@ -17,7 +17,7 @@ use rustix::fs::{self as rfs, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
-use crate::unpack::{apply_layer_parallel, ApplyOptions, Compression, Limits};
+use crate::unpack::{apply_layer_parallel, apply_layer_with, ApplyOptions, Compression, Limits};
 use crate::{Digest, Error, Result};
 
 /// Chain IDs as the OCI image spec defines them: `ChainID(L0) = DiffID(L0)`,
@@ -281,8 +281,12 @@ pub fn unpack_layers(
         }
         let p = snaps.prepare()?;
         let r = open_layer(i).map_err(|e| in_layer(e, i, diff_id))?;
-        let applied =
-            apply_layer_parallel(r, *comp, p.dir(), &opts).map_err(|e| in_layer(e, i, diff_id))?;
+        // Decompression on a helper thread pays off for compressed layers only.
+        let applied = match comp {
+            Compression::None => apply_layer_with(r, *comp, p.dir(), &opts),
+            _ => apply_layer_parallel(r, *comp, p.dir(), &opts),
+        }
+        .map_err(|e| in_layer(e, i, diff_id))?;
         if applied.diff_id != *diff_id {
             return Err(Error::Verification(format!(
                 "layer {i}: uncompressed content has diff id {}, but the image config says {diff_id}",
