@@ -13,10 +13,10 @@
 //! a writer holds it), so a blob being written is never removed.
 
 use crate::meta::LayerRecord;
+use crate::snapshot::{chain_ids, Snapshots};
 use crate::store::Store;
-use crate::{Digest, Error, Result};
+use crate::{Digest, Result};
 use std::collections::{HashMap, HashSet};
-use std::io;
 use tracing::{info, warn};
 
 /// What a GC run removed.
@@ -28,30 +28,14 @@ pub struct GcReport {
     pub layers_removed: Vec<Digest>,
 }
 
-/// The chain ids of a layer stack, bottom first: `chain[0] = diff[0]`,
-/// `chain[n] = sha256("<chain[n-1]> <diff[n]>")` (OCI image spec).
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => *d,
-            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
-        };
-        out.push(next);
-    }
-    out
-}
-
-/// Collect garbage, removing unreferenced snapshot directories `<snapshots_dir>/<hex>`.
+/// Collect garbage, removing unreferenced snapshots through [`Snapshots::remove`].
 pub fn collect(store: &Store) -> Result<GcReport> {
-    let dir = store.snapshots_dir();
+    let snaps = Snapshots::open(&store.snapshots_dir())?;
     collect_with(store, |chain| {
-        let p = dir.join(chain.hex());
-        match std::fs::remove_dir_all(&p) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(p, e)),
+        if !snaps.exists(chain) {
+            return Ok(());
         }
+        snaps.remove(chain)
     })
 }
 

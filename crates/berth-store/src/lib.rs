@@ -10,7 +10,9 @@ pub mod error;
 pub mod gc;
 pub mod meta;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
+pub mod unpack;
 
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
