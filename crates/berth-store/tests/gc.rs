@@ -2,8 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
-use berth_store::gc::{chain_ids, collect, collect_with, prune_dangling};
+use berth_store::gc::{collect, collect_with, prune_dangling};
 use berth_store::meta::{ImageRecord, LayerRef, Platform};
+use berth_store::snapshot::chain_ids;
 use berth_store::store::Store;
 use berth_store::Digest;
 use std::io::Write;
