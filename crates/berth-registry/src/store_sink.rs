@@ -4,7 +4,7 @@
 
 use crate::sink::{BlobSink, BlobWriter};
 use berth_store::content::Ingest;
-use berth_store::store::Store;
+use berth_store::store::{Lease, Store};
 use berth_store::Digest;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,21 +12,13 @@ use std::time::Duration;
 /// A pull's view of the store, holding a lease until dropped.
 pub struct StoreSink {
     store: Arc<Store>,
-    lease: String,
+    lease: Lease<'static>,
 }
 
 impl StoreSink {
     /// Start a lease (`ttl` bounds how long a crashed pull can pin blobs).
     pub fn new(store: Arc<Store>, ttl: Duration) -> berth_store::Result<StoreSink> {
-        let lease = format!(
-            "pull-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
-        store.db()?.lease_create(&lease, ttl)?;
+        let lease = store.lease_owned(ttl)?;
         Ok(StoreSink { store, lease })
     }
 
@@ -34,19 +26,14 @@ impl StoreSink {
         &self.store
     }
 
+    /// The pull's lease: everything added to it survives GC until the pull is done.
+    pub fn lease(&self) -> &Lease<'static> {
+        &self.lease
+    }
+
     /// Keep `d` (a blob or a chain id) alive for as long as this pull lasts.
     pub fn hold(&self, d: &Digest) -> berth_store::Result<()> {
-        self.store.db()?.lease_add(&self.lease, d)
-    }
-}
-
-impl Drop for StoreSink {
-    fn drop(&mut self) {
-        if let Ok(mut db) = self.store.db() {
-            if let Err(e) = db.lease_delete(&self.lease) {
-                tracing::warn!("dropping pull lease {}: {e}", self.lease);
-            }
-        }
+        self.lease.add(d)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::meta::Db;
 use crate::{Digest, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::warn;
@@ -64,6 +65,23 @@ impl Store {
     /// Take a lease that expires after `ttl` unless dropped earlier. Everything added to it
     /// survives GC while it lives.
     pub fn lease(&self, ttl: Duration) -> Result<Lease<'_>> {
+        let id = self.new_lease_id(ttl)?;
+        Ok(Lease {
+            store: StoreRef::Borrowed(self),
+            id,
+        })
+    }
+
+    /// The same, for work that outlives a borrow (an async pull): the lease keeps the store.
+    pub fn lease_owned(self: &Arc<Store>, ttl: Duration) -> Result<Lease<'static>> {
+        let id = self.new_lease_id(ttl)?;
+        Ok(Lease {
+            store: StoreRef::Owned(Arc::clone(self)),
+            id,
+        })
+    }
+
+    fn new_lease_id(&self, ttl: Duration) -> Result<String> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -75,14 +93,30 @@ impl Store {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         self.db()?.lease_create(&id, ttl)?;
-        Ok(Lease { store: self, id })
+        Ok(id)
+    }
+}
+
+#[derive(Debug)]
+enum StoreRef<'a> {
+    Borrowed(&'a Store),
+    Owned(Arc<Store>),
+}
+
+impl std::ops::Deref for StoreRef<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        match self {
+            StoreRef::Borrowed(s) => s,
+            StoreRef::Owned(s) => s,
+        }
     }
 }
 
 /// A lease on store resources; deleted when dropped.
 #[derive(Debug)]
 pub struct Lease<'a> {
-    store: &'a Store,
+    store: StoreRef<'a>,
     id: String,
 }
 
