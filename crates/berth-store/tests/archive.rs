@@ -565,3 +565,53 @@ fn oversized_manifest_and_garbage_are_refused() {
     assert!(err.to_string().contains("empty"), "{err}");
     assert_untouched(&store);
 }
+
+#[test]
+fn nested_index_selects_the_host_platform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = oci_image_layout(&tmp.path().join("img"));
+    // A multi-platform index: a foreign platform whose blobs are absent, then the host's.
+    let other = if host_oci_arch() == "s390x" {
+        "ppc64le"
+    } else {
+        "s390x"
+    };
+    let inner = json!({
+        "schemaVersion": 2, "mediaType": image::OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": Digest::of(b"absent").to_string(), "size": 6,
+             "platform": {"os": "linux", "architecture": other}},
+            {"mediaType": OCI_MANIFEST, "digest": layout.manifest_digest, "size": layout.manifest_size,
+             "platform": {"os": "linux", "architecture": host_oci_arch()}}
+        ]
+    });
+    let inner_bytes = serde_json::to_vec(&inner).unwrap();
+    let inner_digest = Digest::of(&inner_bytes);
+    std::fs::write(
+        layout.dir.join("blobs/sha256").join(inner_digest.hex()),
+        &inner_bytes,
+    )
+    .unwrap();
+    let top = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": image::OCI_INDEX, "digest": inner_digest.to_string(), "size": inner_bytes.len(),
+        "annotations": {image::ANNOTATION_CONTAINERD_NAME: "busybox:multi"}}]});
+    std::fs::write(layout.dir.join("index.json"), top.to_string()).unwrap();
+
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let loaded = archive::import_oci_layout(&store, &layout.dir).unwrap();
+    let m = d(&layout.manifest_digest);
+    assert_eq!(
+        loaded,
+        vec![Loaded {
+            name: Some("docker.io/library/busybox:multi".into()),
+            manifest: m
+        }]
+    );
+    let rec = store.db().unwrap().image(&m).unwrap().unwrap();
+    assert_eq!(rec.index, Some(inner_digest));
+    assert_fixture_image(&store, &layout, &m);
+    assert_verified(&store, &inner_digest);
+    // GC keeps the index blob (the image record names it).
+    gc::collect(&store).unwrap();
+    assert!(store.content.exists(&inner_digest));
+}
