@@ -4,10 +4,12 @@
 //! It is synchronous; async callers (the registry client, the engine) reach it through
 //! `spawn_blocking`.
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod error;
 pub mod gc;
+pub mod image;
 pub mod meta;
 pub mod reference;
 pub mod snapshot;
