@@ -46,6 +46,7 @@
 mod client;
 pub mod config;
 mod error;
+pub mod image_pull;
 mod pull;
 mod push;
 pub mod sink;
@@ -66,43 +67,7 @@ pub const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// The platform to select from an image index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The host's platform in OCI terms (`linux/amd64`, `linux/arm64/v8`, ...).
-    pub fn host() -> Platform {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", Some("v8")),
-            "arm" => ("arm", Some("v7")),
-            "x86" => ("386", None),
-            "powerpc64" => ("ppc64le", None),
-            other => (other, None),
-        };
-        Platform {
-            os: std::env::consts::OS.to_string(),
-            architecture: arch.to_string(),
-            variant: variant.map(str::to_string),
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+pub use berth_store::meta::Platform;
 
 /// Pull and push progress, per image and per blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -142,6 +107,14 @@ pub enum Progress {
     Mounted {
         digest: Digest,
         from: String,
+    },
+    /// A layer is being unpacked into a snapshot.
+    Extracting {
+        digest: Digest,
+    },
+    /// A layer's snapshot is ready (unpacked now, or already there).
+    Extracted {
+        digest: Digest,
     },
     Skipped {
         endpoint: String,

@@ -34,8 +34,8 @@ pub(crate) struct ManifestJson {
 }
 
 #[derive(Deserialize, Debug)]
-struct IndexJson {
-    manifests: Vec<Descriptor>,
+pub(crate) struct IndexJson {
+    pub manifests: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]

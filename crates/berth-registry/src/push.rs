@@ -4,7 +4,8 @@
 use crate::client::{status_fail, Conn, Fail};
 use crate::pull::ManifestJson;
 use crate::{
-    Client, Error, Progress, Reference, Result, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST,
+    Client, Error, Progress, Reference, Result, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 use berth_store::digest::Hasher;
 use berth_store::Digest;
@@ -99,6 +100,111 @@ fn read_chunk(reader: &mut (dyn Read + Send), n: usize) -> std::io::Result<Vec<u
 }
 
 impl Client {
+    /// Push an index (or manifest list): every image manifest it names (read from `source`
+    /// by digest, with its blobs), then the index itself by tag and digest.
+    async fn push_index(
+        &self,
+        r: &Reference,
+        source: &dyn BlobSource,
+        index: &[u8],
+        media_type: &str,
+        progress: UnboundedSender<Progress>,
+    ) -> Result<Digest> {
+        let ix: crate::pull::IndexJson = serde_json::from_slice(index)
+            .map_err(|e| Error::Invalid(format!("push {r}: the index is not valid JSON: {e}")))?;
+        for child in &ix.manifests {
+            let mut bytes = Vec::new();
+            source
+                .open(&child.digest)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| {
+                    Error::Invalid(format!("push {r}: reading manifest {}: {e}", child.digest))
+                })?;
+            let child_ref = Reference {
+                tag: None,
+                digest: Some(child.digest),
+                ..r.clone()
+            };
+            self.push(
+                &child_ref,
+                source,
+                &bytes,
+                &child.media_type,
+                progress.clone(),
+            )
+            .await?;
+        }
+        self.put_manifest(r, index, media_type).await
+    }
+
+    /// PUT a manifest (image or index) by tag (if any) and by digest.
+    async fn put_manifest(
+        &self,
+        r: &Reference,
+        manifest: &[u8],
+        media_type: &str,
+    ) -> Result<Digest> {
+        let ep = self
+            .endpoints(&r.domain)
+            .pop()
+            .ok_or_else(|| Error::Internal(format!("push {r}: no endpoint")))?;
+        let conn = self
+            .connect(&ep)
+            .await
+            .map_err(|f| fail_err(r, &ep.url, "connecting", f))?;
+        let scopes = vec![format!("repository:{}:pull,push", r.path)];
+        self.put_manifest_with(&conn, &scopes, r, manifest, media_type)
+            .await
+    }
+
+    async fn put_manifest_with(
+        &self,
+        conn: &Conn,
+        scopes: &[String],
+        r: &Reference,
+        manifest: &[u8],
+        media_type: &str,
+    ) -> Result<Digest> {
+        let digest = Digest::of(manifest);
+        let mut h = HeaderMap::new();
+        let ct = HeaderValue::from_str(media_type)
+            .map_err(|_| Error::Invalid(format!("push {r}: bad media type \"{media_type}\"")))?;
+        h.insert(CONTENT_TYPE, ct);
+        let mut targets: Vec<String> = r.tag.iter().cloned().collect();
+        targets.push(digest.to_string());
+        for t in targets {
+            let url = format!("{}/v2/{}/manifests/{t}", conn.base, r.path);
+            let resp = self
+                .request(
+                    conn,
+                    scopes,
+                    Method::PUT,
+                    &url,
+                    h.clone(),
+                    Some(Bytes::copy_from_slice(manifest)),
+                )
+                .await
+                .map_err(|f| fail_err(r, &conn.base, &format!("putting manifest {t}"), f))?;
+            if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
+                let f = status_fail(conn, resp).await;
+                return Err(fail_err(r, &conn.base, &format!("putting manifest {t}"), f));
+            }
+            if let Some(got) = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+            {
+                if got != digest.to_string() {
+                    return Err(Error::Verification(format!(
+                        "push {r}: {} stored manifest {t} as {got}, expected {digest}",
+                        conn.base
+                    )));
+                }
+            }
+        }
+        Ok(digest)
+    }
+
     /// Push an image manifest and its blobs to `r`'s registry; returns the manifest digest.
     /// The manifest is put by tag (if `r` has one) and by digest.
     pub async fn push(
@@ -109,10 +215,14 @@ impl Client {
         media_type: &str,
         progress: UnboundedSender<Progress>,
     ) -> Result<Digest> {
-        if media_type != MEDIA_OCI_MANIFEST && media_type != MEDIA_DOCKER_MANIFEST {
+        let is_index = media_type == MEDIA_OCI_INDEX || media_type == MEDIA_DOCKER_LIST;
+        if !is_index && media_type != MEDIA_OCI_MANIFEST && media_type != MEDIA_DOCKER_MANIFEST {
             return Err(Error::Unsupported(format!(
-                "push {r}: media type \"{media_type}\" is not supported (push an OCI or Docker schema 2 image manifest)"
+                "push {r}: media type \"{media_type}\" is not supported (push an OCI or Docker schema 2 image manifest or index)"
             )));
+        }
+        if is_index {
+            return Box::pin(self.push_index(r, source, manifest, media_type, progress)).await;
         }
         let limit = self.inner.cfg.max_manifest_size;
         if manifest.len() as u64 > limit {
@@ -157,43 +267,8 @@ impl Client {
                 .await?;
         }
 
-        let mut h = HeaderMap::new();
-        let ct = HeaderValue::from_str(media_type)
-            .map_err(|_| Error::Invalid(format!("push {r}: bad media type \"{media_type}\"")))?;
-        h.insert(CONTENT_TYPE, ct);
-        let mut targets: Vec<String> = r.tag.iter().cloned().collect();
-        targets.push(digest.to_string());
-        for t in targets {
-            let url = format!("{}/v2/{}/manifests/{t}", conn.base, r.path);
-            let resp = self
-                .request(
-                    &conn,
-                    &scopes,
-                    Method::PUT,
-                    &url,
-                    h.clone(),
-                    Some(Bytes::copy_from_slice(manifest)),
-                )
-                .await
-                .map_err(|f| fail_err(r, &conn.base, &format!("putting manifest {t}"), f))?;
-            if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
-                let f = status_fail(&conn, resp).await;
-                return Err(fail_err(r, &conn.base, &format!("putting manifest {t}"), f));
-            }
-            if let Some(got) = resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-            {
-                if got != digest.to_string() {
-                    return Err(Error::Verification(format!(
-                        "push {r}: {} stored manifest {t} as {got}, expected {digest}",
-                        conn.base
-                    )));
-                }
-            }
-        }
-        Ok(digest)
+        self.put_manifest_with(&conn, &scopes, r, manifest, media_type)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -69,3 +69,17 @@ impl BlobSink for StoreSink {
             .map(|i| Box::new(StoreWriter(i)) as Box<dyn BlobWriter>))
     }
 }
+
+/// The store as a push source: blobs come from the content store.
+pub struct StoreSource {
+    pub store: Arc<Store>,
+}
+
+impl crate::BlobSource for StoreSource {
+    fn size(&self, d: &Digest) -> berth_store::Result<u64> {
+        self.store.content.size(d)
+    }
+    fn open(&self, d: &Digest) -> berth_store::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(self.store.content.open_blob(d)?))
+    }
+}

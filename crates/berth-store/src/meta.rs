@@ -73,7 +73,43 @@ const MIGRATIONS: &[&str] = &[
 pub struct Platform {
     pub os: String,
     pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The host's platform in OCI terms (`linux/amd64`, `linux/arm64/v8`, ...).
+    pub fn host() -> Platform {
+        crate::image::host_platform()
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = crate::Error;
+    /// `os/arch[/variant]`, e.g. `linux/arm64/v8`.
+    fn from_str(s: &str) -> crate::Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.to_string(),
+                architecture: crate::image::normalize_arch(arch),
+                variant: parts.get(2).filter(|v| !v.is_empty()).map(|v| v.to_string()),
+            }),
+            _ => Err(crate::Error::Invalid(format!(
+                "invalid platform \"{s}\": use os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+            ))),
+        }
+    }
 }
 
 /// One layer of an image manifest.
