@@ -69,6 +69,7 @@ fn finish(
         lease.add(ix)?;
         store.content.put(bytes, Some(ix))?;
     }
+    let had_record = store.db()?.image(&res.manifest_digest)?.is_some();
     let record = image::store_image(
         store,
         lease,
@@ -76,6 +77,35 @@ fn finish(
         Some(&res.manifest_media_type),
         res.index.as_ref().map(|(d, _)| *d),
     )?;
+    match unpack_and_tag(sink, r, &record, limits, progress) {
+        Ok((chains, tag)) => Ok((record, chains, tag)),
+        Err(e) => {
+            // No half-pulled image stays behind: a record this pull created goes again (its
+            // blobs are then unreferenced and GC reclaims them once the lease is gone).
+            if !had_record {
+                if let Ok(mut db) = store.db() {
+                    if let Err(e2) = db.delete_image(&record.manifest) {
+                        tracing::warn!(
+                            "removing the record of failed pull {}: {e2}",
+                            record.manifest
+                        );
+                    }
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+fn unpack_and_tag(
+    sink: &StoreSink,
+    r: &Reference,
+    record: &ImageRecord,
+    limits: &Limits,
+    progress: &UnboundedSender<Progress>,
+) -> Result<(Vec<Digest>, Option<String>)> {
+    let store = sink.store();
+    let lease = sink.lease();
     let diff_ids: Vec<Digest> = record.layers.iter().map(|l| l.diff_id).collect();
     let chains = chain_ids(&diff_ids);
     for c in &chains {
@@ -119,5 +149,5 @@ fn finish(
         }
         None => None,
     };
-    Ok((record, unpacked, tag))
+    Ok((unpacked, tag))
 }

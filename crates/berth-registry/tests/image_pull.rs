@@ -348,3 +348,111 @@ fn two_platform_index_selects_the_requested_platform() {
         .to_string();
     assert!(e.contains("s390x") && e.contains(other), "{e}");
 }
+
+/// A store on a full disk: both while downloading and while unpacking, the pull fails with an
+/// error that names the cause, and leaves no blob half-written, no image record, no tag and
+/// no snapshot.
+#[test]
+fn disk_full_leaves_the_store_consistent() {
+    if !berth_tests::require_root("disk_full_leaves_the_store_consistent") {
+        return;
+    }
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    // Unpack needs 6 MB; the compressed blob is a few KB.
+    let big = vec![0u8; 6 << 20];
+    let l = tar_of(&[("zeros", Some(&big[..]))]);
+    let m_unpack = image(
+        src.path(),
+        &Platform::host().architecture,
+        &[(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            gzip(&l),
+            l.clone(),
+        )],
+    );
+    // Download needs 6 MB: an incompressible layer.
+    let mut noise = vec![0u8; 6 << 20];
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let l2 = tar_of(&[("noise", Some(&noise[..]))]);
+    let m_download = image(
+        src.path(),
+        &Platform::host().architecture,
+        &[(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            gzip(&l2),
+            l2.clone(),
+        )],
+    );
+    let client = Client::new(RegistryConfig::default()).unwrap();
+    let rt = rt();
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let r1 = Reference::parse_normalized(&format!("{}/test/unpackfull:v1", reg.host())).unwrap();
+    let r2 = Reference::parse_normalized(&format!("{}/test/downloadfull:v1", reg.host())).unwrap();
+    for (r, m) in [(&r1, &m_unpack), (&r2, &m_download)] {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        rt.block_on(client.push(r, &DirSource::new(src.path()), m, mt, tx))
+            .unwrap();
+    }
+
+    let mnt = tempfile::tempdir().unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        mnt.path(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=3m"),
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _u = Unmount(mnt.path().to_path_buf());
+    let store = Arc::new(Store::open(mnt.path()).unwrap());
+    for r in [&r1, &r2] {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let e = rt
+            .block_on(pull_image(
+                &client,
+                &store,
+                r,
+                &Platform::host(),
+                Limits::default(),
+                tx,
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("No space left on device"), "{r}: {e}");
+        let db = store.db().unwrap();
+        assert!(
+            db.resolve_tag(&r.name_with_tag()).unwrap().is_none(),
+            "{r} tagged"
+        );
+        assert!(db.images().unwrap().is_empty(), "{r}: image record left");
+    }
+    let ingest: Vec<_> = std::fs::read_dir(mnt.path().join("content/ingest"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(ingest.is_empty(), "ingest leftovers: {ingest:?}");
+    let snaps = berth_store::snapshot::Snapshots::open(&store.snapshots_dir()).unwrap();
+    assert!(snaps.list().unwrap().is_empty(), "snapshot committed");
+    let tmp: Vec<_> = std::fs::read_dir(store.snapshots_dir().join("tmp"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(tmp.is_empty(), "unpack leftovers");
+    // What was downloaded is unreferenced now: GC takes it all back.
+    gc::collect(&store).unwrap();
+    assert!(store.content.list().unwrap().is_empty());
+}
