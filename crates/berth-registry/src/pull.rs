@@ -241,13 +241,21 @@ impl Client {
         if let Some(ep) = cfg_out.0 {
             served_by.push((m.config.digest, ep));
         }
+        sink.manifest_ready(&manifest.bytes, &manifest.media_type);
         for l in &m.layers {
             send(&progress, Progress::Waiting { digest: l.digest });
         }
         let limit = self.inner.cfg.max_concurrent_downloads.max(1);
         let mut futs = Vec::with_capacity(m.layers.len());
         for l in &m.layers {
-            futs.push(self.blob_dedup(r, &eps, &scopes, l, sink, &progress));
+            let (eps, scopes, progress) = (&eps, &scopes, &progress);
+            futs.push(async move {
+                let res = self.blob_dedup(r, eps, scopes, l, sink, progress).await;
+                if res.is_ok() {
+                    sink.blob_ready(&l.digest);
+                }
+                res
+            });
         }
         let results: Vec<Result<BlobOutcome>> = futures_util::stream::iter(futs)
             .buffered(limit)

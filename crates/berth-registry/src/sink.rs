@@ -13,6 +13,11 @@ pub trait BlobSink: Send + Sync {
     /// None: already present (or another pull just stored it). Called from a blocking context
     /// (spawn_blocking).
     fn begin(&self, d: &Digest, size: u64) -> berth_store::Result<Option<Box<dyn BlobWriter>>>;
+    /// The image manifest is resolved and its config blob is stored; layers come next.
+    /// Must not block (called on the async runtime).
+    fn manifest_ready(&self, _manifest: &[u8], _media_type: &str) {}
+    /// A blob of the manifest is stored (downloaded now or already present). Must not block.
+    fn blob_ready(&self, _d: &Digest) {}
 }
 
 /// A blob being written. Dropping it without `commit` discards the data.

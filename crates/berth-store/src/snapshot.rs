@@ -53,6 +53,21 @@ pub struct Prepared {
     top: PathBuf,
     fs: PathBuf,
     committed: bool,
+    /// `tmp/<name>.lock`, flocked while this unpack lives, so [`Snapshots::open`] in another
+    /// process (or thread) never removes work in progress.
+    lock: Option<(PathBuf, fs::File)>,
+}
+
+/// Lock `<dir>.lock` without waiting; `None` if someone holds it.
+fn try_lock(lock_path: &Path) -> Option<fs::File> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .ok()?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+    Some(f)
 }
 
 impl Prepared {
@@ -70,6 +85,9 @@ impl Drop for Prepared {
                     tracing::warn!(dir = %self.top.display(), error = %e, "removing a discarded snapshot");
                 }
             }
+        }
+        if let Some((path, _file)) = self.lock.take() {
+            let _ = fs::remove_file(path);
         }
     }
 }
@@ -125,6 +143,16 @@ impl Snapshots {
         for ent in fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
             let ent = ent.map_err(|e| Error::io(&tmp, e))?;
             let p = ent.path();
+            if p.extension().is_some_and(|e| e == "lock") {
+                continue;
+            }
+            // Someone is unpacking into it right now: leave it.
+            let lock_path = p.with_extension("lock");
+            let _held = match try_lock(&lock_path) {
+                Some(f) => f,
+                None => continue,
+            };
+            let _ = fs::remove_file(&lock_path);
             let ft = ent.file_type().map_err(|e| Error::io(&p, e))?;
             let r = if ft.is_dir() {
                 remove_all(&p)
@@ -152,12 +180,20 @@ impl Snapshots {
     /// A fresh temporary snapshot directory.
     pub fn prepare(&self) -> Result<Prepared> {
         let top = self.tmp.join(unique_name());
+        let lock_path = top.with_extension("lock");
+        let lock = try_lock(&lock_path).ok_or_else(|| {
+            Error::Internal(format!(
+                "cannot lock {} for a new snapshot",
+                lock_path.display()
+            ))
+        })?;
         fs::create_dir(&top).map_err(|e| Error::io(&top, e))?;
         let fs_dir = top.join("fs");
         let p = Prepared {
             top,
             fs: fs_dir,
             committed: false,
+            lock: Some((lock_path, lock)),
         };
         rfs::mkdir(&p.fs, Mode::from_raw_mode(0o755)).map_err(|e| Error::io(&p.fs, e.into()))?;
         Ok(p)
@@ -271,29 +307,47 @@ pub fn unpack_layers(
 ) -> Result<Vec<Digest>> {
     let diff_ids: Vec<Digest> = layers.iter().map(|(_, d)| *d).collect();
     let chain = chain_ids(&diff_ids);
-    let opts = ApplyOptions {
-        limits: limits.clone(),
-        ..ApplyOptions::default()
-    };
     for (i, ((comp, diff_id), chain_id)) in layers.iter().zip(&chain).enumerate() {
         if snaps.exists(chain_id) {
             continue;
         }
-        let p = snaps.prepare()?;
         let r = open_layer(i).map_err(|e| in_layer(e, i, diff_id))?;
-        // Decompression on a helper thread pays off for compressed layers only.
-        let applied = match comp {
-            Compression::None => apply_layer_with(r, *comp, p.dir(), &opts),
-            _ => apply_layer_parallel(r, *comp, p.dir(), &opts),
-        }
-        .map_err(|e| in_layer(e, i, diff_id))?;
-        if applied.diff_id != *diff_id {
-            return Err(Error::Verification(format!(
-                "layer {i}: uncompressed content has diff id {}, but the image config says {diff_id}",
-                applied.diff_id
-            )));
-        }
-        snaps.commit(p, chain_id)?;
+        unpack_layer(snaps, i, *comp, diff_id, chain_id, r, limits)?;
     }
     Ok(chain)
+}
+
+/// Unpack layer `i` (its compressed stream `r`) into the snapshot `chain_id`, checking its
+/// diff id. Layers are independent directories, so different layers of one image may be
+/// unpacked at the same time, in any order (a pull starts each as soon as its blob is in).
+pub fn unpack_layer(
+    snaps: &Snapshots,
+    i: usize,
+    comp: Compression,
+    diff_id: &Digest,
+    chain_id: &Digest,
+    r: Box<dyn Read + Send>,
+    limits: &Limits,
+) -> Result<()> {
+    if snaps.exists(chain_id) {
+        return Ok(());
+    }
+    let opts = ApplyOptions {
+        limits: limits.clone(),
+        ..ApplyOptions::default()
+    };
+    let p = snaps.prepare()?;
+    // Decompression on a helper thread pays off for compressed layers only.
+    let applied = match comp {
+        Compression::None => apply_layer_with(r, comp, p.dir(), &opts),
+        _ => apply_layer_parallel(r, comp, p.dir(), &opts),
+    }
+    .map_err(|e| in_layer(e, i, diff_id))?;
+    if applied.diff_id != *diff_id {
+        return Err(Error::Verification(format!(
+            "layer {i}: uncompressed content has diff id {}, but the image config says {diff_id}",
+            applied.diff_id
+        )));
+    }
+    snaps.commit(p, chain_id)
 }

@@ -42,10 +42,12 @@ fn reader(data: Vec<u8>) -> Box<dyn Read + Send> {
     Box::new(std::io::Cursor::new(data))
 }
 
+/// Unfinished snapshots in tmp/ (their `.lock` files, which a crash leaves too, counted with them).
 fn tmp_entries(root: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(root.join("tmp"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
         .collect()
 }
 
@@ -195,17 +197,40 @@ fn failing_layer_leaves_nothing_and_open_cleans_crash_leftovers() {
     assert_eq!(snaps.list().unwrap(), vec![chain[0]]);
     assert!(tmp_entries(&root).is_empty());
 
-    // A crash mid-unpack: the temp dir is never dropped. `open` removes it.
-    let p = snaps.prepare().unwrap();
-    std::fs::write(p.dir().join("partial"), b"x").unwrap();
-    // A read-only dir with content (as layers have) must not block the cleanup.
-    std::fs::create_dir(p.dir().join("ro")).unwrap();
-    std::fs::write(p.dir().join("ro/f"), b"f").unwrap();
-    std::fs::set_permissions(p.dir().join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
-    std::mem::forget(p);
+    // An unpack in progress (its Prepared alive) is left alone by `open`...
+    let live = snaps.prepare().unwrap();
+    Snapshots::open(&root).unwrap();
+    assert!(live.dir().exists(), "open removed work in progress");
+    drop(live);
+    // ...but a crash mid-unpack (a child process that dies with its temp dir never dropped)
+    // leaves a leftover that `open` removes.
+    // SAFETY: the child only does file operations and then _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = (|| -> Option<()> {
+            let p = snaps.prepare().ok()?;
+            std::fs::write(p.dir().join("partial"), b"x").ok()?;
+            // A read-only dir with content (as layers have) must not block the cleanup.
+            std::fs::create_dir(p.dir().join("ro")).ok()?;
+            std::fs::write(p.dir().join("ro/f"), b"f").ok()?;
+            std::fs::set_permissions(p.dir().join("ro"), std::fs::Permissions::from_mode(0o555))
+                .ok()?;
+            std::mem::forget(p);
+            Some(())
+        })()
+        .map_or(1, |_| 0);
+        // SAFETY: leave the forked child without running destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(status, 0, "child failed to prepare");
     assert_eq!(tmp_entries(&root).len(), 1);
     let snaps = Snapshots::open(&root).unwrap();
     assert!(tmp_entries(&root).is_empty(), "leftover not cleaned");
+    let all: Vec<_> = std::fs::read_dir(root.join("tmp")).unwrap().collect();
+    assert!(all.is_empty(), "lock files left: {all:?}");
     assert_eq!(snaps.list().unwrap(), vec![chain[0]]);
 }
 
