@@ -39,7 +39,8 @@ pub async fn pull_image(
     limits: Limits,
     progress: UnboundedSender<Progress>,
 ) -> Result<Pulled> {
-    let sink = StoreSink::new(Arc::clone(store), PULL_LEASE)?;
+    let sink = StoreSink::with_limits(Arc::clone(store), PULL_LEASE, limits.clone())?
+        .with_progress(progress.clone());
     let result = client.pull(r, platform, &sink, progress.clone()).await?;
     let r = r.clone();
     let res = result.clone();
@@ -63,6 +64,8 @@ fn finish(
     limits: &Limits,
     progress: &UnboundedSender<Progress>,
 ) -> Result<(ImageRecord, Vec<Digest>, Option<String>)> {
+    // Layers unpacked while downloading are done when their workers are.
+    sink.finish_eager();
     let store = sink.store();
     let lease = sink.lease();
     if let Some((ix, bytes)) = &res.index {
