@@ -29,6 +29,7 @@ fn timed(cmd: &mut Command) -> (f64, i64, bool, String) {
     let err = tempfile::NamedTempFile::new().unwrap();
     cmd.stdout(Stdio::null()).stderr(err.reopen().unwrap());
     let t = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below
     let child = cmd.spawn().expect("spawn");
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid out-parameter.
