@@ -630,7 +630,10 @@ impl Client {
                 }
                 Ok(w)
             });
+        // When the sink verifies on commit, count bytes here instead of hashing them twice.
+        let sink_verifies = sink.verifies();
         let mut hasher = Hasher::new();
+        let mut counted = 0u64;
         let mut stream = resp.bytes_stream();
         let mut last_report = 0u64;
         let mut fail: Option<Fail> = None;
@@ -639,14 +642,18 @@ impl Client {
                 Ok(c) => c,
                 Err(e) => {
                     fail = Some(Fail::Unreachable(format!(
-                        "download interrupted after {} bytes: {e}",
-                        hasher.len()
+                        "download interrupted after {counted} bytes: {e}"
                     )));
                     break;
                 }
             };
-            hasher.update(&chunk);
-            if hasher.len() > size {
+            if sink_verifies {
+                counted += chunk.len() as u64;
+            } else {
+                hasher.update(&chunk);
+                counted = hasher.len();
+            }
+            if counted > size {
                 fail = Some(Fail::Corrupt(format!(
                     "served more than the {size} bytes the manifest says; discarded"
                 )));
@@ -655,13 +662,13 @@ impl Client {
             if tx.send(chunk).await.is_err() {
                 break; // the writer failed; its error is collected below
             }
-            if hasher.len() - last_report >= 256 * 1024 || hasher.len() == size {
-                last_report = hasher.len();
+            if counted - last_report >= 256 * 1024 || counted == size {
+                last_report = counted;
                 send(
                     progress,
                     Progress::Downloading {
                         digest: d,
-                        current: hasher.len(),
+                        current: counted,
                         total: size,
                     },
                 );
@@ -686,23 +693,38 @@ impl Client {
             return Err(FetchErr::Fail(f));
         }
         send(progress, Progress::Verifying { digest: d });
-        let n = hasher.len();
-        let got = hasher.finish();
-        if got != d || n != size {
-            drop(writer);
-            return Err(FetchErr::Fail(Fail::Corrupt(format!(
-                "digest mismatch: served {n} bytes hashing to {got}, expected {size} bytes; data discarded"
-            ))));
+        if sink_verifies {
+            if counted != size {
+                drop(writer);
+                return Err(FetchErr::Fail(Fail::Corrupt(format!(
+                    "digest mismatch: served {counted} bytes, expected {size}; data discarded"
+                ))));
+            }
+        } else {
+            let n = hasher.len();
+            let got = hasher.finish();
+            if got != d || n != size {
+                drop(writer);
+                return Err(FetchErr::Fail(Fail::Corrupt(format!(
+                    "digest mismatch: served {n} bytes hashing to {got}, expected {size} bytes; data discarded"
+                ))));
+            }
         }
-        tokio::task::spawn_blocking(move || writer.commit())
+        let committed = tokio::task::spawn_blocking(move || writer.commit())
             .await
             .map_err(|e| {
                 FetchErr::Store(berth_store::Error::Internal(format!(
                     "committing blob {d}: {e}"
                 )))
-            })?
-            .map_err(FetchErr::Store)?;
-        Ok(Some(()))
+            })?;
+        match committed {
+            Ok(()) => Ok(Some(())),
+            // The sink's own check failed: the endpoint served wrong bytes; try the next.
+            Err(berth_store::Error::Verification(m)) if sink_verifies => Err(FetchErr::Fail(
+                Fail::Corrupt(format!("digest mismatch: {m}; data discarded")),
+            )),
+            Err(e) => Err(FetchErr::Store(e)),
+        }
     }
 }
 

@@ -13,6 +13,12 @@ pub trait BlobSink: Send + Sync {
     /// None: already present (or another pull just stored it). Called from a blocking context
     /// (spawn_blocking).
     fn begin(&self, d: &Digest, size: u64) -> berth_store::Result<Option<Box<dyn BlobWriter>>>;
+    /// True if `BlobWriter::commit` itself checks the size and digest (and fails with
+    /// `berth_store::Error::Verification` on a mismatch): the client then does not hash the
+    /// stream a second time.
+    fn verifies(&self) -> bool {
+        false
+    }
     /// The image manifest is resolved and its config blob is stored; layers come next.
     /// Must not block (called on the async runtime).
     fn manifest_ready(&self, _manifest: &[u8], _media_type: &str) {}

@@ -184,6 +184,11 @@ impl Drop for StoreSink {
 }
 
 impl BlobSink for StoreSink {
+    /// The store's ingest verifies size and sha256 before a blob becomes visible.
+    fn verifies(&self) -> bool {
+        true
+    }
+
     fn manifest_ready(&self, manifest: &[u8], media_type: &str) {
         match self.plan(manifest, media_type) {
             Ok(e) => {

@@ -241,6 +241,53 @@ async fn corrupting_mirror_is_detected_discarded_and_skipped() {
     assert_eq!(served(&res, &layout.manifest_digest), bad);
 }
 
+/// The same with the store as the sink: the client does not hash (the store's ingest verifies
+/// on commit), and a mismatch found there still sends the pull to the next endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupting_mirror_is_skipped_when_the_store_verifies() {
+    let (_f, layout) = fixture();
+    let up = Registry::start(None, None).await;
+    seed(&layout.dir, &up.host(), "test/busybox:latest", None);
+    let (pport, corrupted) = corrupting_proxy(up.host()).await;
+    let bad = format!("http://127.0.0.1:{pport}");
+    let c = client(json!({"registry-mirrors-by-host": {up.host(): [bad.clone()]}}));
+    let data = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(berth_store::store::Store::open(data.path()).unwrap());
+    let sink = berth_registry::store_sink::StoreSink::new(
+        std::sync::Arc::clone(&store),
+        std::time::Duration::from_secs(600),
+    )
+    .unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let res = c
+        .pull(
+            &reference(&format!("{}/test/busybox", up.host())),
+            &Platform::host(),
+            &sink,
+            tx,
+        )
+        .await
+        .unwrap();
+    assert!(corrupted.load(Ordering::SeqCst) >= 2);
+    for dg in [&layout.config_digest, &layout.layer_digest] {
+        assert!(
+            res.skipped.iter().any(|(e, why)| *e == bad
+                && why.contains(dg.as_str())
+                && why.contains("digest mismatch")),
+            "mismatch of {dg} at {bad} not recorded: {:?}",
+            res.skipped
+        );
+        assert_eq!(served(&res, dg), up.url(), "{dg} must come from upstream");
+        let d = berth_store::Digest::parse(dg).unwrap();
+        assert!(store.content.exists(&d), "{dg} not in the store");
+    }
+    let ingest: Vec<_> = std::fs::read_dir(data.path().join("content/ingest"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(ingest.is_empty(), "corrupt data left in ingest: {ingest:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_registry_right_wrong_and_missing_credentials() {
     let (_f, layout) = fixture();
