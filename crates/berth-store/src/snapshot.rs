@@ -45,6 +45,7 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 pub struct Snapshots {
     root: PathBuf,
     tmp: PathBuf,
+    durable: bool,
 }
 
 /// A temporary snapshot being filled. Dropped without [`Snapshots::commit`], it is removed.
@@ -165,7 +166,15 @@ impl Snapshots {
         Ok(Snapshots {
             root: root.to_path_buf(),
             tmp,
+            durable: false,
         })
+    }
+
+    /// Sync each snapshot's filesystem before committing it (power-loss durability of layer
+    /// contents, at the cost of flushing everything dirty on that filesystem).
+    pub fn durable(mut self, on: bool) -> Snapshots {
+        self.durable = on;
+        self
     }
 
     pub fn exists(&self, chain_id: &Digest) -> bool {
@@ -199,16 +208,23 @@ impl Snapshots {
         Ok(p)
     }
 
-    /// Syncs the snapshot's filesystem and renames it into place. If a snapshot with this
-    /// chain ID already exists (a concurrent unpack won), ours is discarded and this succeeds.
+    /// Renames the snapshot into place (after syncing its filesystem, if [`Snapshots::durable`]).
+    /// If a snapshot with this chain ID already exists (a concurrent unpack won), ours is
+    /// discarded and this succeeds.
+    ///
+    /// The rename makes a snapshot all-or-nothing across a crash of the process; surviving a
+    /// power loss with every file's data needs the sync, which flushes the whole filesystem —
+    /// including other programs' writes — so it is off by default, as in Docker and containerd.
     pub fn commit(&self, mut p: Prepared, chain_id: &Digest) -> Result<()> {
-        let dir = rfs::open(
-            &p.top,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io(&p.top, e.into()))?;
-        rfs::syncfs(&dir).map_err(|e| Error::io(&p.top, e.into()))?;
+        if self.durable {
+            let dir = rfs::open(
+                &p.top,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io(&p.top, e.into()))?;
+            rfs::syncfs(&dir).map_err(|e| Error::io(&p.top, e.into()))?;
+        }
         let target = self.root.join(chain_id.hex());
         match rfs::renameat_with(rfs::CWD, &p.top, rfs::CWD, &target, RenameFlags::NOREPLACE) {
             Ok(()) => {
