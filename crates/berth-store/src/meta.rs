@@ -439,14 +439,7 @@ impl Db {
     pub fn set_tag(&mut self, name: &str, manifest: &Digest) -> Result<()> {
         let ctx = format!("tagging {manifest} as {name}");
         let tx = self.tx(&ctx)?;
-        let exists: bool = tx
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM images WHERE manifest = ?1)",
-                params![manifest.to_string()],
-                |r| r.get(0),
-            )
-            .map_err(db_err(&ctx))?;
-        if !exists {
+        if !image_stored(&tx, manifest, &ctx)? {
             return Err(Error::NotFound(format!(
                 "cannot tag {name}: image {manifest} is not in the store; pull or load it first"
             )));
@@ -755,14 +748,7 @@ impl Db {
     pub fn put_container(&mut self, id: &str, manifest: &Digest) -> Result<()> {
         let ctx = format!("recording container {id}");
         let tx = self.tx(&ctx)?;
-        let exists: bool = tx
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM images WHERE manifest = ?1)",
-                params![manifest.to_string()],
-                |r| r.get(0),
-            )
-            .map_err(db_err(&ctx))?;
-        if !exists {
+        if !image_stored(&tx, manifest, &ctx)? {
             return Err(Error::NotFound(format!(
                 "container {id}: image {manifest} is not in the store; pull it first"
             )));
@@ -830,4 +816,14 @@ fn string_column(tx: &Transaction<'_>, sql: &str, arg: &str) -> rusqlite::Result
     let mut stmt = tx.prepare(sql)?;
     let rows = stmt.query_map(params![arg], |r| r.get::<_, String>(0))?;
     rows.collect()
+}
+
+/// Whether an image record for `manifest` exists (inside the caller's transaction).
+fn image_stored(tx: &rusqlite::Transaction<'_>, manifest: &Digest, ctx: &str) -> Result<bool> {
+    tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM images WHERE manifest = ?1)",
+        params![manifest.to_string()],
+        |r| r.get(0),
+    )
+    .map_err(db_err(ctx))
 }
