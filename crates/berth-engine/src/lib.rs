@@ -1,0 +1,6 @@
+//! berth-engine owns the engine's services — images, containers, volumes, networks, events —
+//! and wires the runtime, the store and the registry client together. berthd serves it over
+//! the Docker Engine API.
+
+pub mod monitor;
+pub mod network;
