@@ -1,1 +1,1631 @@
-//! Container networking (placeholder).
+//! Container networking, Docker's bridge driver semantics, as a synchronous library the engine
+//! calls (from `spawn_blocking`).
+//!
+//! What it owns:
+//! - **Networks**: the default `bridge` network (bridge `berth0`, 172.17.0.0/16 unless
+//!   configured) and user-defined bridge networks whose subnets come from the configured
+//!   address pools. Each network is a Linux bridge holding the gateway IP.
+//! - **Endpoints**: each container gets its own network namespace, bind-mounted at
+//!   `<state>/netns/<container>` (the path the runtime joins), with one veth pair per network
+//!   (`eth0`, `eth1`, ...), an IP from the network's IPAM, loopback up and a default route via
+//!   the first network's gateway (none on `internal` networks).
+//! - **DNS**: one small responder per network on the gateway IP, UDP port 53, A records only.
+//!   It identifies the asking container by its source IP and answers names and aliases of
+//!   containers on the networks that container shares (so containers added later resolve
+//!   too). Unknown names get NXDOMAIN; nothing is ever forwarded to outside resolvers. As in
+//!   Docker, the default `bridge` network has no name resolution (it answers NXDOMAIN).
+//! - **Port publishing**: a userspace TCP/UDP proxy (like docker-proxy) listening on the host
+//!   address (127.0.0.1 by default) and relaying to the container's IP. No iptables.
+//!
+//! Isolation and the network rule: every bridge gets `net.ipv4.conf.<bridge>.forwarding=0`,
+//! so the kernel never routes a packet that arrives from a container — not to another network
+//! (isolation between networks) and not to the host's external interfaces (no NAT, no egress).
+//! Containers reach their own network (switched at layer 2), and the host's own addresses
+//! (gateway DNS); the host reaches containers directly (proxy).
+//!
+//! `host` mode needs nothing from here (the runtime simply does not create a network
+//! namespace); `none` mode is [`Networks::attach_none`]: a namespace with loopback only.
+//!
+//! Kernel objects are managed by running `ip` (iproute2) — in the container's namespace through
+//! `nsenter --net=<path>`; the namespace itself is created in-process (unshare in a dedicated
+//! thread + bind mount), like `ip netns add` does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{
+    IpAddr, Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the default network.
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// Broad error classes, mapped once to HTTP statuses by the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    InvalidArgument,
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl NetworkError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            NetworkError::NotFound(_) => ErrorKind::NotFound,
+            NetworkError::Conflict(_) => ErrorKind::Conflict,
+            NetworkError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            NetworkError::Unavailable(_) => ErrorKind::Unavailable,
+            NetworkError::Command { .. } | NetworkError::Io { .. } | NetworkError::Internal(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> NetworkError {
+    let context = context.into();
+    move |source| NetworkError::Io { context, source }
+}
+
+pub type Result<T, E = NetworkError> = std::result::Result<T, E>;
+
+/// An IPv4 subnet such as `10.89.0.0/24` (host bits are cleared on parse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subnet {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet> {
+        if prefix > 30 {
+            return Err(NetworkError::InvalidArgument(format!(
+                "subnet {addr}/{prefix} is too small: use a prefix of /30 or shorter"
+            )));
+        }
+        let mask = Self::mask_of(prefix);
+        Ok(Subnet {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+
+    fn mask_of(prefix: u8) -> u32 {
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        }
+    }
+
+    fn mask(&self) -> u32 {
+        Self::mask_of(self.prefix)
+    }
+
+    fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr)
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let p = self.prefix.min(other.prefix);
+        let m = Self::mask_of(p);
+        u32::from(self.addr) & m == u32::from(other.addr) & m
+    }
+
+    /// The n-th address of the subnet (0 is the network address).
+    fn nth(&self, n: u64) -> Option<Ipv4Addr> {
+        if n >= self.size() {
+            return None;
+        }
+        let v = u64::from(u32::from(self.addr)) + n;
+        u32::try_from(v).ok().map(Ipv4Addr::from)
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Subnet {
+    type Err = NetworkError;
+    fn from_str(s: &str) -> Result<Subnet> {
+        let bad = || {
+            NetworkError::InvalidArgument(format!(
+                "invalid subnet {s:?}: expected IPv4 CIDR like 10.89.0.0/24"
+            ))
+        };
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if prefix > 32 {
+            return Err(bad());
+        }
+        Subnet::new(addr, prefix)
+    }
+}
+
+impl Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Subnet, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A network as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    /// 64 hex characters, like Docker's network IDs.
+    pub id: String,
+    pub name: String,
+    /// Linux bridge device name.
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    /// No default route for containers (Docker's `--internal`).
+    pub internal: bool,
+}
+
+/// A container's interface on a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub network: String,
+    pub container: String,
+    /// Network namespace to pass to the runtime: `{"type":"network","path":...}`.
+    pub netns_path: PathBuf,
+    /// Interface name inside the container (`eth0`, ...).
+    pub ifname: String,
+    /// Host side of the veth pair (a port of the bridge).
+    pub host_veth: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: String,
+    pub gateway: Ipv4Addr,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: Protocol,
+}
+
+/// Parse Docker's `-p [ip:]host:container[/tcp|/udp]` (host may be empty or 0: any free port).
+pub fn parse_publish(spec: &str) -> Result<PortMapping> {
+    let bad = |why: &str| {
+        NetworkError::InvalidArgument(format!(
+            "invalid port publication {spec:?}: {why} (expected [ip:]hostPort:containerPort[/tcp|/udp])"
+        ))
+    };
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, "tcp")) => (r, Protocol::Tcp),
+        Some((r, "udp")) => (r, Protocol::Udp),
+        Some(_) => return Err(bad("protocol must be tcp or udp")),
+        None => (spec, Protocol::Tcp),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, cont) = match parts.as_slice() {
+        [c] => ("", "", *c),
+        [h, c] => ("", *h, *c),
+        [i, h, c] => (*i, *h, *c),
+        _ => return Err(bad("too many ':'")),
+    };
+    let host_ip = if ip.is_empty() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        ip.parse()
+            .map_err(|_| bad("host IP is not an IPv4 address"))?
+    };
+    let host_port = if host.is_empty() {
+        0
+    } else {
+        host.parse().map_err(|_| bad("host port is not a number"))?
+    };
+    let container_port: u16 = cont
+        .parse()
+        .map_err(|_| bad("container port is not a number"))?;
+    if container_port == 0 {
+        return Err(bad("container port must not be 0"));
+    }
+    Ok(PortMapping {
+        host_ip,
+        host_port,
+        container_port,
+        proto,
+    })
+}
+
+/// How [`Networks::open`] sets up the default network and allocates subnets.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// Bridge of the default network (`berth0`).
+    pub default_bridge: String,
+    /// Subnet of the default network (`172.17.0.0/16`).
+    pub default_subnet: Subnet,
+    /// `default-address-pools`: (base, size) — networks get `/size` subnets carved from `base`.
+    pub pools: Vec<(Subnet, u8)>,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            default_bridge: "berth0".into(),
+            default_subnet: Subnet {
+                addr: Ipv4Addr::new(172, 17, 0, 0),
+                prefix: 16,
+            },
+            pools: vec![
+                (
+                    Subnet {
+                        addr: Ipv4Addr::new(172, 18, 0, 0),
+                        prefix: 15,
+                    },
+                    16,
+                ),
+                (
+                    Subnet {
+                        addr: Ipv4Addr::new(10, 89, 0, 0),
+                        prefix: 16,
+                    },
+                    24,
+                ),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    networks: BTreeMap<String, NetworkRecord>,
+    /// Containers with a namespace of ours (including `none` mode).
+    containers: BTreeSet<String>,
+    ports: BTreeMap<String, Vec<PortMapping>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NetworkRecord {
+    config: NetworkConfig,
+    endpoints: BTreeMap<String, Endpoint>,
+}
+
+/// Name → IP table the DNS responders read.
+#[derive(Debug, Default)]
+struct DnsTable {
+    /// (network, container, names, ip)
+    entries: Vec<(String, String, Vec<String>, Ipv4Addr)>,
+}
+
+impl DnsTable {
+    fn lookup(&self, source: Ipv4Addr, name: &str) -> Option<Ipv4Addr> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let asker = self
+            .entries
+            .iter()
+            .find(|(_, _, _, ip)| *ip == source)
+            .map(|(_, c, _, _)| c.clone())?;
+        let nets: BTreeSet<&str> = self
+            .entries
+            .iter()
+            .filter(|(_, c, _, _)| *c == asker)
+            .map(|(n, _, _, _)| n.as_str())
+            .collect();
+        self.entries
+            .iter()
+            .filter(|(n, _, _, _)| n != DEFAULT_NETWORK && nets.contains(n.as_str()))
+            .find(|(_, _, names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(&name)))
+            .map(|(_, _, _, ip)| *ip)
+    }
+}
+
+/// The network service. Dropping it stops DNS responders and proxies but leaves bridges,
+/// veths and namespaces in place (containers keep running across a daemon restart);
+/// [`Networks::teardown`] removes everything.
+pub struct Networks {
+    state_dir: PathBuf,
+    opts: NetworkOptions,
+    state: State,
+    dns: Arc<RwLock<DnsTable>>,
+    dns_servers: HashMap<String, Worker>,
+    proxies: HashMap<String, Vec<Worker>>,
+}
+
+/// A background thread with a stop flag.
+struct Worker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    /// Connections to shut down when stopping (TCP proxies).
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+}
+
+impl Worker {
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Ok(conns) = self.conns.lock() {
+            for c in conns.values() {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+const POLL: Duration = Duration::from_millis(100);
+
+fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetworkError::InvalidArgument(format!(
+            "invalid {kind} name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 characters"
+        )))
+    }
+}
+
+/// FNV-1a, for stable short device names.
+fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+fn new_id(name: &str) -> String {
+    let mut seed = [0u8; 32];
+    let random = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed));
+    if random.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        seed[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    let mut out = String::with_capacity(64);
+    for i in 0..4u8 {
+        let mut data = seed.to_vec();
+        data.extend_from_slice(name.as_bytes());
+        data.push(i);
+        out.push_str(&format!("{:016x}", fnv(&data)));
+    }
+    out
+}
+
+fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+/// Run `ip` (optionally inside a namespace) with a batch of commands.
+fn ip_batch(netns: Option<&Path>, commands: &[String]) -> Result<()> {
+    let mut cmd = match netns {
+        Some(p) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", p.display())).arg("ip");
+            c
+        }
+        None => Command::new("ip"),
+    };
+    cmd.args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let shown = || {
+        let ns = netns
+            .map(|p| format!("nsenter --net={} ", p.display()))
+            .unwrap_or_default();
+        format!("{ns}ip -batch: {}", commands.join("; "))
+    };
+    let mut child = cmd.spawn().map_err(io_err(format!(
+        "cannot run `{}` (is iproute2 installed?)",
+        shown()
+    )))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(commands.join("\n").as_bytes())
+            .and_then(|_| stdin.write_all(b"\n"))
+            .map_err(io_err(format!("writing to `{}`", shown())))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(io_err(format!("waiting for `{}`", shown())))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetworkError::Command {
+            command: shown(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    ip_batch(None, &[args.join(" ")])
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(io_err(format!("writing {value} to {path}")))
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let p = path.to_string_lossy();
+    info.lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| m == p))
+}
+
+/// Create a network namespace and bind-mount it at `path` (like `ip netns add`).
+fn create_netns(path: &Path) -> Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err(format!(
+            "creating network namespace file {}",
+            path.display()
+        )))?;
+    let target = path.to_path_buf();
+    let joined = std::thread::spawn(move || -> std::result::Result<(), String> {
+        use nix::mount::{mount, MsFlags};
+        use nix::sched::{unshare, CloneFlags};
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind-mounting the namespace at {}: {e}", target.display()))
+    })
+    .join();
+    let res = match joined {
+        Ok(r) => r,
+        Err(_) => Err("namespace thread panicked".to_string()),
+    };
+    res.map_err(|e| {
+        let _ = fs::remove_file(path);
+        NetworkError::Internal(format!(
+            "cannot create network namespace {}: {e} (berth needs root / CAP_SYS_ADMIN)",
+            path.display()
+        ))
+    })
+}
+
+fn remove_netns(path: &Path) -> Result<()> {
+    use nix::mount::{umount2, MntFlags};
+    if is_mountpoint(path) {
+        umount2(path, MntFlags::MNT_DETACH).map_err(|e| {
+            NetworkError::Internal(format!(
+                "cannot unmount network namespace {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(format!("removing {}", path.display()))(e)),
+    }
+}
+
+impl Networks {
+    /// Open (or create) the network state in `state_dir`, recreate missing bridges, start DNS
+    /// responders and saved port proxies, and ensure the default `bridge` network.
+    pub fn open(state_dir: &Path, opts: NetworkOptions) -> Result<Networks> {
+        let netns_dir = state_dir.join("netns");
+        fs::create_dir_all(&netns_dir).map_err(io_err(format!(
+            "creating network state directory {}",
+            netns_dir.display()
+        )))?;
+        Self::make_shared_mount(&netns_dir)?;
+        let state_file = state_dir.join("networks.json");
+        let state: State = match fs::read(&state_file) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| {
+                NetworkError::Internal(format!(
+                    "network state {} is corrupt: {e}; move it away to start fresh",
+                    state_file.display()
+                ))
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(io_err(format!("reading {}", state_file.display()))(e)),
+        };
+        let mut nets = Networks {
+            state_dir: state_dir.to_path_buf(),
+            opts,
+            state,
+            dns: Arc::new(RwLock::new(DnsTable::default())),
+            dns_servers: HashMap::new(),
+            proxies: HashMap::new(),
+        };
+        if !nets.state.networks.contains_key(DEFAULT_NETWORK) {
+            let subnet = nets.opts.default_subnet;
+            let bridge = nets.opts.default_bridge.clone();
+            nets.add_network(
+                new_id(DEFAULT_NETWORK),
+                DEFAULT_NETWORK,
+                bridge,
+                subnet,
+                false,
+            )?;
+        }
+        let configs: Vec<NetworkConfig> = nets.list();
+        for cfg in configs {
+            Self::ensure_bridge(&cfg)?;
+            nets.start_dns(&cfg)?;
+        }
+        nets.rebuild_dns();
+        let ports: Vec<(String, PortMapping)> = nets
+            .state
+            .ports
+            .iter()
+            .flat_map(|(c, ps)| ps.iter().map(move |p| (c.clone(), p.clone())))
+            .collect();
+        for (c, p) in ports {
+            if let Err(e) = nets.start_proxy(&c, &p) {
+                tracing::warn!(container = %c, error = %e, "cannot restore published port");
+            }
+        }
+        Ok(nets)
+    }
+
+    /// Like `ip netns`: make the namespace directory a shared mount so unmounts propagate to
+    /// mount namespaces created later (containers), which would otherwise pin the namespaces.
+    fn make_shared_mount(dir: &Path) -> Result<()> {
+        use nix::mount::{mount, MsFlags};
+        if !is_mountpoint(dir) {
+            mount(
+                Some(dir),
+                dir,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                NetworkError::Internal(format!(
+                    "cannot bind-mount {} onto itself: {e} (needs root)",
+                    dir.display()
+                ))
+            })?;
+        }
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            NetworkError::Internal(format!("cannot make {} a shared mount: {e}", dir.display()))
+        })
+    }
+
+    fn save(&self) -> Result<()> {
+        let file = self.state_dir.join("networks.json");
+        let tmp = self.state_dir.join("networks.json.tmp");
+        let data = serde_json::to_vec_pretty(&self.state)
+            .map_err(|e| NetworkError::Internal(format!("serialising network state: {e}")))?;
+        let mut f = fs::File::create(&tmp).map_err(io_err(format!("writing {}", tmp.display())))?;
+        f.write_all(&data)
+            .and_then(|_| f.sync_all())
+            .map_err(io_err(format!("writing {}", tmp.display())))?;
+        fs::rename(&tmp, &file).map_err(io_err(format!("renaming to {}", file.display())))
+    }
+
+    fn netns_path(&self, container: &str) -> PathBuf {
+        self.state_dir.join("netns").join(container)
+    }
+
+    fn ensure_bridge(cfg: &NetworkConfig) -> Result<()> {
+        if !link_exists(&cfg.bridge) {
+            ip(&["link", "add", &cfg.bridge, "type", "bridge"]).map_err(|e| {
+                NetworkError::Internal(format!(
+                    "cannot create bridge {} for network {}: {e}",
+                    cfg.bridge, cfg.name
+                ))
+            })?;
+        }
+        // No routing of container traffic by the host: isolation between networks, and
+        // nothing leaves towards external interfaces.
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/forwarding", cfg.bridge),
+            "0",
+        )?;
+        let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", cfg.bridge);
+        if Path::new(&v6).exists() {
+            write_sysctl(&v6, "1")?;
+        }
+        ip_batch(
+            None,
+            &[
+                format!(
+                    "addr replace {}/{} dev {}",
+                    cfg.gateway, cfg.subnet.prefix, cfg.bridge
+                ),
+                format!("link set {} up", cfg.bridge),
+            ],
+        )
+        .map_err(|e| {
+            NetworkError::Internal(format!(
+                "cannot configure bridge {} of network {}: {e}",
+                cfg.bridge, cfg.name
+            ))
+        })
+    }
+
+    fn add_network(
+        &mut self,
+        id: String,
+        name: &str,
+        bridge: String,
+        subnet: Subnet,
+        internal: bool,
+    ) -> Result<NetworkConfig> {
+        let gateway = subnet.nth(1).ok_or_else(|| {
+            NetworkError::InvalidArgument(format!("subnet {subnet} has no room for a gateway"))
+        })?;
+        let cfg = NetworkConfig {
+            id,
+            name: name.to_string(),
+            bridge,
+            subnet,
+            gateway,
+            internal,
+        };
+        Self::ensure_bridge(&cfg).inspect_err(|_| {
+            let _ = ip(&["link", "del", &cfg.bridge]);
+        })?;
+        if let Err(e) = self.start_dns(&cfg) {
+            let _ = ip(&["link", "del", &cfg.bridge]);
+            return Err(e);
+        }
+        self.state.networks.insert(
+            name.to_string(),
+            NetworkRecord {
+                config: cfg.clone(),
+                endpoints: BTreeMap::new(),
+            },
+        );
+        self.save()?;
+        Ok(cfg)
+    }
+
+    fn host_routes_overlap(subnet: &Subnet) -> Option<String> {
+        // A subnet already routed on the host (e.g. the uplink) must not be taken.
+        let routes = fs::read_to_string("/proc/net/route").ok()?;
+        for line in routes.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 8 {
+                continue;
+            }
+            let (Ok(dst), Ok(mask)) =
+                (u32::from_str_radix(f[1], 16), u32::from_str_radix(f[7], 16))
+            else {
+                continue;
+            };
+            if mask == 0 {
+                continue; // default route
+            }
+            let dst = Ipv4Addr::from(u32::from_be(dst));
+            let prefix = u32::from_be(mask).count_ones() as u8;
+            if let Ok(r) = Subnet::new(dst, prefix.min(30)) {
+                let r = Subnet { prefix, ..r };
+                if r.overlaps(subnet) {
+                    return Some(format!("{r} on {}", f[0]));
+                }
+            }
+        }
+        None
+    }
+
+    fn check_subnet_free(&self, subnet: &Subnet) -> Result<()> {
+        for rec in self.state.networks.values() {
+            if rec.config.subnet.overlaps(subnet) {
+                return Err(NetworkError::Conflict(format!(
+                    "subnet {subnet} overlaps network {} ({}); pick another subnet",
+                    rec.config.name, rec.config.subnet
+                )));
+            }
+        }
+        if let Some(r) = Self::host_routes_overlap(subnet) {
+            return Err(NetworkError::Conflict(format!(
+                "subnet {subnet} overlaps the host route {r}; pick another subnet"
+            )));
+        }
+        Ok(())
+    }
+
+    fn allocate_subnet(&self, name: &str) -> Result<Subnet> {
+        for (base, size) in &self.opts.pools {
+            if *size < base.prefix || *size > 30 {
+                continue;
+            }
+            let count = 1u64 << (u32::from(*size) - u32::from(base.prefix));
+            let step = 1u64 << (32 - u32::from(*size));
+            for i in 0..count {
+                let Some(addr) = base.nth(i * step) else {
+                    break;
+                };
+                let Ok(candidate) = Subnet::new(addr, *size) else {
+                    continue;
+                };
+                if self.check_subnet_free(&candidate).is_ok() {
+                    return Ok(candidate);
+                }
+            }
+        }
+        Err(NetworkError::Unavailable(format!(
+            "cannot create network {name}: all address pools are exhausted; remove unused \
+             networks or add default-address-pools"
+        )))
+    }
+
+    /// Create a user-defined bridge network. Conflict if the name exists or the subnet overlaps.
+    #[tracing::instrument(skip(self))]
+    pub fn create(
+        &mut self,
+        name: &str,
+        subnet: Option<&str>,
+        internal: bool,
+    ) -> Result<NetworkConfig> {
+        validate_name("network", name)?;
+        if self.state.networks.contains_key(name) {
+            return Err(NetworkError::Conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let subnet = match subnet {
+            Some(s) => {
+                let s: Subnet = s.parse()?;
+                self.check_subnet_free(&s)?;
+                s
+            }
+            None => self.allocate_subnet(name)?,
+        };
+        let mut id = new_id(name);
+        let mut bridge = format!("br-{}", &id[..12]);
+        while link_exists(&bridge) {
+            id = new_id(name);
+            bridge = format!("br-{}", &id[..12]);
+        }
+        self.add_network(id, name, bridge, subnet, internal)
+    }
+
+    /// Remove a network. Refused while containers are attached and for the default network.
+    #[tracing::instrument(skip(self))]
+    pub fn remove(&mut self, name: &str) -> Result<()> {
+        if name == DEFAULT_NETWORK {
+            return Err(NetworkError::Conflict(format!(
+                "{name} is a pre-defined network and cannot be removed"
+            )));
+        }
+        self.remove_network(name)
+    }
+
+    fn remove_network(&mut self, name: &str) -> Result<()> {
+        let rec = self.network(name)?;
+        if !rec.endpoints.is_empty() {
+            let names: Vec<&str> = rec.endpoints.keys().map(String::as_str).collect();
+            return Err(NetworkError::Conflict(format!(
+                "network {name} has active endpoints ({}); disconnect them first",
+                names.join(", ")
+            )));
+        }
+        let bridge = rec.config.bridge.clone();
+        if let Some(mut w) = self.dns_servers.remove(name) {
+            w.stop();
+        }
+        if link_exists(&bridge) {
+            ip(&["link", "del", &bridge]).map_err(|e| {
+                NetworkError::Internal(format!(
+                    "cannot delete bridge {bridge} of network {name}: {e}"
+                ))
+            })?;
+        }
+        self.state.networks.remove(name);
+        self.save()
+    }
+
+    pub fn list(&self) -> Vec<NetworkConfig> {
+        self.state
+            .networks
+            .values()
+            .map(|r| r.config.clone())
+            .collect()
+    }
+
+    /// Find a network by name, full ID or unique ID prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<NetworkConfig> {
+        self.network(name_or_id).map(|r| r.config.clone())
+    }
+
+    fn network(&self, name_or_id: &str) -> Result<&NetworkRecord> {
+        if let Some(r) = self.state.networks.get(name_or_id) {
+            return Ok(r);
+        }
+        let matches: Vec<&NetworkRecord> = self
+            .state
+            .networks
+            .values()
+            .filter(|r| !name_or_id.is_empty() && r.config.id.starts_with(name_or_id))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(NetworkError::NotFound(format!(
+                "network {name_or_id} not found"
+            ))),
+            _ => Err(NetworkError::InvalidArgument(format!(
+                "network ID prefix {name_or_id} is ambiguous; give more characters"
+            ))),
+        }
+    }
+
+    /// Endpoints of a container, in attach order (eth0 first).
+    pub fn endpoints(&self, container: &str) -> Vec<Endpoint> {
+        let mut eps: Vec<Endpoint> = self
+            .state
+            .networks
+            .values()
+            .filter_map(|r| r.endpoints.get(container).cloned())
+            .collect();
+        eps.sort_by_key(|e| {
+            e.ifname
+                .strip_prefix("eth")
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(u32::MAX)
+        });
+        eps
+    }
+
+    /// Create the container's network namespace and its first interface on `network`.
+    #[tracing::instrument(skip(self))]
+    pub fn attach(
+        &mut self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<Endpoint> {
+        validate_name("container", container)?;
+        self.network(network)?;
+        if self.state.containers.contains(container) {
+            return Err(NetworkError::Conflict(format!(
+                "container {container} already has a network namespace; use connect to add \
+                 networks, or detach it first"
+            )));
+        }
+        let path = self.netns_path(container);
+        create_netns(&path)?;
+        self.state.containers.insert(container.to_string());
+        match self.add_endpoint(network, container, aliases) {
+            Ok(ep) => Ok(ep),
+            Err(e) => {
+                let _ = remove_netns(&path);
+                self.state.containers.remove(container);
+                let _ = self.save();
+                Err(e)
+            }
+        }
+    }
+
+    /// `--network none`: a namespace with loopback only. Returns its path.
+    pub fn attach_none(&mut self, container: &str) -> Result<PathBuf> {
+        validate_name("container", container)?;
+        if self.state.containers.contains(container) {
+            return Err(NetworkError::Conflict(format!(
+                "container {container} already has a network namespace"
+            )));
+        }
+        let path = self.netns_path(container);
+        create_netns(&path)?;
+        if let Err(e) = ip_batch(Some(&path), &["link set lo up".to_string()]) {
+            let _ = remove_netns(&path);
+            return Err(e);
+        }
+        self.state.containers.insert(container.to_string());
+        self.save()?;
+        Ok(path)
+    }
+
+    /// Add an interface on `network` to a container that already has a namespace.
+    #[tracing::instrument(skip(self))]
+    pub fn connect(
+        &mut self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<Endpoint> {
+        if !self.state.containers.contains(container) {
+            return Err(NetworkError::NotFound(format!(
+                "container {container} has no network namespace; attach it first"
+            )));
+        }
+        self.add_endpoint(network, container, aliases)
+    }
+
+    fn add_endpoint(
+        &mut self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<Endpoint> {
+        for a in aliases {
+            validate_name("alias", a)?;
+        }
+        let existing = self.endpoints(container);
+        let rec = self.network(network)?;
+        let cfg = rec.config.clone();
+        if rec.endpoints.contains_key(container) {
+            return Err(NetworkError::Conflict(format!(
+                "container {container} is already connected to network {}",
+                cfg.name
+            )));
+        }
+        let used: BTreeSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.ip).collect();
+        let ip_addr = (2..cfg.subnet.size().saturating_sub(1))
+            .filter_map(|n| cfg.subnet.nth(n))
+            .find(|a| !used.contains(a) && *a != cfg.gateway)
+            .ok_or_else(|| {
+                NetworkError::Unavailable(format!(
+                    "network {} ({}) has no free addresses left",
+                    cfg.name, cfg.subnet
+                ))
+            })?;
+        let idx = (0..)
+            .find(|i| !existing.iter().any(|e| e.ifname == format!("eth{i}")))
+            .unwrap_or(0);
+        let ifname = format!("eth{idx}");
+        let host_veth = format!(
+            "vb{:08x}",
+            fnv(format!("{}/{container}", cfg.id).as_bytes()) as u32
+        );
+        let mac = mac_for(ip_addr);
+        let netns = self.netns_path(container);
+        let ns = netns.display().to_string();
+        if link_exists(&host_veth) {
+            // Left over from a crash: the name is ours.
+            let _ = ip(&["link", "del", &host_veth]);
+        }
+        ip_batch(
+            None,
+            &[
+                format!(
+                    "link add {host_veth} type veth peer name {ifname} netns {ns} address {mac}"
+                ),
+                format!("link set {host_veth} master {} up", cfg.bridge),
+            ],
+        )
+        .map_err(|e| {
+            let _ = ip(&["link", "del", &host_veth]);
+            NetworkError::Internal(format!(
+                "cannot connect container {container} to network {} (veth {host_veth} on bridge \
+                 {}): {e}",
+                cfg.name, cfg.bridge
+            ))
+        })?;
+        let mut inside = vec![
+            "link set lo up".to_string(),
+            format!("addr add {ip_addr}/{} dev {ifname}", cfg.subnet.prefix),
+            format!("link set {ifname} up"),
+        ];
+        let has_default = existing.iter().any(|e| {
+            self.state
+                .networks
+                .get(&e.network)
+                .is_some_and(|r| !r.config.internal)
+        });
+        if !cfg.internal && !has_default {
+            inside.push(format!(
+                "route add default via {} dev {ifname}",
+                cfg.gateway
+            ));
+        }
+        if let Err(e) = ip_batch(Some(&netns), &inside) {
+            let _ = ip(&["link", "del", &host_veth]);
+            return Err(NetworkError::Internal(format!(
+                "cannot configure {ifname} of container {container} on network {}: {e}",
+                cfg.name
+            )));
+        }
+        let ep = Endpoint {
+            network: cfg.name.clone(),
+            container: container.to_string(),
+            netns_path: netns,
+            ifname,
+            host_veth,
+            ip: ip_addr,
+            prefix: cfg.subnet.prefix,
+            mac,
+            gateway: cfg.gateway,
+            aliases: aliases.to_vec(),
+        };
+        if let Some(r) = self.state.networks.get_mut(&cfg.name) {
+            r.endpoints.insert(container.to_string(), ep.clone());
+        }
+        self.rebuild_dns();
+        self.save()?;
+        Ok(ep)
+    }
+
+    /// Remove a container's interface on `network`.
+    #[tracing::instrument(skip(self))]
+    pub fn disconnect(&mut self, network: &str, container: &str) -> Result<()> {
+        let name = self.network(network)?.config.name.clone();
+        let ep = self
+            .state
+            .networks
+            .get(&name)
+            .and_then(|r| r.endpoints.get(container))
+            .cloned()
+            .ok_or_else(|| {
+                NetworkError::NotFound(format!(
+                    "container {container} is not connected to network {name}"
+                ))
+            })?;
+        if link_exists(&ep.host_veth) {
+            ip(&["link", "del", &ep.host_veth]).map_err(|e| {
+                NetworkError::Internal(format!(
+                    "cannot remove veth {} of container {container} on network {name}: {e}",
+                    ep.host_veth
+                ))
+            })?;
+        }
+        if let Some(r) = self.state.networks.get_mut(&name) {
+            r.endpoints.remove(container);
+        }
+        self.rebuild_dns();
+        self.save()
+    }
+
+    /// On container removal: stop its proxies, remove its veths, release its IPs and unmount
+    /// its namespace. Idempotent.
+    #[tracing::instrument(skip(self))]
+    pub fn detach_all(&mut self, container: &str) -> Result<()> {
+        if let Some(ws) = self.proxies.remove(container) {
+            drop(ws);
+        }
+        self.state.ports.remove(container);
+        for ep in self.endpoints(container) {
+            self.disconnect(&ep.network, container)?;
+        }
+        remove_netns(&self.netns_path(container))?;
+        self.state.containers.remove(container);
+        self.save()
+    }
+
+    /// Content for the container's /etc/resolv.conf: the DNS responder on its first network's
+    /// gateway. Empty for containers without networks (`none`); `host` mode copies the host's.
+    pub fn resolv_conf(&self, container: &str) -> String {
+        match self.endpoints(container).first() {
+            Some(ep) => format!("nameserver {}\noptions ndots:0\n", ep.gateway),
+            None => String::new(),
+        }
+    }
+
+    /// Content for the container's /etc/hosts.
+    pub fn hosts(&self, container: &str) -> String {
+        let mut s = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n",
+        );
+        for ep in self.endpoints(container) {
+            s.push_str(&format!("{}\t{container}\n", ep.ip));
+        }
+        s
+    }
+
+    /// Names the DNS responders answer are container names and aliases.
+    fn rebuild_dns(&self) {
+        let mut t = DnsTable::default();
+        for rec in self.state.networks.values() {
+            for ep in rec.endpoints.values() {
+                let mut names = vec![ep.container.clone()];
+                names.extend(ep.aliases.iter().cloned());
+                t.entries
+                    .push((rec.config.name.clone(), ep.container.clone(), names, ep.ip));
+            }
+        }
+        if let Ok(mut g) = self.dns.write() {
+            *g = t;
+        }
+    }
+
+    fn start_dns(&mut self, cfg: &NetworkConfig) -> Result<()> {
+        if self.dns_servers.contains_key(&cfg.name) {
+            return Ok(());
+        }
+        let addr = SocketAddrV4::new(cfg.gateway, 53);
+        let sock = UdpSocket::bind(addr).map_err(io_err(format!(
+            "cannot start the DNS responder of network {} on {addr} (is port 53 on that \
+             address taken?)",
+            cfg.name
+        )))?;
+        sock.set_read_timeout(Some(POLL))
+            .map_err(io_err("setting DNS socket timeout"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let table = self.dns.clone();
+        let flag = stop.clone();
+        let net = cfg.name.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("dns-{}", cfg.name))
+            .spawn(move || dns_loop(sock, table, flag, net))
+            .map_err(io_err("spawning DNS thread"))?;
+        self.dns_servers.insert(
+            cfg.name.clone(),
+            Worker {
+                stop,
+                handle: Some(handle),
+                conns: Arc::default(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Publish `container_port` of the container on `host_ip:host_port` (0: any free port).
+    /// Returns the host port.
+    #[tracing::instrument(skip(self))]
+    pub fn publish(
+        &mut self,
+        container: &str,
+        host_ip: Ipv4Addr,
+        host_port: u16,
+        container_port: u16,
+        proto: Protocol,
+    ) -> Result<u16> {
+        let mut m = PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            proto,
+        };
+        m.host_port = self.start_proxy(container, &m)?;
+        self.state
+            .ports
+            .entry(container.to_string())
+            .or_default()
+            .push(m.clone());
+        self.save()?;
+        Ok(m.host_port)
+    }
+
+    /// Published ports of a container.
+    pub fn ports(&self, container: &str) -> Vec<PortMapping> {
+        self.state.ports.get(container).cloned().unwrap_or_default()
+    }
+
+    fn start_proxy(&mut self, container: &str, m: &PortMapping) -> Result<u16> {
+        let ep = self
+            .endpoints(container)
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                NetworkError::NotFound(format!(
+                    "container {container} is not on any network; cannot publish port {}/{}",
+                    m.container_port, m.proto
+                ))
+            })?;
+        let target = SocketAddrV4::new(ep.ip, m.container_port);
+        let bind = SocketAddrV4::new(m.host_ip, m.host_port);
+        let busy = |e: io::Error| {
+            NetworkError::Conflict(format!(
+                "cannot publish {}/{} of container {container} on {bind}: {e}; the port is \
+                 probably in use, choose another host port",
+                m.container_port, m.proto
+            ))
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<HashMap<u64, TcpStream>>> = Arc::default();
+        let (port, handle) = match m.proto {
+            Protocol::Tcp => {
+                let l = TcpListener::bind(bind).map_err(busy)?;
+                let port = l.local_addr().map_err(io_err("proxy address"))?.port();
+                l.set_nonblocking(true)
+                    .map_err(io_err("setting proxy non-blocking"))?;
+                let (flag, cs) = (stop.clone(), conns.clone());
+                let h = std::thread::Builder::new()
+                    .name(format!("proxy-{port}"))
+                    .spawn(move || tcp_proxy(l, target, flag, cs))
+                    .map_err(io_err("spawning proxy thread"))?;
+                (port, h)
+            }
+            Protocol::Udp => {
+                let s = UdpSocket::bind(bind).map_err(busy)?;
+                let port = s.local_addr().map_err(io_err("proxy address"))?.port();
+                s.set_read_timeout(Some(POLL))
+                    .map_err(io_err("setting proxy timeout"))?;
+                let flag = stop.clone();
+                let h = std::thread::Builder::new()
+                    .name(format!("proxy-{port}"))
+                    .spawn(move || udp_proxy(s, target, flag))
+                    .map_err(io_err("spawning proxy thread"))?;
+                (port, h)
+            }
+        };
+        self.proxies
+            .entry(container.to_string())
+            .or_default()
+            .push(Worker {
+                stop,
+                handle: Some(handle),
+                conns,
+            });
+        Ok(port)
+    }
+
+    /// Remove every network (the default one included), every container namespace, proxy and
+    /// DNS responder, and the state directory's namespace mount. For tests and uninstall.
+    pub fn teardown(mut self) -> Result<()> {
+        let containers: Vec<String> = self.state.containers.iter().cloned().collect();
+        for c in containers {
+            self.detach_all(&c)?;
+        }
+        let names: Vec<String> = self.state.networks.keys().cloned().collect();
+        for n in names {
+            self.remove_network(&n)?;
+        }
+        self.proxies.clear();
+        self.dns_servers.clear();
+        let dir = self.state_dir.join("netns");
+        if is_mountpoint(&dir) {
+            nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+                NetworkError::Internal(format!("cannot unmount {}: {e}", dir.display()))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn relay(mut from: TcpStream, mut to: TcpStream) {
+    let _ = io::copy(&mut from, &mut to);
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn tcp_proxy(
+    l: TcpListener,
+    target: SocketAddrV4,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+) {
+    let next = AtomicU64::new(0);
+    while !stop.load(Ordering::SeqCst) {
+        match l.accept() {
+            Ok((client, _)) => {
+                let id = next.fetch_add(1, Ordering::SeqCst);
+                let conns = conns.clone();
+                std::thread::spawn(move || {
+                    let _ = client.set_nonblocking(false);
+                    let Ok(upstream) =
+                        TcpStream::connect_timeout(&SocketAddr::V4(target), Duration::from_secs(5))
+                    else {
+                        return;
+                    };
+                    let (Ok(c2), Ok(u2), Ok(track)) =
+                        (client.try_clone(), upstream.try_clone(), client.try_clone())
+                    else {
+                        return;
+                    };
+                    if let Ok(mut g) = conns.lock() {
+                        g.insert(id, track);
+                    }
+                    if let Ok(u3) = upstream.try_clone() {
+                        if let Ok(mut g) = conns.lock() {
+                            g.insert(id | 1 << 63, u3);
+                        }
+                    }
+                    let t = std::thread::spawn(move || relay(c2, u2));
+                    relay(upstream, client);
+                    let _ = t.join();
+                    if let Ok(mut g) = conns.lock() {
+                        g.remove(&id);
+                        g.remove(&(id | 1 << 63));
+                    }
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL / 2),
+            Err(e) => {
+                tracing::warn!(error = %e, "port proxy accept failed");
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+fn udp_proxy(s: UdpSocket, target: SocketAddrV4, stop: Arc<AtomicBool>) {
+    let mut clients: HashMap<SocketAddr, (UdpSocket, JoinHandle<()>)> = HashMap::new();
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::SeqCst) {
+        let (n, from) = match s.recv_from(&mut buf) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        if let std::collections::hash_map::Entry::Vacant(slot) = clients.entry(from) {
+            let Ok(up) = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) else {
+                continue;
+            };
+            if up.connect(target).is_err() || up.set_read_timeout(Some(POLL)).is_err() {
+                continue;
+            }
+            let (Ok(reader), Ok(reply)) = (up.try_clone(), s.try_clone()) else {
+                continue;
+            };
+            let flag = stop.clone();
+            let h = std::thread::spawn(move || {
+                let mut b = vec![0u8; 65536];
+                while !flag.load(Ordering::SeqCst) {
+                    if let Ok(n) = reader.recv(&mut b) {
+                        let _ = reply.send_to(&b[..n], from);
+                    }
+                }
+            });
+            slot.insert((up, h));
+        }
+        if let Some((up, _)) = clients.get(&from) {
+            let _ = up.send(&buf[..n]);
+        }
+    }
+    for (_, (_, h)) in clients {
+        let _ = h.join();
+    }
+}
+
+fn dns_loop(sock: UdpSocket, table: Arc<RwLock<DnsTable>>, stop: Arc<AtomicBool>, net: String) {
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::SeqCst) {
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let IpAddr::V4(src) = from.ip() else { continue };
+        let reply = {
+            let Ok(t) = table.read() else { continue };
+            dns_answer(&buf[..n], |name| t.lookup(src, name))
+        };
+        if let Some(r) = reply {
+            if let Err(e) = sock.send_to(&r, from) {
+                tracing::debug!(network = %net, error = %e, "DNS reply failed");
+            }
+        }
+    }
+}
+
+/// Build the reply to a DNS query (A records only; NXDOMAIN for unknown names; nothing is
+/// forwarded). `None` for packets not worth answering.
+pub fn dns_answer(q: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Option<Vec<u8>> {
+    if q.len() < 12 || q[2] & 0x80 != 0 {
+        return None; // too short, or a response
+    }
+    let opcode = (q[2] >> 3) & 0x0f;
+    let qdcount = u16::from_be_bytes([q[4], q[5]]);
+    let reply = |rcode: u8, question: &[u8], answer: Option<Ipv4Addr>| {
+        let mut r = Vec::with_capacity(question.len() + 32);
+        r.extend_from_slice(&q[..2]);
+        r.push(0x80 | (opcode << 3) | 0x04 | (q[2] & 0x01)); // QR, AA, RD copied
+        r.push(rcode);
+        r.extend_from_slice(&[0, u8::from(!question.is_empty())]);
+        r.extend_from_slice(&[0, u8::from(answer.is_some())]);
+        r.extend_from_slice(&[0, 0, 0, 0]);
+        r.extend_from_slice(question);
+        if let Some(ip) = answer {
+            r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+            r.extend_from_slice(&600u32.to_be_bytes());
+            r.extend_from_slice(&[0, 4]);
+            r.extend_from_slice(&ip.octets());
+        }
+        r
+    };
+    if opcode != 0 {
+        return Some(reply(4, &[], None)); // NOTIMP
+    }
+    if qdcount != 1 {
+        return Some(reply(1, &[], None)); // FORMERR
+    }
+    let mut i = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = usize::from(*q.get(i)?);
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return Some(reply(1, &[], None));
+        }
+        let label = q.get(i + 1..i + 1 + len)?;
+        labels.push(String::from_utf8_lossy(label).into_owned());
+        i += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(i)?, *q.get(i + 1)?]);
+    let qclass = u16::from_be_bytes([*q.get(i + 2)?, *q.get(i + 3)?]);
+    let question = &q[12..i + 4];
+    let name = labels.join(".");
+    match lookup(&name) {
+        Some(ip) if qtype == 1 && (qclass == 1 || qclass == 255) => {
+            Some(reply(0, question, Some(ip)))
+        }
+        Some(_) => Some(reply(0, question, None)), // name exists, no record of that type
+        None => Some(reply(3, question, None)),    // NXDOMAIN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.split('.') {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        q
+    }
+
+    #[test]
+    fn subnet_parse_and_overlap() {
+        let a: Subnet = "10.89.0.7/24".parse().unwrap();
+        assert_eq!(a.to_string(), "10.89.0.0/24");
+        assert!(a.contains(Ipv4Addr::new(10, 89, 0, 200)));
+        let b: Subnet = "10.89.0.0/16".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        let c: Subnet = "10.89.1.0/24".parse().unwrap();
+        assert!(!a.overlaps(&c));
+        assert!("10.0.0.0/33".parse::<Subnet>().is_err());
+        assert!("nonsense".parse::<Subnet>().is_err());
+    }
+
+    #[test]
+    fn publish_specs() {
+        let m = parse_publish("8080:80").unwrap();
+        assert_eq!(
+            (m.host_ip, m.host_port, m.container_port, m.proto),
+            (Ipv4Addr::LOCALHOST, 8080, 80, Protocol::Tcp)
+        );
+        let m = parse_publish("127.0.0.2:53:5353/udp").unwrap();
+        assert_eq!(m.host_ip, Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(m.proto, Protocol::Udp);
+        assert_eq!(parse_publish("80").unwrap().host_port, 0);
+        assert!(parse_publish("80/sctp").is_err());
+        assert!(parse_publish("x:80").is_err());
+    }
+
+    #[test]
+    fn dns_packets() {
+        let ip = Ipv4Addr::new(10, 0, 0, 5);
+        let lookup = |n: &str| (n == "web").then_some(ip);
+        let r = dns_answer(&query("web", 1), lookup).unwrap();
+        assert_eq!(&r[..2], &[0x12, 0x34]);
+        assert_eq!(r[3] & 0x0f, 0);
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
+        assert_eq!(&r[r.len() - 4..], &ip.octets());
+        let r = dns_answer(&query("web", 28), lookup).unwrap();
+        assert_eq!((r[3] & 0x0f, r[7]), (0, 0));
+        let r = dns_answer(&query("example.com", 1), lookup).unwrap();
+        assert_eq!(r[3] & 0x0f, 3);
+        assert!(dns_answer(&[1, 2, 3], lookup).is_none());
+        let mut truncated = query("web", 1);
+        truncated.truncate(15);
+        assert!(dns_answer(&truncated, lookup).is_none());
+    }
+
+    #[test]
+    fn dns_scoped_to_shared_networks() {
+        let t = DnsTable {
+            entries: vec![
+                (
+                    "a".into(),
+                    "one".into(),
+                    vec!["one".into()],
+                    [10, 0, 0, 2].into(),
+                ),
+                (
+                    "a".into(),
+                    "two".into(),
+                    vec!["two".into(), "db".into()],
+                    [10, 0, 0, 3].into(),
+                ),
+                (
+                    "b".into(),
+                    "three".into(),
+                    vec!["three".into()],
+                    [10, 0, 1, 2].into(),
+                ),
+            ],
+        };
+        assert_eq!(
+            t.lookup([10, 0, 0, 2].into(), "DB."),
+            Some([10, 0, 0, 3].into())
+        );
+        assert_eq!(t.lookup([10, 0, 0, 2].into(), "three"), None);
+        assert_eq!(t.lookup([192, 0, 2, 9].into(), "one"), None);
+    }
+}
