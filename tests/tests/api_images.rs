@@ -324,6 +324,20 @@ fn docker_cli_image_lifecycle() {
     let o = d.docker(&["tag", &image, "Bad:Name"]);
     assert!(!o.status.success());
 
+    // push a new name to the registry; it is there (skopeo reads it back)
+    let pushed = format!("{}/test/pushed:v2", reg.host());
+    d.ok(&["tag", &image, &pushed]);
+    let out = d.ok(&["push", &pushed]);
+    assert!(out.contains("v2: digest: sha256:"), "{out}");
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{pushed}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.ok(&["rmi", &pushed]);
+    assert!(out.contains(&format!("Untagged: {pushed}")), "{out}");
+
     // rmi by ID with two repositories: conflict; then untag, then delete
     let o = d.docker(&["rmi", &short_id]);
     assert!(!o.status.success());

@@ -462,13 +462,22 @@ impl ImageService {
         auth: Option<Credentials>,
         progress: UnboundedSender<Progress>,
     ) -> Result<PullOutcome> {
-        let before = match &r.tag {
-            Some(_) if r.digest.is_none() => {
-                let name = r.name_with_tag();
-                self.blocking(move |s| Ok(s.db()?.resolve_tag(&name)?))
-                    .await?
-            }
-            _ => None,
+        // What the reference named before the pull (to say "Image is up to date").
+        let before = {
+            let name = r.name_with_tag();
+            let digest = r.digest;
+            self.blocking(move |s| {
+                let db = s.db()?;
+                Ok(match digest {
+                    Some(d) => db
+                        .images()?
+                        .into_iter()
+                        .find(|i| i.manifest == d || i.index == Some(d))
+                        .map(|i| i.manifest),
+                    None => db.resolve_tag(&name)?,
+                })
+            })
+            .await?
         };
         let client = self.client_with(&r.domain, auth)?;
         let platform = platform.unwrap_or_else(Platform::host);
@@ -527,9 +536,24 @@ impl ImageService {
         let source = StoreSource {
             store: Arc::clone(&self.store),
         };
-        let digest = client
-            .push(&r, &source, &bytes, &rec.media_type, progress)
-            .await?;
+        // Docker reports layers only: drop the config blob's events.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let config = rec.config;
+        let forward = tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                let about_config = matches!(&p,
+                    Progress::Exists { digest }
+                    | Progress::Uploading { digest, .. }
+                    | Progress::Mounted { digest, .. }
+                    | Progress::Done { digest, .. } if *digest == config);
+                if !about_config && progress.send(p).is_err() {
+                    break;
+                }
+            }
+        });
+        let res = client.push(&r, &source, &bytes, &rec.media_type, tx).await;
+        let _ = forward.await;
+        let digest = res?;
         Ok(PushOutcome {
             tag: tag.to_string(),
             digest,
@@ -789,6 +813,7 @@ fn resolve(db: &Db, name: &str) -> Result<Resolved> {
                 if let Some(found) = by_id_prefix(db, name)? {
                     return Ok(found);
                 }
+                return Err(no_such());
             }
             Err(Error::not_found(format!("No such image: {}", r.familiar())))
         }

@@ -640,6 +640,22 @@ fn progress_bar(current: u64, total: u64) -> String {
     format!("[{bar:<50}] {}/{}", human(current), human(total))
 }
 
+/// The blob a progress event is about.
+fn progress_digest(p: &Progress) -> Option<Digest> {
+    match p {
+        Progress::Waiting { digest }
+        | Progress::Downloading { digest, .. }
+        | Progress::Verifying { digest }
+        | Progress::Done { digest, .. }
+        | Progress::Exists { digest }
+        | Progress::Uploading { digest, .. }
+        | Progress::Mounted { digest, .. }
+        | Progress::Extracting { digest }
+        | Progress::Extracted { digest } => Some(*digest),
+        _ => None,
+    }
+}
+
 /// A pull progress event as Docker's JSON message (None: not shown).
 fn pull_message(p: &Progress) -> Option<Value> {
     Some(match p {
@@ -670,10 +686,6 @@ fn pull_message(p: &Progress) -> Option<Value> {
         }
         Progress::Extracted { digest } => {
             json!({"status": "Pull complete", "progressDetail": {}, "id": short(digest)})
-        }
-        Progress::Skipped { endpoint, reason } => {
-            warn!(endpoint = %endpoint, "skipped: {reason}");
-            json!({"status": format!("Skipped {endpoint}: {reason}")})
         }
         _ => return None,
     })
@@ -717,7 +729,7 @@ async fn pull<B>(svc: &ImageService, req: &Request<B>, q: &Query) -> ApiResult {
                 .clone()
                 .or_else(|| r.digest.map(|d| d.to_string()))
                 .unwrap_or_default();
-            out.send(json!({"status": format!("Pulling from {}", r.familiar_name()), "id": id}))
+            out.send(json!({"status": format!("Pulling from {}", r.path), "id": id}))
                 .await;
             let (ptx, mut prx) = mpsc::unbounded_channel();
             let job = {
@@ -725,17 +737,48 @@ async fn pull<B>(svc: &ImageService, req: &Request<B>, q: &Query) -> ApiResult {
                 tokio::spawn(async move { svc.pull(&r, platform, auth, ptx).await })
             };
             tokio::pin!(job);
+            // Docker shows layers only: the config blob comes before the layers' `Waiting`.
+            // A layer that already existed shows "Already exists" and nothing after it.
+            let mut layers = std::collections::HashSet::new();
+            let mut existing = std::collections::HashSet::new();
+            let mut show = |p: &Progress| -> Option<Value> {
+                match p {
+                    Progress::Waiting { digest } => {
+                        layers.insert(*digest);
+                    }
+                    Progress::Exists { digest } => {
+                        if !existing.insert(*digest) {
+                            return None;
+                        }
+                    }
+                    Progress::Extracting { digest } | Progress::Extracted { digest }
+                        if existing.contains(digest) =>
+                    {
+                        return None;
+                    }
+                    Progress::Skipped { endpoint, reason } => {
+                        warn!(endpoint = %endpoint, "skipped: {reason}");
+                        return None;
+                    }
+                    _ => {}
+                }
+                let d = progress_digest(p)?;
+                if !layers.contains(&d) {
+                    return None;
+                }
+                pull_message(p)
+            };
             let res = loop {
                 tokio::select! {
                     biased;
                     Some(p) = prx.recv() => {
-                        if let Some(m) = pull_message(&p) { out.send(m).await; }
+                        if let Some(m) = show(&p) { out.send(m).await; }
                     }
                     res = &mut job => break res,
                 }
             };
             while let Ok(p) = prx.try_recv() {
-                if let Some(m) = pull_message(&p) {
+                if let Some(m) = show(&p) {
                     out.send(m).await;
                 }
             }
