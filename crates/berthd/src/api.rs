@@ -746,11 +746,7 @@ async fn pull<B>(svc: &ImageService, req: &Request<B>, q: &Query) -> ApiResult {
                     Progress::Waiting { digest } => {
                         layers.insert(*digest);
                     }
-                    Progress::Exists { digest } => {
-                        if !existing.insert(*digest) {
-                            return None;
-                        }
-                    }
+                    Progress::Exists { digest } if !existing.insert(*digest) => return None,
                     Progress::Extracting { digest } | Progress::Extracted { digest }
                         if existing.contains(digest) =>
                     {
