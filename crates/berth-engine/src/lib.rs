@@ -2,5 +2,6 @@
 //! and wires the runtime, the store and the registry client together. berthd serves it over
 //! the Docker Engine API.
 
+pub mod images;
 pub mod monitor;
 pub mod network;
