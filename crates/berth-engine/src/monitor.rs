@@ -228,10 +228,10 @@ pub fn read_logs(state_dir: &Path, follow: bool) -> Result<LogReader> {
             }
         }
     }
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
-    let mut queue: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    queue.push(live.clone());
-    queue.reverse(); // popped from the back: oldest first
+    rotated.sort_by_key(|r| r.0);
+    // Popped from the back: the highest number (oldest) first, the live file last.
+    let mut queue = vec![live.clone()];
+    queue.extend(rotated.into_iter().map(|(_, p)| p));
     Ok(LogReader {
         state_dir: state_dir.to_path_buf(),
         live,

@@ -2,6 +2,8 @@
 //! berth-runtime and berth-monitor. Build both first:
 //! `cargo build -p berth-runtime -p berth-monitor`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -88,7 +88,7 @@ fn parse_args() -> Result<Args> {
             "--log-max-size" => log_max_size = num(&v)?,
             "--log-max-files" => {
                 log_max_files = u32::try_from(num(&v)?)
-                    .map_err(|_| format!("--log-max-files: too large"))?
+                    .map_err(|_| "--log-max-files: too large".to_string())?
                     .max(1)
             }
             _ => return Err(format!("unknown option {a}\n{USAGE}")),
