@@ -2,6 +2,9 @@
 //! and wires the runtime, the store and the registry client together. berthd serves it over
 //! the Docker Engine API.
 
+pub mod containers;
+pub mod events;
 pub mod images;
 pub mod monitor;
 pub mod network;
+pub mod volumes;

@@ -34,6 +34,10 @@ pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 pub struct State {
     pub images: ImageService,
+    pub containers: berth_engine::containers::ContainerService,
+    pub volumes: Arc<berth_engine::volumes::Volumes>,
+    pub networks: Arc<std::sync::Mutex<berth_engine::network::Networks>>,
+    pub events: berth_engine::events::Events,
     pub data_root: PathBuf,
     pub id: String,
     pub debug: bool,
@@ -47,30 +51,30 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
         }
     }
-    fn bad(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
-    fn not_found() -> ApiError {
+    pub(crate) fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "page not found")
     }
-    fn not_implemented(what: &str) -> ApiError {
+    pub(crate) fn not_implemented(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             format!("{what} is not supported by Berth yet"),
         )
     }
-    fn response(&self) -> Response<Body> {
+    pub(crate) fn response(&self) -> Response<Body> {
         json_response(self.status, &json!({ "message": self.message }))
     }
 }
 
-fn status_of(kind: ErrorKind) -> StatusCode {
+pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
@@ -87,15 +91,15 @@ impl From<images::Error> for ApiError {
     }
 }
 
-type ApiResult = Result<Response<Body>, ApiError>;
+pub(crate) type ApiResult = Result<Response<Body>, ApiError>;
 
-fn full(b: impl Into<Bytes>) -> Body {
+pub(crate) fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into())
         .map_err(|never| match never {})
         .boxed_unsync()
 }
 
-fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
     let mut body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');
     let mut r = Response::new(full(body));
@@ -105,18 +109,18 @@ fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response<Body
     r
 }
 
-fn ok_json(v: &impl serde::Serialize) -> ApiResult {
+pub(crate) fn ok_json(v: &impl serde::Serialize) -> ApiResult {
     Ok(json_response(StatusCode::OK, v))
 }
 
-fn empty(status: StatusCode) -> Response<Body> {
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
     let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = status;
     r
 }
 
 /// A streamed body fed through a channel; an `Err` item aborts the connection.
-fn channel_body(
+pub(crate) fn channel_body(
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     content_type: &'static str,
 ) -> Response<Body> {
@@ -131,19 +135,85 @@ fn channel_body(
 
 /// Sends JSON messages into a streamed response (Docker's JSON message stream).
 #[derive(Clone)]
-struct JsonStream(mpsc::Sender<Result<Bytes, std::io::Error>>);
+pub(crate) struct JsonStream(mpsc::Sender<Result<Bytes, std::io::Error>>);
 
 impl JsonStream {
-    async fn send(&self, v: Value) {
+    pub(crate) async fn send(&self, v: Value) {
         let mut line = v.to_string().into_bytes();
         line.extend_from_slice(b"\r\n");
         // A client that went away is not an error for the operation.
         let _ = self.0.send(Ok(Bytes::from(line))).await;
     }
-    async fn error(&self, message: &str) {
+    pub(crate) async fn error(&self, message: &str) {
         self.send(json!({"errorDetail": {"message": message}, "error": message}))
             .await;
     }
+}
+
+/// The largest JSON request body accepted (create bodies, network and volume specs).
+pub(crate) const MAX_JSON_BODY: usize = 4 << 20;
+
+/// Read a JSON request body of at most [`MAX_JSON_BODY`] bytes. An empty body gives
+/// `T::default()` when `allow_empty`, else a 400.
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    allow_empty: bool,
+) -> Result<T, ApiError> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    let bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body is larger than {} bytes", MAX_JSON_BODY),
+                ));
+            }
+            return Err(ApiError::bad(format!("reading the request body: {e}")));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        if allow_empty {
+            return Ok(T::default());
+        }
+        return Err(ApiError::bad("invalid JSON: the request body is empty"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("invalid JSON: {e}")))
+}
+
+/// Answer `101 Switching Protocols` and hand back the connection for raw streaming
+/// (attach, exec start). `multiplexed`: Docker's stdout/stderr framing is used on it.
+pub(crate) fn hijack(
+    req: &mut Request<Incoming>,
+    multiplexed: bool,
+) -> (Response<Body>, hyper::upgrade::OnUpgrade) {
+    let on = hyper::upgrade::on(req);
+    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(hyper::header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(if multiplexed {
+            "application/vnd.docker.multiplexed-stream"
+        } else {
+            "application/vnd.docker.raw-stream"
+        }),
+    );
+    (r, on)
+}
+
+/// One frame of Docker's multiplexed stream: `[stream, 0, 0, 0, len as u32 BE]` + payload
+/// (stream 0 stdin, 1 stdout, 2 stderr).
+pub(crate) fn mux_frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + payload.len());
+    v.extend_from_slice(&[stream, 0, 0, 0]);
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
 }
 
 /// Every request: one span, version check, routing, Docker's error shape.
@@ -215,7 +285,7 @@ fn split_version(path: &str) -> Result<(Option<ApiVersion>, &str), ApiError> {
     Ok((Some(v), tail))
 }
 
-fn percent_decode(s: &str) -> Result<String, ApiError> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, ApiError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -236,10 +306,10 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
 }
 
 /// Query parameters (last value wins for `one`, all for `all`).
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn of<B>(req: &Request<B>) -> Query {
+    pub(crate) fn of<B>(req: &Request<B>) -> Query {
         Query(
             req.uri()
                 .query()
@@ -251,17 +321,17 @@ impl Query {
                 .unwrap_or_default(),
         )
     }
-    fn one(&self, k: &str) -> Option<&str> {
+    pub(crate) fn one(&self, k: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     }
-    fn str(&self, k: &str) -> &str {
+    pub(crate) fn str(&self, k: &str) -> &str {
         self.one(k).unwrap_or("")
     }
-    fn all(&self, k: &str) -> Vec<String> {
+    pub(crate) fn all(&self, k: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(key, _)| key == k)
@@ -269,7 +339,7 @@ impl Query {
             .collect()
     }
     /// Docker's boolean: absent, "", "0", "no", "false", "none" are false.
-    fn bool(&self, k: &str) -> bool {
+    pub(crate) fn bool(&self, k: &str) -> bool {
         !matches!(
             self.one(k)
                 .map(|v| v.trim().to_ascii_lowercase())
@@ -278,7 +348,7 @@ impl Query {
         )
     }
     /// `filters`: `{"key":{"value":true}}` or the legacy `{"key":["value"]}`.
-    fn filters(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    pub(crate) fn filters(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
         let Some(raw) = self.one("filters").filter(|s| !s.is_empty()) else {
             return Ok(BTreeMap::new());
         };
@@ -317,7 +387,10 @@ impl Query {
     }
 }
 
-fn check_filters(f: &BTreeMap<String, Vec<String>>, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn check_filters(
+    f: &BTreeMap<String, Vec<String>>,
+    allowed: &[&str],
+) -> Result<(), ApiError> {
     match f.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad(format!("invalid filter '{k}'"))),
         None => Ok(()),
@@ -361,8 +434,21 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
         }
         (&Method::GET, "/version") => return version(),
         (&Method::GET, "/info") => return info(state).await,
-        (&Method::GET, "/events") => return Err(ApiError::not_implemented("/events")),
+        (&Method::GET, "/events") => return crate::api_system::events(state, req).await,
+        (&Method::GET, "/system/df") => return crate::api_system::df(state, req).await,
         _ => {}
+    }
+    if path == "/containers" || path.starts_with("/containers/") {
+        return crate::api_containers::route(state, req, &path["/containers".len()..]).await;
+    }
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        return crate::api_exec::exec_route(state, req, rest).await;
+    }
+    if path == "/volumes" || path.starts_with("/volumes/") {
+        return crate::api_volumes::route(state, req, &path["/volumes".len()..]).await;
+    }
+    if path == "/networks" || path.starts_with("/networks/") {
+        return crate::api_networks::route(state, req, &path["/networks".len()..]).await;
     }
     if let Some(rest) = path.strip_prefix("/images/") {
         return images_route(state, req, method, rest).await;
@@ -1013,7 +1099,7 @@ mod tests {
     }
 
     #[test]
-    fn filters() {
+    pub(crate) fn filters() {
         let req = Request::builder()
             .uri("/images/json?filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D")
             .body(())

@@ -9,11 +9,18 @@
 #![recursion_limit = "256"]
 
 mod api;
+mod api_containers;
+mod api_exec;
+mod api_fs;
+mod api_networks;
+mod api_system;
+mod api_volumes;
 mod listen;
 mod sysinfo;
 
 use anyhow::{bail, Context, Result};
 use berth_engine::images::ImageService;
+use berth_engine::network::{NetworkOptions, Networks, Subnet};
 use berth_registry::RegistryConfig;
 use berth_store::store::Store;
 use clap::Parser;
@@ -49,6 +56,72 @@ struct Cli {
 struct DaemonConfig {
     registry: RegistryConfig,
     log_level: Option<String>,
+    network: NetworkOptions,
+    live_restore: bool,
+}
+
+/// `bip` (the default bridge's gateway and prefix, `10.200.0.1/24`), `bridge` (its name) and
+/// `default-address-pools` (`[{"base":"10.201.0.0/16","size":24}]`).
+fn network_options(v: &serde_json::Value, path: &Path) -> Result<NetworkOptions> {
+    let mut o = NetworkOptions::default();
+    if let Some(b) = v.get("bridge").filter(|b| !b.is_null()) {
+        let b = b
+            .as_str()
+            .with_context(|| format!("{}: \"bridge\" must be a string", path.display()))?;
+        if b.is_empty()
+            || b.len() > 15
+            || !b
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            bail!(
+                "{}: \"bridge\" {b:?} is not a valid interface name (1-15 letters, digits, - or _)",
+                path.display()
+            );
+        }
+        o.default_bridge = b.to_string();
+    }
+    if let Some(b) = v.get("bip").filter(|b| !b.is_null()) {
+        let s = b.as_str().with_context(|| {
+            format!(
+                "{}: \"bip\" must be a string like \"10.200.0.1/24\"",
+                path.display()
+            )
+        })?;
+        let (ip, prefix) = s
+            .split_once('/')
+            .and_then(|(ip, p)| Some((ip.parse::<std::net::Ipv4Addr>().ok()?, p.parse::<u8>().ok()?)))
+            .filter(|(_, p)| (8..=30).contains(p))
+            .with_context(|| format!("{}: \"bip\" {s:?} is not an IPv4 address with a prefix length (8-30), like \"10.200.0.1/24\"", path.display()))?;
+        let mask = u32::MAX << (32 - prefix);
+        let net = std::net::Ipv4Addr::from(u32::from(ip) & mask);
+        o.default_subnet =
+            Subnet::new(net, prefix).with_context(|| format!("{}: \"bip\"", path.display()))?;
+    }
+    if let Some(p) = v.get("default-address-pools").filter(|b| !b.is_null()) {
+        let arr = p.as_array().with_context(|| {
+            format!("{}: \"default-address-pools\" must be a list of {{\"base\": \"10.201.0.0/16\", \"size\": 24}}", path.display())
+        })?;
+        let mut pools = Vec::new();
+        for (i, e) in arr.iter().enumerate() {
+            let base = e
+                .get("base")
+                .and_then(|b| b.as_str())
+                .and_then(|b| b.parse::<Subnet>().ok());
+            let size = e
+                .get("size")
+                .and_then(|b| b.as_u64())
+                .filter(|s| (8..=30).contains(s));
+            match (base, size) {
+                (Some(b), Some(sz)) if sz as u8 >= b.prefix => pools.push((b, sz as u8)),
+                _ => bail!("{}: default-address-pools[{i}] must be {{\"base\": \"<network>/<prefix>\", \"size\": <prefix length, 8-30, not shorter than the base's>}}", path.display()),
+            }
+        }
+        if !pools.is_empty() {
+            o.pools = pools;
+        }
+    }
+    Ok(o)
 }
 
 fn read_config(path: &Path) -> Result<DaemonConfig> {
@@ -58,6 +131,8 @@ fn read_config(path: &Path) -> Result<DaemonConfig> {
             return Ok(DaemonConfig {
                 registry: RegistryConfig::default(),
                 log_level: None,
+                network: NetworkOptions::default(),
+                live_restore: false,
             })
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -80,9 +155,20 @@ fn read_config(path: &Path) -> Result<DaemonConfig> {
             path.display()
         ),
     };
+    let network = network_options(&v, path)?;
+    let live_restore = match v.get("live-restore") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(other) => bail!(
+            "{}: \"live-restore\" must be true or false, found {other}",
+            path.display()
+        ),
+    };
     Ok(DaemonConfig {
         registry,
         log_level,
+        network,
+        live_restore,
     })
 }
 
@@ -160,8 +246,38 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
     );
     let images = ImageService::new(Arc::clone(&store), cfg.registry.clone())
         .context("setting up the registry client")?;
+    let events = berth_engine::events::Events::new();
+    let volumes = Arc::new(
+        berth_engine::volumes::Volumes::open(&cli.data_root.join("volumes"))
+            .context("opening the volume store")?,
+    );
+    let net_dir = cli.data_root.join("network");
+    let net_opts = cfg.network.clone();
+    let networks = tokio::task::spawn_blocking(move || Networks::open(&net_dir, net_opts))
+        .await
+        .context("network setup")?
+        .context("setting up networks")?;
+    let networks = Arc::new(std::sync::Mutex::new(networks));
+    let containers = berth_engine::containers::ContainerService::open(
+        berth_engine::containers::ContainerOptions {
+            data_root: cli.data_root.clone(),
+            exec_root: cli.exec_root.clone(),
+            bin_dir: bin_dir()?,
+            live_restore: cfg.live_restore,
+        },
+        images.clone(),
+        Arc::clone(&volumes),
+        Arc::clone(&networks),
+        events.clone(),
+    )
+    .await
+    .context("restoring containers")?;
     let state = Arc::new(api::State {
         images,
+        containers: containers.clone(),
+        volumes,
+        networks,
+        events,
         data_root: cli.data_root.clone(),
         id: sysinfo::engine_id(&cli.data_root)?,
         debug: lvl >= tracing::Level::DEBUG,
@@ -189,5 +305,18 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
     for a in &addrs {
         listen::cleanup(a);
     }
+    containers.shutdown().await;
     Ok(())
+}
+
+/// Where berth-runtime and berth-monitor are: `$BERTH_BIN_DIR`, else next to berthd.
+fn bin_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("BERTH_BIN_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    let exe = std::env::current_exe().context("locating berthd's own binary")?;
+    Ok(exe
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin")))
 }
