@@ -123,6 +123,43 @@ pub const READONLY_PATHS: &[&str] = &[
 /// dockerd's default RLIMIT_NOFILE (soft and hard).
 const DEFAULT_NOFILE: u64 = 1_048_576;
 
+/// The default RLIMIT_NOFILE for a container: dockerd's 1048576, lowered to what the runtime
+/// (which inherits the engine's limits and capabilities) can actually set: the kernel's
+/// `fs.nr_open`, and, without CAP_SYS_RESOURCE (a sandboxed engine), the engine's own hard
+/// limit. Asking for more would make every container start fail with EPERM.
+fn default_nofile() -> u64 {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_NOFILE);
+    let mut limit = DEFAULT_NOFILE.min(nr_open);
+    if !has_cap_sys_resource() {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the live struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) } == 0 {
+            limit = limit.min(cur.rlim_max);
+        }
+    }
+    limit
+}
+
+/// Does this process hold CAP_SYS_RESOURCE (bit 24 of CapEff)?
+fn has_cap_sys_resource() -> bool {
+    own_cap_set("CapEff").is_some_and(|eff| eff & (1 << 24) != 0)
+}
+
+/// One of this process's capability sets (`CapEff`, `CapBnd`, ...) from /proc/self/status.
+fn own_cap_set(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
 /// The runtime spec (`config.json`) for the container.
 pub fn build(input: &SpecInput<'_>) -> Result<serde_json::Value> {
     let config = input.config;
@@ -442,13 +479,19 @@ fn cap_name(c: Capability) -> String {
     format!("CAP_{c}")
 }
 
-/// Every capability the running kernel knows (for `--privileged` and `--cap-add ALL`).
+/// Every capability the running kernel knows (for `--privileged` and `--cap-add ALL`), less
+/// those outside the engine's own bounding set: the runtime inherits that set and cannot
+/// grant more (asking would fail every start with EPERM, e.g. in a sandboxed engine).
 fn all_caps() -> Vec<String> {
     let last = berth_runtime::caps::last_cap();
+    let bounding = own_cap_set("CapBnd").unwrap_or(u64::MAX);
     let mut all: Vec<Capability> = berth_runtime::caps::ALL
         .iter()
         .copied()
-        .filter(|c| berth_runtime::caps::number(*c) <= last)
+        .filter(|c| {
+            let n = berth_runtime::caps::number(*c);
+            n <= last && bounding & (1u64 << n) != 0
+        })
         .collect();
     all.sort_by_key(|c| berth_runtime::caps::number(*c));
     all.into_iter().map(cap_name).collect()
@@ -539,8 +582,8 @@ fn rlimits(host: &HostConfig) -> Result<Vec<Value>> {
         "sigpending",
         "stack",
     ];
-    let mut out: Vec<(String, u64, u64)> =
-        vec![("RLIMIT_NOFILE".into(), DEFAULT_NOFILE, DEFAULT_NOFILE)];
+    let nofile = default_nofile();
+    let mut out: Vec<(String, u64, u64)> = vec![("RLIMIT_NOFILE".into(), nofile, nofile)];
     for u in host.ulimits.iter().flatten() {
         let name = u.name.to_ascii_lowercase();
         if !NAMES.contains(&name.as_str()) {

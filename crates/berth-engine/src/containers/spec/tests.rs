@@ -301,10 +301,19 @@ fn default_spec_has_dockers_confinement() {
     }
     assert_eq!(p["capabilities"]["inheritable"], json!([]));
     assert_eq!(p["capabilities"]["ambient"], json!([]));
+    let nofile = default_nofile();
     assert_eq!(
         p["rlimits"],
-        json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}])
+        json!([{"type": "RLIMIT_NOFILE", "soft": nofile, "hard": nofile}])
     );
+    if has_cap_sys_resource()
+        && std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .unwrap()
+            .trim()
+            == "1048576"
+    {
+        assert_eq!(nofile, 1_048_576);
+    }
     let env = names(&p["env"]);
     assert_eq!(env[0], format!("PATH={DEFAULT_PATH}"));
     assert_eq!(env[1], "HOSTNAME=0123456789ab");
