@@ -5,11 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use berth_engine::containers::config::{ContainerConfig, HostConfig};
-use berth_engine::containers::spec::{build, NetNs, SpecInput};
+use berth_engine::containers::spec::{build, MountKind, MountSpec, NetNs, SpecInput};
 use berth_tests::suite::{assert_nothing_left, describe, setup, text};
 use berth_tests::{busybox_bundle, unique_id, Bundle, Runtime};
 
@@ -50,6 +50,18 @@ impl Drop for NetNsHolder {
 /// Write the spec `build` makes for `config`/`host` into the bundle, then run it and return
 /// its stdout (asserting it exits 0).
 fn run_spec(rt: &Runtime, b: &Bundle, config: &ContainerConfig, host: &HostConfig) -> String {
+    run_spec_with(rt, b, config, host, &[], None)
+}
+
+/// [`run_spec`] with user mounts and an init binary.
+fn run_spec_with(
+    rt: &Runtime,
+    b: &Bundle,
+    config: &ContainerConfig,
+    host: &HostConfig,
+    mounts: &[MountSpec],
+    init_path: Option<&Path>,
+) -> String {
     let netns = NetNsHolder::new();
     let files = tempfile::tempdir().unwrap();
     let hosts = files.path().join("hosts");
@@ -64,13 +76,13 @@ fn run_spec(rt: &Runtime, b: &Bundle, config: &ContainerConfig, host: &HostConfi
         config,
         host,
         rootfs: &rootfs,
-        mounts: &[],
+        mounts,
         netns: NetNs::Path(netns.path()),
         hosts_file: &hosts,
         resolv_conf: &resolv,
         hostname_file: &hostname,
         cgroups_path: b.cgroups_path.clone(),
-        init_path: None,
+        init_path,
     })
     .expect("build the spec");
     b.write_spec(&spec);
@@ -229,4 +241,75 @@ fn seccomp_unconfined_and_readonly_rootfs() {
     assert!(out.contains("root=readonly"), "{out}");
     assert!(out.contains("hosts=readonly"), "{out}");
     assert!(out.contains("shm=writable"), "{out}");
+}
+
+#[test]
+fn mounts_resources_and_init() {
+    let Some(rt) = setup("mounts_resources_and_init") else {
+        return;
+    };
+    let tini = Path::new("/usr/bin/tini-static");
+    assert!(
+        tini.is_file(),
+        "{} is missing; install Debian's tini package (.ci/setup does)",
+        tini.display()
+    );
+    let b = busybox_bundle(&["true"]);
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("hello"), "from the host\n").unwrap();
+    // The read-only bind holds the tmpfs's mountpoint; the tmpfs is listed first but must
+    // be mounted after its parent (or it would be hidden under the bind).
+    std::fs::create_dir(shared.path().join("inner")).unwrap();
+    let mounts = [
+        MountSpec {
+            destination: "/data/inner".into(),
+            kind: MountKind::Tmpfs {
+                options: vec!["size=1m".into(), "mode=1777".into()],
+            },
+            read_only: false,
+        },
+        MountSpec {
+            destination: "/data".into(),
+            kind: MountKind::Bind {
+                source: shared.path().to_path_buf(),
+                propagation: String::new(),
+                recursive: true,
+            },
+            read_only: true,
+        },
+    ];
+    let host = HostConfig {
+        init: Some(true),
+        memory: 64 << 20,
+        nano_cpus: 500_000_000,
+        pids_limit: Some(50),
+        ulimits: Some(vec![berth_engine::containers::config::Ulimit {
+            name: "nofile".into(),
+            soft: 512,
+            hard: 1024,
+        }]),
+        ..Default::default()
+    };
+    let config = sh("echo pid1=$(cat /proc/1/comm); cat /data/hello; \
+        if touch /data/x 2>/dev/null; then echo data=writable; else echo data=readonly; fi; \
+        touch /data/inner/y && echo inner=writable; \
+        grep ' /data/inner ' /proc/self/mounts; \
+        echo nofile=$(ulimit -n):$(ulimit -Hn); \
+        echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null); \
+        echo pids=$(cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null)");
+    let out = run_spec_with(&rt, &b, &config, &host, &mounts, Some(tini));
+    assert!(out.contains("pid1=docker-init"), "{out}");
+    assert!(out.contains("from the host"), "{out}");
+    assert!(out.contains("data=readonly"), "{out}");
+    assert!(out.contains("inner=writable"), "{out}");
+    let inner = out
+        .lines()
+        .find(|l| l.contains(" /data/inner "))
+        .unwrap_or_else(|| panic!("no /data/inner mount: {out}"));
+    for opt in ["nosuid", "nodev", "noexec", "size=1024k"] {
+        assert!(inner.contains(opt), "{opt} missing: {inner}");
+    }
+    assert!(out.contains("nofile=512:1024"), "{out}");
+    assert!(out.contains("mem=67108864\n"), "{out}");
+    assert!(out.contains("pids=50\n"), "{out}");
 }
