@@ -318,6 +318,43 @@ impl Drop for Berthd {
     }
 }
 
+impl Berthd {
+    /// Load the busybox test image (an OCI layout, see [`crate::oci_image_layout`]) and tag
+    /// it `tag` (e.g. `busybox:latest`). Returns the image ID.
+    pub fn load_busybox(&self, tag: &str) -> String {
+        let layout = self.dir.path().join("busybox-layout");
+        if !layout.exists() {
+            crate::oci_image_layout(&layout);
+        }
+        let tarball = self.dir.path().join("busybox-oci.tar");
+        if !tarball.exists() {
+            let st = Command::new("tar")
+                .arg("-C")
+                .arg(&layout)
+                .arg("-cf")
+                .arg(&tarball)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(st.success(), "tar of the OCI layout");
+        }
+        let out = self.ok(&["load", "-i", tarball.to_str().unwrap()]);
+        let id = out
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Loaded image ID: ")
+                    .or_else(|| l.strip_prefix("Loaded image: "))
+            })
+            .unwrap_or_else(|| panic!("docker load said: {out}"))
+            .trim()
+            .to_string();
+        self.ok(&["tag", &id, tag]);
+        self.ok(&["image", "inspect", "-f", "{{.Id}}", tag])
+            .trim()
+            .to_string()
+    }
+}
+
 /// The `{"message": ...}` of a non-chunked JSON error body.
 pub fn message(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body.trim())
