@@ -310,6 +310,20 @@ impl Drop for Berthd {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Mounts the daemon keeps while it runs (its netns directory) go with the temp dir.
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let mut mine: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mine {
+            if let Ok(c) = std::ffi::CString::new(m) {
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
         // The slot's bridge goes too, so the next holder starts clean.
         let _ = Command::new("ip")
             .args(["link", "del", &self.slot.bridge()])

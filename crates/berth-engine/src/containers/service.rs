@@ -472,7 +472,14 @@ impl ContainerService {
                     }
                 }
             }
-            if policy == "always" || (policy == "unless-stopped" && !manual) {
+            let retry_left = {
+                let r = ctr.rec();
+                policy == "on-failure"
+                    && r.state.exit_code != 0
+                    && (r.host.restart_policy.maximum_retry_count == 0
+                        || (r.restart_count as i64) < r.host.restart_policy.maximum_retry_count)
+            };
+            if policy == "always" || (!manual && (policy == "unless-stopped" || retry_left)) {
                 to_start.push(Arc::clone(&ctr));
             }
         }
@@ -950,12 +957,18 @@ impl ContainerService {
         Ok(rootfs)
     }
 
+    /// Unmount the root filesystem (whoever mounted it: this engine or the one before a
+    /// restart); not being mounted is fine.
     fn overlay_unmount(&self, ctr: &Ctr) {
-        if ctr.mounted.swap(false, Ordering::SeqCst) {
-            let rootfs = self.dir(&ctr.id).join("rootfs");
-            if let Err(e) = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH) {
-                if e != nix::errno::Errno::EINVAL {
+        ctr.mounted.store(false, Ordering::SeqCst);
+        let rootfs = self.dir(&ctr.id).join("rootfs");
+        loop {
+            match nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH) {
+                Ok(()) => continue, // stacked mounts: take them all
+                Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => break,
+                Err(e) => {
                     warn!(container = %ctr.id, "unmounting the root filesystem: {e}");
+                    break;
                 }
             }
         }
