@@ -220,7 +220,7 @@ impl EventFilter {
     /// True when `key` is absent or one of its values equals `source`.
     fn exact(&self, key: &str, source: &str) -> bool {
         self.values(key)
-            .is_none_or(|vs| vs.iter().any(|v| v == source))
+            .map_or(true, |vs| vs.iter().any(|v| v == source))
     }
 
     /// `container=`, `network=`, `volume=`, `daemon=`: the actor's ID (or an ID prefix) or
@@ -237,7 +237,7 @@ impl EventFilter {
         // `health_status`, `exec_create` and `exec_start` actions carry a suffix
         // (`health_status: healthy`, `exec_start: sh`): those match by prefix.
         const PREFIXED: &[&str] = &["health_status", "exec_create", "exec_start"];
-        self.values("event").is_none_or(|vs| {
+        self.values("event").map_or(true, |vs| {
             vs.iter().any(|v| {
                 ev.action == *v || (PREFIXED.contains(&v.as_str()) && ev.action.starts_with(v))
             })
@@ -272,7 +272,7 @@ impl EventFilter {
     }
 
     fn labels(&self, ev: &Event) -> bool {
-        self.values("label").is_none_or(|vs| {
+        self.values("label").map_or(true, |vs| {
             vs.iter().all(|l| match l.split_once('=') {
                 Some((k, v)) => ev.actor.attributes.get(k).is_some_and(|a| a == v),
                 None => ev.actor.attributes.contains_key(l.as_str()),

@@ -209,6 +209,53 @@ pub struct NetworkConfig {
     pub gateway: Ipv4Addr,
     /// No default route for containers (Docker's `--internal`).
     pub internal: bool,
+    /// Docker's `--attachable` (recorded; every Berth network accepts containers).
+    #[serde(default)]
+    pub attachable: bool,
+    /// Addresses handed to containers come from this range (`--ip-range`), else the subnet.
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    /// `--label`s.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Driver options as given (`-o`); `com.docker.network.bridge.name` names the bridge.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Creation time, nanoseconds since the epoch (0 when unknown).
+    #[serde(default)]
+    pub created: i64,
+}
+
+/// What `docker network create` can ask for beyond the name.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// `--subnet`, IPv4 CIDR; allocated from the address pools when `None`.
+    pub subnet: Option<String>,
+    /// `--gateway`: an address inside the subnet (default: its first host address).
+    pub gateway: Option<String>,
+    /// `--ip-range`: a CIDR inside the subnet that container addresses come from.
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Docker's option naming the bridge device of a network.
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+/// Networks Docker always lists besides `bridge`: `host` (driver `host`) and `none` (driver
+/// `null`). They have no kernel objects here; only their IDs are kept.
+pub const PREDEFINED: &[(&str, &str)] = &[("host", "host"), ("none", "null")];
+
+/// A predefined network without a bridge (`host`, `none`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predefined {
+    pub name: String,
+    pub id: String,
+    /// `host` or `null`.
+    pub driver: String,
+    pub created: i64,
 }
 
 /// A container's interface on a network.
@@ -344,6 +391,10 @@ struct State {
     /// Containers with a namespace of ours (including `none` mode).
     containers: BTreeSet<String>,
     ports: BTreeMap<String, Vec<PortMapping>>,
+    /// IDs of the predefined `host` and `none` networks (name → (id, created)), stable
+    /// across restarts.
+    #[serde(default)]
+    predefined: BTreeMap<String, (String, i64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -470,6 +521,24 @@ fn new_id(name: &str) -> String {
         out.push_str(&format!("{:016x}", fnv(&data)));
     }
     out
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Docker's `EndpointID` for a container on a network: 64 hex characters, stable for the pair.
+pub fn endpoint_id(network_id: &str, container: &str) -> String {
+    (0..4u8)
+        .map(|i| {
+            let mut data = format!("{network_id}/{container}").into_bytes();
+            data.push(i);
+            format!("{:016x}", fnv(&data))
+        })
+        .collect()
 }
 
 fn mac_for(ip: Ipv4Addr) -> String {
@@ -628,13 +697,43 @@ impl Networks {
         if !nets.state.networks.contains_key(DEFAULT_NETWORK) {
             let subnet = nets.opts.default_subnet;
             let bridge = nets.opts.default_bridge.clone();
-            nets.add_network(
-                new_id(DEFAULT_NETWORK),
-                DEFAULT_NETWORK,
+            let gateway = subnet.nth(1).ok_or_else(|| {
+                NetworkError::InvalidArgument(format!(
+                    "default network subnet {subnet} has no room for a gateway"
+                ))
+            })?;
+            nets.add_network(NetworkConfig {
+                id: new_id(DEFAULT_NETWORK),
+                name: DEFAULT_NETWORK.to_string(),
                 bridge,
                 subnet,
-                false,
-            )?;
+                gateway,
+                internal: false,
+                attachable: false,
+                ip_range: None,
+                labels: BTreeMap::new(),
+                options: BTreeMap::new(),
+                created: now_nanos(),
+            })?;
+        }
+        let mut changed = false;
+        for (name, _) in PREDEFINED {
+            if !nets.state.predefined.contains_key(*name) {
+                nets.state
+                    .predefined
+                    .insert(name.to_string(), (new_id(name), now_nanos()));
+                changed = true;
+            }
+        }
+        for rec in nets.state.networks.values_mut() {
+            if rec.config.created == 0 {
+                // Saved before creation times were kept.
+                rec.config.created = now_nanos();
+                changed = true;
+            }
+        }
+        if changed {
+            nets.save()?;
         }
         let configs: Vec<NetworkConfig> = nets.list();
         for cfg in configs {
@@ -740,25 +839,8 @@ impl Networks {
         })
     }
 
-    fn add_network(
-        &mut self,
-        id: String,
-        name: &str,
-        bridge: String,
-        subnet: Subnet,
-        internal: bool,
-    ) -> Result<NetworkConfig> {
-        let gateway = subnet.nth(1).ok_or_else(|| {
-            NetworkError::InvalidArgument(format!("subnet {subnet} has no room for a gateway"))
-        })?;
-        let cfg = NetworkConfig {
-            id,
-            name: name.to_string(),
-            bridge,
-            subnet,
-            gateway,
-            internal,
-        };
+    fn add_network(&mut self, cfg: NetworkConfig) -> Result<NetworkConfig> {
+        let name = cfg.name.clone();
         Self::ensure_bridge(&cfg).inspect_err(|_| {
             let _ = ip(&["link", "del", &cfg.bridge]);
         })?;
@@ -855,47 +937,179 @@ impl Networks {
         subnet: Option<&str>,
         internal: bool,
     ) -> Result<NetworkConfig> {
+        self.create_with(
+            name,
+            &CreateOptions {
+                subnet: subnet.map(str::to_string),
+                internal,
+                ..CreateOptions::default()
+            },
+        )
+    }
+
+    /// Whether `name` is taken by a network (the predefined `host` and `none` included).
+    pub fn name_in_use(&self, name: &str) -> bool {
+        self.state.networks.contains_key(name) || PREDEFINED.iter().any(|(n, _)| *n == name)
+    }
+
+    /// Create a user-defined bridge network with Docker's create options. Conflict if the
+    /// name exists or the subnet overlaps another network or a host route.
+    #[tracing::instrument(skip(self))]
+    pub fn create_with(&mut self, name: &str, o: &CreateOptions) -> Result<NetworkConfig> {
         validate_name("network", name)?;
-        if self.state.networks.contains_key(name) {
+        if self.name_in_use(name) {
             return Err(NetworkError::Conflict(format!(
                 "network with name {name} already exists"
             )));
         }
-        let subnet = match subnet {
+        let subnet = match &o.subnet {
             Some(s) => {
                 let s: Subnet = s.parse()?;
                 self.check_subnet_free(&s)?;
                 s
             }
-            None => self.allocate_subnet(name)?,
+            None => {
+                if o.gateway.is_some() || o.ip_range.is_some() {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "network {name}: --gateway and --ip-range need --subnet"
+                    )));
+                }
+                self.allocate_subnet(name)?
+            }
+        };
+        let gateway = match &o.gateway {
+            Some(g) => {
+                let g: Ipv4Addr = g.parse().map_err(|_| {
+                    NetworkError::InvalidArgument(format!(
+                        "invalid gateway {g:?}: expected an IPv4 address inside {subnet}"
+                    ))
+                })?;
+                let broadcast = subnet.nth(subnet.size() - 1);
+                if !subnet.contains(g) || g == subnet.addr || Some(g) == broadcast {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "gateway {g} is not a host address of subnet {subnet}; pick one inside it"
+                    )));
+                }
+                g
+            }
+            None => subnet.nth(1).ok_or_else(|| {
+                NetworkError::InvalidArgument(format!("subnet {subnet} has no room for a gateway"))
+            })?,
+        };
+        let ip_range = match &o.ip_range {
+            Some(r) => {
+                let r: Subnet = r.parse()?;
+                if r.prefix < subnet.prefix || !subnet.contains(r.addr) {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "ip-range {r} is not inside subnet {subnet}; pick a range within it"
+                    )));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let bridge = match o.options.get(BRIDGE_NAME_OPTION) {
+            Some(b) => {
+                let valid = !b.is_empty()
+                    && b.len() <= 15
+                    && b
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                if !valid {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "invalid {BRIDGE_NAME_OPTION} {b:?}: use at most 15 characters of \
+                         [a-zA-Z0-9_.-]"
+                    )));
+                }
+                if link_exists(b) {
+                    return Err(NetworkError::Conflict(format!(
+                        "bridge {b} already exists on the host; choose another \
+                         {BRIDGE_NAME_OPTION}"
+                    )));
+                }
+                Some(b.clone())
+            }
+            None => None,
         };
         let mut id = new_id(name);
-        let mut bridge = format!("br-{}", &id[..12]);
-        while link_exists(&bridge) {
-            id = new_id(name);
-            bridge = format!("br-{}", &id[..12]);
-        }
-        self.add_network(id, name, bridge, subnet, internal)
+        let bridge = match bridge {
+            Some(b) => b,
+            None => {
+                let mut b = format!("br-{}", &id[..12]);
+                while link_exists(&b) {
+                    id = new_id(name);
+                    b = format!("br-{}", &id[..12]);
+                }
+                b
+            }
+        };
+        self.add_network(NetworkConfig {
+            id,
+            name: name.to_string(),
+            bridge,
+            subnet,
+            gateway,
+            internal: o.internal,
+            attachable: o.attachable,
+            ip_range,
+            labels: o.labels.clone(),
+            options: o.options.clone(),
+            created: now_nanos(),
+        })
+    }
+
+    /// The predefined networks without a bridge (`host`, `none`), with their stable IDs.
+    pub fn predefined(&self) -> Vec<Predefined> {
+        PREDEFINED
+            .iter()
+            .filter_map(|(name, driver)| {
+                self.state
+                    .predefined
+                    .get(*name)
+                    .map(|(id, created)| Predefined {
+                        name: name.to_string(),
+                        id: id.clone(),
+                        driver: driver.to_string(),
+                        created: *created,
+                    })
+            })
+            .collect()
+    }
+
+    /// The endpoints on a network (by name, ID or unique ID prefix), in container order.
+    pub fn users(&self, name_or_id: &str) -> Result<Vec<Endpoint>> {
+        Ok(self.network(name_or_id)?.endpoints.values().cloned().collect())
     }
 
     /// Remove a network. Refused while containers are attached and for the default network.
     #[tracing::instrument(skip(self))]
-    pub fn remove(&mut self, name: &str) -> Result<()> {
-        if name == DEFAULT_NETWORK {
+    pub fn remove(&mut self, name_or_id: &str) -> Result<()> {
+        let predefined = self
+            .predefined()
+            .into_iter()
+            .find(|p| p.name == name_or_id || p.id == name_or_id)
+            .map(|p| p.name);
+        let name = match predefined {
+            Some(n) => n,
+            None => self.network(name_or_id)?.config.name.clone(),
+        };
+        if name == DEFAULT_NETWORK || PREDEFINED.iter().any(|(n, _)| *n == name) {
             return Err(NetworkError::Conflict(format!(
                 "{name} is a pre-defined network and cannot be removed"
             )));
         }
-        self.remove_network(name)
+        self.remove_network(&name)
     }
 
-    fn remove_network(&mut self, name: &str) -> Result<()> {
-        let rec = self.network(name)?;
+    fn remove_network(&mut self, name_or_id: &str) -> Result<()> {
+        let rec = self.network(name_or_id)?;
+        let name = rec.config.name.clone();
+        let name = name.as_str();
         if !rec.endpoints.is_empty() {
-            let names: Vec<&str> = rec.endpoints.keys().map(String::as_str).collect();
+            // Docker's words, which scripts match on.
             return Err(NetworkError::Conflict(format!(
-                "network {name} has active endpoints ({}); disconnect them first",
-                names.join(", ")
+                "error while removing network: network {} id {} has active endpoints",
+                rec.config.name, rec.config.id
             )));
         }
         let bridge = rec.config.bridge.clone();
@@ -1048,8 +1262,10 @@ impl Networks {
             )));
         }
         let used: BTreeSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.ip).collect();
-        let ip_addr = (2..cfg.subnet.size().saturating_sub(1))
+        let range = cfg.ip_range.unwrap_or(cfg.subnet);
+        let ip_addr = (1..cfg.subnet.size().saturating_sub(1))
             .filter_map(|n| cfg.subnet.nth(n))
+            .filter(|a| range.contains(*a))
             .find(|a| !used.contains(a) && *a != cfg.gateway)
             .ok_or_else(|| {
                 NetworkError::Unavailable(format!(
