@@ -62,7 +62,13 @@ fn cli_since_until_shows_network_events() {
     );
     // A filter that matches nothing, and the event filter.
     let out = d.ok(&[
-        "events", "--since", "0", "--until", &until, "--filter", "type=volume",
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
     ]);
     assert_eq!(out.trim(), "");
     let out = d.ok(&[
@@ -170,12 +176,22 @@ fn raw_filters_and_errors() {
         ["create f1", "create f2", "destroy f1", "destroy f2"]
     );
     assert_eq!(get(r#"{"network":["f2"]}"#), ["create f2", "destroy f2"]);
-    assert_eq!(get(r#"{"event":["destroy"],"network":["f1"]}"#), ["destroy f1"]);
+    assert_eq!(
+        get(r#"{"event":["destroy"],"network":["f1"]}"#),
+        ["destroy f1"]
+    );
     assert_eq!(get(r#"{"label":["tier=db"]}"#), Vec::<String>::new());
     assert_eq!(get(r#"{"container":["f1"]}"#), Vec::<String>::new());
-    assert_eq!(get(r#"{"scope":["local"],"event":["create"]}"#), ["create f1", "create f2"]);
+    assert_eq!(
+        get(r#"{"scope":["local"],"event":["create"]}"#),
+        ["create f1", "create f2"]
+    );
 
-    let (s, b) = d.raw("GET", "/v1.45/events?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"");
+    let (s, b) = d.raw(
+        "GET",
+        "/v1.45/events?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D",
+        b"",
+    );
     assert_eq!(s, 400, "{b}");
     assert!(message(&b).contains("invalid filter 'colour'"), "{b}");
     let (s, b) = d.raw("GET", "/v1.45/events?since=yesterday", b"");
@@ -234,7 +250,10 @@ fn image_events_and_system_df() {
     let (s, b) = d.raw("GET", "/v1.45/system/df?type=image", b"");
     assert_eq!(s, 200, "{b}");
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
-    assert!(v.get("Containers").is_none() && v.get("Images").is_some(), "{b}");
+    assert!(
+        v.get("Containers").is_none() && v.get("Images").is_some(),
+        "{b}"
+    );
     let (s, b) = d.raw("GET", "/v1.45/system/df?type=disks", b"");
     assert_eq!(s, 400, "{b}");
     assert!(message(&b).contains("\"disks\""), "{b}");
@@ -279,7 +298,14 @@ fn image_events_and_system_df() {
     assert_eq!(v["id"], id.as_str(), "{out}");
     // Filter by image name.
     let out = d.ok(&[
-        "events", "--since", "0", "--until", &until, "--filter", "image=extra", "--format",
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "image=extra",
+        "--format",
         "{{.Action}}",
     ]);
     assert_eq!(out.trim(), "tag", "{out}");

@@ -29,7 +29,12 @@ fn ls_shows_predefined_networks_with_stable_ids() {
         return;
     }
     let mut d = Berthd::start();
-    let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
+    let ls = d.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
     let mut got = lines(&ls);
     got.sort();
     assert_eq!(
@@ -192,7 +197,10 @@ fn create_inspect_filter_rm() {
     let err = d.fails(&["network", "create", "n1"]);
     assert!(err.contains("network with name n1 already exists"), "{err}");
     let err = d.fails(&["network", "create", "host"]);
-    assert!(err.contains("network with name host already exists"), "{err}");
+    assert!(
+        err.contains("network with name host already exists"),
+        "{err}"
+    );
     let err = d.fails(&[
         "network",
         "create",
@@ -270,7 +278,11 @@ fn raw_statuses() {
     let (s, b) = d.raw("POST", "/v1.45/networks/x1/connect", br#"{}"#);
     assert_eq!(s, 400, "{b}");
     assert!(message(&b).contains("\"Container\""), "{b}");
-    let (s, b) = d.raw("GET", "/v1.45/networks?filters=%7B%22type%22%3A%5B%22odd%22%5D%7D", b"");
+    let (s, b) = d.raw(
+        "GET",
+        "/v1.45/networks?filters=%7B%22type%22%3A%5B%22odd%22%5D%7D",
+        b"",
+    );
     assert_eq!(s, 400, "{b}");
     assert!(message(&b).contains("type=odd"), "{b}");
     let (s, b) = d.raw("DELETE", "/v1.45/networks/x1", b"");
@@ -291,7 +303,10 @@ fn prune_unused_networks() {
     let out = d.ok(&["network", "prune", "-f", "--filter", "until=1h"]);
     assert!(!out.contains("p1") && !out.contains("p2"), "{out}");
     let out = d.ok(&["network", "prune", "-f", "--filter", "label!=keep"]);
-    assert!(out.contains("Deleted Networks:") && out.contains("p2"), "{out}");
+    assert!(
+        out.contains("Deleted Networks:") && out.contains("p2"),
+        "{out}"
+    );
     assert!(!out.contains("p1"), "{out}");
     assert!(!link_exists(&br_gone), "{br_gone} left behind");
     assert!(link_exists(&br_keep));

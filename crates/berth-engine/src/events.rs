@@ -190,8 +190,20 @@ pub fn parse_timestamp(value: &str) -> Result<i64, String> {
 
 /// The filter keys `GET /events` accepts.
 pub const FILTER_KEYS: &[&str] = &[
-    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
-    "scope", "secret", "service", "type", "volume",
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
 ];
 
 /// Docker's `/events` filters: values of one key are alternatives (OR), keys combine with
@@ -217,30 +229,32 @@ impl EventFilter {
         self.f.get(key).map(Vec::as_slice).filter(|v| !v.is_empty())
     }
 
+    /// True when `key` is absent or one of its values passes `pred`.
+    fn any(&self, key: &str, pred: impl Fn(&str) -> bool) -> bool {
+        match self.values(key) {
+            None => true,
+            Some(vs) => vs.iter().any(|v| pred(v)),
+        }
+    }
+
     /// True when `key` is absent or one of its values equals `source`.
     fn exact(&self, key: &str, source: &str) -> bool {
-        self.values(key)
-            .map_or(true, |vs| vs.iter().any(|v| v == source))
+        self.any(key, |v| v == source)
     }
 
     /// `container=`, `network=`, `volume=`, `daemon=`: the actor's ID (or an ID prefix) or
     /// its `name` attribute.
     fn by_name(&self, key: &str, ev: &Event) -> bool {
         let name = ev.actor.attributes.get("name").map_or("", String::as_str);
-        self.values(key).is_none()
-            || self
-                .values(key)
-                .is_some_and(|vs| vs.iter().any(|v| ev.actor.id.starts_with(v.as_str()) || v == name))
+        self.any(key, |v| ev.actor.id.starts_with(v) || v == name)
     }
 
     fn event(&self, ev: &Event) -> bool {
         // `health_status`, `exec_create` and `exec_start` actions carry a suffix
         // (`health_status: healthy`, `exec_start: sh`): those match by prefix.
         const PREFIXED: &[&str] = &["health_status", "exec_create", "exec_start"];
-        self.values("event").map_or(true, |vs| {
-            vs.iter().any(|v| {
-                ev.action == *v || (PREFIXED.contains(&v.as_str()) && ev.action.starts_with(v))
-            })
+        self.any("event", |v| {
+            ev.action == v || (PREFIXED.contains(&v) && ev.action.starts_with(v))
         })
     }
 
@@ -272,11 +286,12 @@ impl EventFilter {
     }
 
     fn labels(&self, ev: &Event) -> bool {
-        self.values("label").map_or(true, |vs| {
-            vs.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => ev.actor.attributes.get(k).is_some_and(|a| a == v),
-                None => ev.actor.attributes.contains_key(l.as_str()),
-            })
+        let Some(vs) = self.values("label") else {
+            return true;
+        };
+        vs.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => ev.actor.attributes.get(k).is_some_and(|a| a == v),
+            None => ev.actor.attributes.contains_key(l.as_str()),
         })
     }
 
@@ -447,7 +462,10 @@ mod tests {
         assert_eq!(ev.listeners(), 1);
         ev.emit("volume", "create", "v", attrs(&[]));
         let live = rx.recv().await.unwrap();
-        assert_eq!((live.kind.as_str(), live.action.as_str()), ("volume", "create"));
+        assert_eq!(
+            (live.kind.as_str(), live.action.as_str()),
+            ("volume", "create")
+        );
         assert!(live.time_nano > 2_000);
     }
 

@@ -1012,8 +1012,7 @@ impl Networks {
             Some(b) => {
                 let valid = !b.is_empty()
                     && b.len() <= 15
-                    && b
-                        .chars()
+                    && b.chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
                 if !valid {
                     return Err(NetworkError::InvalidArgument(format!(
@@ -1078,7 +1077,12 @@ impl Networks {
 
     /// The endpoints on a network (by name, ID or unique ID prefix), in container order.
     pub fn users(&self, name_or_id: &str) -> Result<Vec<Endpoint>> {
-        Ok(self.network(name_or_id)?.endpoints.values().cloned().collect())
+        Ok(self
+            .network(name_or_id)?
+            .endpoints
+            .values()
+            .cloned()
+            .collect())
     }
 
     /// Remove a network. Refused while containers are attached and for the default network.

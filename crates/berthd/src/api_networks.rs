@@ -67,7 +67,12 @@ async fn with_nets<T: Send + 'static>(
         f(&mut g)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("network worker failed: {e}")))?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("network worker failed: {e}"),
+        )
+    })?
 }
 
 /// A network as the API shows it.
@@ -154,7 +159,8 @@ fn rfc3339(nanos: i64) -> String {
 fn to_json(n: &Net, names: &BTreeMap<String, String>, with_containers: bool) -> Value {
     match n {
         Net::Bridge(c, eps) => {
-            let mut ipam = json!({"Subnet": c.subnet.to_string(), "Gateway": c.gateway.to_string()});
+            let mut ipam =
+                json!({"Subnet": c.subnet.to_string(), "Gateway": c.gateway.to_string()});
             if let Some(r) = c.ip_range {
                 ipam["IPRange"] = json!(r.to_string());
             }
@@ -270,11 +276,11 @@ fn list_filter(
     let dangling = bool_filter(f, "dangling")?;
     let f = f.clone();
     Ok(move |n: &Net| {
-        let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
-            f.get(key)
-                .filter(|v| !v.is_empty())
-                .map_or(true, |vs| vs.iter().any(|v| pred(v)))
-        };
+        let any =
+            |key: &str, pred: &dyn Fn(&str) -> bool| match f.get(key).filter(|v| !v.is_empty()) {
+                None => true,
+                Some(vs) => vs.iter().any(|v| pred(v)),
+            };
         let labels = n.labels();
         any("driver", &|v| v == n.driver())
             && any("id", &|v| n.id().contains(v))
@@ -282,8 +288,10 @@ fn list_filter(
             && any("scope", &|v| v == "local")
             && any("type", &|v| (v == "builtin") == n.builtin())
             && f.get("label")
-                .map_or(true, |ls| ls.iter().all(|l| label_matches(&labels, l)))
-            && dangling.map_or(true, |d| d == (!n.builtin() && !n.in_use()))
+                .into_iter()
+                .flatten()
+                .all(|l| label_matches(&labels, l))
+            && dangling != Some(n.builtin() || n.in_use())
     })
 }
 
@@ -374,7 +382,11 @@ fn create_options(b: &CreateBody) -> Result<CreateOptions, ApiError> {
             "ingress networks need swarm mode, which Berth does not support: drop --ingress",
         ));
     }
-    if b.config_only || b.config_from.as_ref().is_some_and(|c| !c.network.is_empty()) {
+    if b.config_only
+        || b.config_from
+            .as_ref()
+            .is_some_and(|c| !c.network.is_empty())
+    {
         return Err(ApiError::bad(
             "config-only networks (--config-only, --config-from) are not supported by Berth",
         ));
@@ -549,10 +561,7 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>, key: &str) -> ApiRe
         .endpoint_config
         .and_then(|e| e.aliases)
         .unwrap_or_default();
-    state
-        .containers
-        .connect(&id, net.name(), aliases)
-        .await?;
+    state.containers.connect(&id, net.name(), aliases).await?;
     state
         .events
         .emit("network", "connect", net.id(), endpoint_attrs(&id, &net));
@@ -696,13 +705,16 @@ mod tests {
         assert_eq!(o.labels.get("a").map(String::as_str), Some("b"));
 
         let e = create_options(&body(json!({"Name": "n1", "Driver": "overlay"}))).unwrap_err();
-        assert!(format!("{e:?}").contains("\"overlay\"") && format!("{e:?}").contains("only the bridge"));
+        assert!(
+            format!("{e:?}").contains("\"overlay\"")
+                && format!("{e:?}").contains("only the bridge")
+        );
         let e = create_options(&body(json!({"Driver": "bridge"}))).unwrap_err();
         assert!(format!("{e:?}").contains("name is required"), "{e:?}");
         let e = create_options(&body(json!({"Name": "x", "EnableIPv6": true}))).unwrap_err();
         assert!(format!("{e:?}").contains("IPv6"), "{e:?}");
-        let e = create_options(&body(json!({"Name": "x", "IPAM": {"Config": [{}, {}]}})))
-            .unwrap_err();
+        let e =
+            create_options(&body(json!({"Name": "x", "IPAM": {"Config": [{}, {}]}}))).unwrap_err();
         assert!(format!("{e:?}").contains("2 IPAM configs"), "{e:?}");
     }
 
@@ -786,7 +798,10 @@ mod tests {
         assert_eq!(keep(&[("type", &["builtin"])], &nets), ["bridge", "host"]);
         assert_eq!(keep(&[("driver", &["host"])], &nets), ["host"]);
         assert_eq!(keep(&[("name", &["ron"])], &nets), ["front"]);
-        assert_eq!(keep(&[("name", &["front", "back"])], &nets), ["front", "back"]);
+        assert_eq!(
+            keep(&[("name", &["front", "back"])], &nets),
+            ["front", "back"]
+        );
         assert_eq!(keep(&[("id", &["back01"])], &nets), ["back"]);
         assert_eq!(keep(&[("label", &["tier"])], &nets), ["front", "back"]);
         assert_eq!(keep(&[("label", &["tier=db"])], &nets), ["back"]);
