@@ -686,6 +686,11 @@ async fn prune(state: &Arc<State>, q: &Query) -> ApiResult {
 mod tests {
     use super::*;
 
+    /// The error's message (Debug escapes its quotes).
+    fn msg(e: &ApiError) -> String {
+        format!("{e:?}").replace("\\\"", "\"")
+    }
+
     fn body(v: Value) -> CreateBody {
         serde_json::from_value(v).unwrap()
     }
@@ -705,17 +710,14 @@ mod tests {
         assert_eq!(o.labels.get("a").map(String::as_str), Some("b"));
 
         let e = create_options(&body(json!({"Name": "n1", "Driver": "overlay"}))).unwrap_err();
-        assert!(
-            format!("{e:?}").contains("\"overlay\"")
-                && format!("{e:?}").contains("only the bridge")
-        );
+        assert!(msg(&e).contains("\"overlay\"") && msg(&e).contains("only the bridge"));
         let e = create_options(&body(json!({"Driver": "bridge"}))).unwrap_err();
-        assert!(format!("{e:?}").contains("name is required"), "{e:?}");
+        assert!(msg(&e).contains("name is required"), "{e:?}");
         let e = create_options(&body(json!({"Name": "x", "EnableIPv6": true}))).unwrap_err();
-        assert!(format!("{e:?}").contains("IPv6"), "{e:?}");
+        assert!(msg(&e).contains("IPv6"), "{e:?}");
         let e =
             create_options(&body(json!({"Name": "x", "IPAM": {"Config": [{}, {}]}}))).unwrap_err();
-        assert!(format!("{e:?}").contains("2 IPAM configs"), "{e:?}");
+        assert!(msg(&e).contains("2 IPAM configs"), "{e:?}");
     }
 
     #[test]
@@ -729,7 +731,7 @@ mod tests {
         assert_eq!(parse_until("10s", now).unwrap(), now - 10_000_000_000);
         assert_eq!(parse_until("12", now).unwrap(), 12_000_000_000);
         let e = parse_until("soon", now).unwrap_err();
-        assert!(format!("{e:?}").contains("'until=soon'"), "{e:?}");
+        assert!(msg(&e).contains("'until=soon'"), "{e:?}");
     }
 
     fn bridge(name: &str, labels: &[(&str, &str)], in_use: bool) -> Net {
