@@ -1,6 +1,6 @@
 //! The networks API (`/networks/...`) driven by the real docker CLI (and raw HTTP for error
-//! shapes) against berthd. Every daemon has its own slot (bridge name, subnets); subnets given
-//! with `--subnet` here are `10.230.<slot>.0/24`, which no other daemon uses.
+//! shapes) against berthd. Every daemon has its own slot (bridge name, subnets); a subnet given
+//! with `--subnet` here is the last /26 of the slot's own pool, which no other daemon uses.
 //!
 //! berthd is found as `$BERTHD`, else `$CARGO_TARGET_DIR/{debug,release}/berthd`.
 
@@ -102,10 +102,18 @@ fn create_inspect_filter_rm() {
     let pool_prefix = format!("10.{}.", 220 + n / 64);
     assert!(got.starts_with("bridge local false "), "{got}");
     assert!(got.contains(&pool_prefix), "{got}");
-    assert!(got.trim().ends_with(".1"), "{got}");
+    // The gateway is the subnet's first host address.
+    let f: Vec<&str> = got.split_whitespace().collect();
+    let (net, _) = f[3].split_once('/').unwrap();
+    let net: std::net::Ipv4Addr = net.parse().unwrap();
+    let gw = std::net::Ipv4Addr::from(u32::from(net) + 1);
+    assert_eq!(f[4], gw.to_string(), "{got}");
 
-    // Everything the user can choose.
-    let subnet = format!("10.230.{n}.0/24");
+    // Everything the user can choose, in the last /26 of the slot's pool.
+    let base = format!("10.{}.{}", 220 + n / 64, (n % 64) * 4 + 3);
+    let subnet = format!("{base}.192/26");
+    let gateway = format!("{base}.254");
+    let ip_range = format!("{base}.224/27");
     let bridge2 = format!("btn{n}");
     let id2 = d
         .ok(&[
@@ -114,9 +122,9 @@ fn create_inspect_filter_rm() {
             "--subnet",
             &subnet,
             "--gateway",
-            &format!("10.230.{n}.254"),
+            &gateway,
             "--ip-range",
-            &format!("10.230.{n}.128/25"),
+            &ip_range,
             "--internal",
             "--attachable",
             "--label",
@@ -144,14 +152,8 @@ fn create_inspect_filter_rm() {
     assert_eq!(v["ConfigOnly"], false);
     assert_eq!(v["IPAM"]["Driver"], "default");
     assert_eq!(v["IPAM"]["Config"][0]["Subnet"], subnet.as_str());
-    assert_eq!(
-        v["IPAM"]["Config"][0]["Gateway"],
-        format!("10.230.{n}.254").as_str()
-    );
-    assert_eq!(
-        v["IPAM"]["Config"][0]["IPRange"],
-        format!("10.230.{n}.128/25").as_str()
-    );
+    assert_eq!(v["IPAM"]["Config"][0]["Gateway"], gateway.as_str());
+    assert_eq!(v["IPAM"]["Config"][0]["IPRange"], ip_range.as_str());
     assert_eq!(v["Labels"]["tier"], "db");
     assert_eq!(v["Labels"]["team"], "");
     assert_eq!(
@@ -205,7 +207,7 @@ fn create_inspect_filter_rm() {
         "network",
         "create",
         "--subnet",
-        &format!("10.230.{n}.0/25"),
+        &format!("{base}.192/27"),
         "n3",
     ]);
     assert!(err.contains("overlaps network n2"), "{err}");
@@ -214,7 +216,7 @@ fn create_inspect_filter_rm() {
         err.contains("\"overlay\"") && err.contains("only the bridge driver"),
         "{err}"
     );
-    let err = d.fails(&["network", "create", "--subnet", "10.230.0.0/33", "n3"]);
+    let err = d.fails(&["network", "create", "--subnet", "10.0.0.0/33", "n3"]);
     assert!(err.contains("invalid subnet"), "{err}");
     for pre in ["bridge", "host", "none"] {
         let err = d.fails(&["network", "rm", pre]);
@@ -318,4 +320,208 @@ fn prune_unused_networks() {
     let mut got = lines(&ls);
     got.sort();
     assert_eq!(got, ["bridge", "host", "none"]);
+}
+
+fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f()
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name() {
+    if !require_root("containers_on_a_user_network_reach_each_other_by_name") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    let net_id = d.ok(&["network", "create", "app"]).trim().to_string();
+    let a = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "app",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_string();
+    // A second container finds the first by name through the network's DNS, and reaches it.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "web2",
+        "--network",
+        "app",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W5",
+        "web",
+    ]);
+    assert!(out.contains("1 packets received"), "{out}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "app",
+        "busybox",
+        "nslookup",
+        "web",
+    ]);
+    assert!(out.contains("Address"), "{out}");
+
+    // inspect lists the running container with its address.
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "app"])).unwrap();
+    let ep = &v[0]["Containers"][a.as_str()];
+    assert_eq!(ep["Name"], "web", "{v}");
+    let ip = ep["IPv4Address"].as_str().unwrap();
+    assert!(ip.ends_with("/26"), "{ip}");
+    assert_eq!(ep["EndpointID"].as_str().unwrap().len(), 64);
+    assert!(ep["MacAddress"].as_str().unwrap().starts_with("02:42:"));
+
+    // In use: Docker's refusal, with both name and ID.
+    let err = d.fails(&["network", "rm", "app"]);
+    assert!(
+        err.contains(&format!(
+            "error while removing network: network app id {net_id} has active endpoints"
+        )),
+        "{err}"
+    );
+    let (s, b) = d.raw("DELETE", "/v1.45/networks/app", b"");
+    assert_eq!(s, 403, "{b}");
+    // The prune skips it; dangling=false lists it.
+    let out = d.ok(&["network", "prune", "-f"]);
+    assert!(!out.contains("app"), "{out}");
+    let ls = d.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "dangling=false",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert!(ls.lines().any(|l| l == "app"), "{ls}");
+
+    d.ok(&["rm", "-f", "web"]);
+    let bridge = format!("br-{}", &net_id[..12]);
+    d.ok(&["network", "rm", "app"]);
+    assert!(!link_exists(&bridge), "{bridge} left behind");
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    if !require_root("connect_and_disconnect_a_running_container") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    let net_id = d.ok(&["network", "create", "side"]).trim().to_string();
+    // On the default bridge first.
+    let c = d
+        .ok(&["run", "-d", "--name", "cat", "busybox", "sleep", "300"])
+        .trim()
+        .to_string();
+    let since = d.ok(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!since.trim().is_empty());
+    d.ok(&["network", "connect", "--alias", "kitty", "side", "cat"]);
+    let names = d.ok(&[
+        "network",
+        "inspect",
+        "side",
+        "--format",
+        "{{range .Containers}}{{.Name}} {{end}}",
+    ]);
+    assert_eq!(names.trim(), "cat");
+    // Reachable by its name and its alias from the new network.
+    for target in ["cat", "kitty"] {
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "side",
+            "busybox",
+            "ping",
+            "-c1",
+            "-W5",
+            target,
+        ]);
+        assert!(out.contains("1 packets received"), "{target}: {out}");
+    }
+    // Connecting twice is an error naming the network.
+    let err = d.fails(&["network", "connect", "side", "cat"]);
+    assert!(err.contains("side"), "{err}");
+    let err = d.fails(&["network", "connect", "side", "nosuch"]);
+    assert!(err.contains("nosuch"), "{err}");
+
+    d.ok(&["network", "disconnect", "side", "cat"]);
+    assert!(wait_until(std::time::Duration::from_secs(5), || {
+        d.ok(&[
+            "network",
+            "inspect",
+            "side",
+            "--format",
+            "{{len .Containers}}",
+        ])
+        .trim()
+            == "0"
+    }));
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "side",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "cat",
+    ]);
+    assert!(
+        !out.status.success(),
+        "cat still resolves on side after disconnect"
+    );
+
+    // The explicit connect and disconnect are network events naming the container.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "network=side",
+        "--filter",
+        "event=connect",
+        "--filter",
+        "event=disconnect",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}}",
+    ]);
+    assert_eq!(
+        ev.lines().collect::<Vec<_>>(),
+        [
+            format!("connect {net_id} {c}"),
+            format!("disconnect {net_id} {c}")
+        ],
+        "{ev}"
+    );
+    d.ok(&["rm", "-f", "cat"]);
+    d.ok(&["network", "rm", "side"]);
 }

@@ -129,7 +129,8 @@ fn shared_sizes(state: &State) -> Result<(BTreeMap<String, u64>, u64), ApiError>
     Ok((shared, layers_size))
 }
 
-/// `GET /system/df`: images (with shared sizes), containers and volumes, build cache.
+/// `GET /system/df`: images (with shared sizes and how many containers use them), containers
+/// and volumes, build cache.
 pub async fn df(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
     let q = Query::of(&req);
     let types = q.all("type");
@@ -142,7 +143,18 @@ pub async fn df(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
     }
     let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
     let mut out = serde_json::Map::new();
+    let containers = if want("image") || want("container") {
+        state.containers.list(true, None, &BTreeMap::new()).await?
+    } else {
+        Vec::new()
+    };
     if want("image") {
+        let mut users: BTreeMap<String, i64> = BTreeMap::new();
+        for c in &containers {
+            if let Some(id) = c["ImageID"].as_str() {
+                *users.entry(id.to_string()).or_default() += 1;
+            }
+        }
         let images = state.images.list(None, Vec::new(), Vec::new()).await?;
         let st = Arc::clone(state);
         let (shared, layers_size) = tokio::task::spawn_blocking(move || shared_sizes(&st))
@@ -160,8 +172,7 @@ pub async fn df(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
                     .get(&i.id)
                     .and_then(|s| i64::try_from(*s).ok())
                     .unwrap_or(0);
-                // The container list is not wired in yet, so no image is in use.
-                i.containers = 0;
+                i.containers = users.get(&i.id).copied().unwrap_or(0);
                 serde_json::to_value(&i).unwrap_or(Value::Null)
             })
             .collect();
@@ -169,7 +180,7 @@ pub async fn df(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
         out.insert("Images".into(), json!(images));
     }
     if want("container") {
-        out.insert("Containers".into(), json!([]));
+        out.insert("Containers".into(), json!(containers));
     }
     if want("volume") {
         out.insert("Volumes".into(), json!([]));
