@@ -413,6 +413,35 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     ]);
     assert!(ls.lines().any(|l| l == "app"), "{ls}");
 
+    // A container on a network with --ip-range gets an address from that range, and its
+    // default route goes to the chosen gateway.
+    let n = d.slot.n;
+    let base = format!("10.{}.{}", 220 + n / 64, (n % 64) * 4 + 3);
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{base}.192/26"),
+        "--gateway",
+        &format!("{base}.193"),
+        "--ip-range",
+        &format!("{base}.240/28"),
+        "ranged",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "ranged",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 addr show eth0; ip route",
+    ]);
+    assert!(out.contains(&format!("inet {base}.240/26")), "{out}");
+    assert!(out.contains(&format!("default via {base}.193")), "{out}");
+    d.ok(&["network", "rm", "ranged"]);
+
     d.ok(&["rm", "-f", "web"]);
     let bridge = format!("br-{}", &net_id[..12]);
     d.ok(&["network", "rm", "app"]);
