@@ -310,3 +310,107 @@ fn image_events_and_system_df() {
     ]);
     assert_eq!(out.trim(), "tag", "{out}");
 }
+
+#[test]
+fn container_events_info_counts_and_df() {
+    if !require_root("container_events_info_counts_and_df") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    let id = d
+        .ok(&[
+            "run", "-d", "--name", "ev-c", "--label", "app=x", "busybox", "sh", "-c", "exit 3",
+        ])
+        .trim()
+        .to_string();
+    let code = d.ok(&["wait", "ev-c"]);
+    assert_eq!(code.trim(), "3");
+    let running = d
+        .ok(&["run", "-d", "--name", "ev-r", "busybox", "sleep", "300"])
+        .trim()
+        .to_string();
+
+    let until = (now() + 1).to_string();
+    let out = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=ev-c",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    let actions: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    for want in ["create", "start", "die"] {
+        assert!(actions.contains(&want), "no {want} in {out}");
+    }
+    let die = out.lines().find(|l| l.contains(" die ")).unwrap();
+    assert_eq!(die, format!("container die {id} 3"), "{out}");
+    // Legacy fields and labels on the JSON, and the label and image filters.
+    let out = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=die",
+        "--filter",
+        "label=app=x",
+        "--filter",
+        "image=busybox",
+        "--format",
+        "{{json .}}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["status"], "die", "{out}");
+    assert_eq!(v["id"], id.as_str(), "{out}");
+    // The image as the user named it, like Docker.
+    assert_eq!(v["from"], "busybox", "{out}");
+    assert_eq!(v["Actor"]["Attributes"]["name"], "ev-c", "{out}");
+    // By ID prefix, only that container's events.
+    let out = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={}", &running[..12]),
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    assert!(!out.is_empty() && out.lines().all(|l| l == "ev-r"), "{out}");
+
+    // info counts them.
+    let counts = d.ok(&[
+        "info",
+        "--format",
+        "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}",
+    ]);
+    assert_eq!(counts.trim(), "2 1 0 1");
+
+    // df: both containers, the image used by two of them.
+    let (s, b) = d.raw("GET", "/v1.45/system/df", b"");
+    assert_eq!(s, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["Containers"].as_array().unwrap().len(), 2, "{b}");
+    assert_eq!(v["Images"][0]["Containers"], 2, "{b}");
+    let json = d.ok(&["system", "df", "--format", "{{json .}}"]);
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let c = rows.iter().find(|r| r["Type"] == "Containers").unwrap();
+    assert_eq!(c["TotalCount"], "2", "{json}");
+    assert_eq!(c["Active"], "1", "{json}");
+    let i = rows.iter().find(|r| r["Type"] == "Images").unwrap();
+    assert_eq!(i["Active"], "1", "{json}");
+    d.ok(&["rm", "-f", "ev-c", "ev-r"]);
+}
