@@ -1818,6 +1818,28 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_ids_are_stable_per_pair() {
+        let a = endpoint_id("net1", "ctr1");
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, endpoint_id("net1", "ctr1"));
+        assert_ne!(a, endpoint_id("net1", "ctr2"));
+        assert_ne!(a, endpoint_id("net2", "ctr1"));
+    }
+
+    #[test]
+    fn config_saved_before_new_fields_still_loads() {
+        let old = r#"{"id":"ab","name":"n","bridge":"br-ab","subnet":"10.1.0.0/24",
+                      "gateway":"10.1.0.1","internal":false}"#;
+        let cfg: NetworkConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(cfg.created, 0);
+        assert!(cfg.labels.is_empty() && cfg.options.is_empty() && cfg.ip_range.is_none());
+        let state: State =
+            serde_json::from_str(r#"{"networks":{},"containers":[],"ports":{}}"#).unwrap();
+        assert!(state.predefined.is_empty());
+    }
+
+    #[test]
     fn dns_scoped_to_shared_networks() {
         let t = DnsTable {
             entries: vec![
