@@ -412,5 +412,10 @@ fn container_events_info_counts_and_df() {
     assert_eq!(c["Active"], "1", "{json}");
     let i = rows.iter().find(|r| r["Type"] == "Images").unwrap();
     assert_eq!(i["Active"], "1", "{json}");
+    let verbose = d.ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("ev-c") && verbose.contains("ev-r"),
+        "{verbose}"
+    );
     d.ok(&["rm", "-f", "ev-c", "ev-r"]);
 }
