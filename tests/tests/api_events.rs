@@ -419,3 +419,64 @@ fn container_events_info_counts_and_df() {
     );
     d.ok(&["rm", "-f", "ev-c", "ev-r"]);
 }
+
+#[test]
+fn health_status_events_match_by_prefix() {
+    if !require_root("health_status_events_match_by_prefix") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = d.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"]);
+        if s.trim() == "healthy" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never healthy: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let until = (now() + 1).to_string();
+    // `health_status` alone matches `health_status: healthy`; other actions stay out.
+    let out = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let got: Vec<&str> = out.lines().collect();
+    assert!(!got.is_empty(), "no health_status events");
+    assert!(
+        got.iter().all(|l| *l == "health_status: healthy hc"),
+        "{out}"
+    );
+    let exact = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=health_status: unhealthy",
+    ]);
+    assert_eq!(exact.trim(), "", "{exact}");
+    d.ok(&["rm", "-f", "hc"]);
+}
