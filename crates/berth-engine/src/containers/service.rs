@@ -677,10 +677,11 @@ impl ContainerService {
         let mode = net_mode(&body.host_config);
         // The docker CLI names the primary network's settings "default" (or by the mode).
         if let NetMode::Bridge(primary) = &mode {
+            // The endpoints are the networks the container is on (the mode names the first);
+            // connect and disconnect edit them, like Docker's.
             let eps = &mut body.networking_config.endpoints_config;
-            if let Some(ep) = eps.remove("default") {
-                eps.entry(primary.clone()).or_insert(ep);
-            }
+            let ep = eps.remove("default").unwrap_or_default();
+            eps.entry(primary.clone()).or_insert(ep);
         } else {
             body.networking_config.endpoints_config.clear();
         }
@@ -1025,7 +1026,7 @@ impl ContainerService {
         undo_net: &mut bool,
     ) -> Result<monitor::MonitorHandle> {
         let id = &rec.id;
-        let dir = self.dir(id);
+        let _ = self.dir(id);
         let t0 = Instant::now();
         let rootfs = self.overlay_mount(ctr, rec)?;
         let t_mount = t0.elapsed();
@@ -1060,16 +1061,28 @@ impl ContainerService {
                 *undo_net = true;
                 (NetNs::Path(p), base_hosts(&hostname, &[]), String::new())
             }
-            NetMode::Bridge(primary) => {
+            NetMode::Bridge(mode_net) => {
+                let eps = &rec.networking.endpoints_config;
+                let primary = if eps.contains_key(&mode_net) {
+                    Some(mode_net)
+                } else {
+                    eps.keys().next().cloned()
+                };
                 let mut n = lock_nets(&self.inner.networks);
+                let Some(primary) = primary else {
+                    // Disconnected from every network: loopback only.
+                    let p = n.attach_none(id).map_err(net_err)?;
+                    *undo_net = true;
+                    return self.start_rest(ctr, rec, rootfs, NetNs::Path(p), base_hosts(&hostname, &[]), String::new(), t0, t_mount);
+                };
                 let ep = n
                     .attach(&primary, id, &aliases_for(&primary))
                     .map_err(net_err)?;
                 *undo_net = true;
                 let netns = ep.netns_path.clone();
                 let mut ips = vec![ep.ip];
-                for extra in rec.networking.endpoints_config.keys() {
-                    if extra == &primary || (primary == "bridge" && extra == "default") {
+                for extra in eps.keys() {
+                    if extra == &primary {
                         continue;
                     }
                     let ep = n.connect(extra, id, &aliases_for(extra)).map_err(net_err)?;
@@ -1083,6 +1096,25 @@ impl ContainerService {
                 (NetNs::Path(netns), base_hosts(&hostname, &ips), resolv)
             }
         };
+        self.start_rest(ctr, rec, rootfs, netns, hosts, resolv, t0, t_mount)
+    }
+
+    /// The part of a start after networking: files, mounts, spec, monitor.
+    #[allow(clippy::too_many_arguments)]
+    fn start_rest(
+        &self,
+        _ctr: &Ctr,
+        rec: &Record,
+        rootfs: PathBuf,
+        netns: NetNs,
+        hosts: String,
+        resolv: String,
+        t0: Instant,
+        t_mount: Duration,
+    ) -> Result<monitor::MonitorHandle> {
+        let id = &rec.id;
+        let dir = self.dir(id);
+        let hostname = rec.config.hostname.clone();
         let t_net = t0.elapsed();
         let resolv = if resolv.is_empty() {
             "nameserver 127.0.0.1\n".to_string()
@@ -2517,19 +2549,7 @@ impl ContainerService {
                 .map_err(|e| Error::internal(format!("network worker: {e}")))?
                 .map_err(net_err)?;
         }
-        {
-            let mut r = ctr.rec();
-            r.networking.endpoints_config.remove(&net_name);
-            let primary = match net_mode(&r.host) {
-                NetMode::Bridge(p) => Some(p),
-                _ => None,
-            };
-            if primary.as_deref() == Some(net_name.as_str()) {
-                // The primary network goes: the next one (if any) becomes the mode.
-                let next = r.networking.endpoints_config.keys().next().cloned();
-                r.host.network_mode = next.unwrap_or_else(|| "none".into());
-            }
-        }
+        ctr.rec().networking.endpoints_config.remove(&net_name);
         self.save(&ctr)?;
         Ok(())
     }
@@ -2787,20 +2807,12 @@ fn status_text(st: &RunState, restarts: u32, now: i64) -> String {
 }
 
 fn networks_of(r: &Record) -> Vec<String> {
-    let mut v = Vec::new();
     match net_mode(&r.host) {
-        NetMode::Bridge(n) => v.push(n),
-        NetMode::Host => v.push("host".into()),
-        NetMode::None => v.push("none".into()),
-        NetMode::Container(_) => {}
+        NetMode::Bridge(_) => r.networking.endpoints_config.keys().cloned().collect(),
+        NetMode::Host => vec!["host".into()],
+        NetMode::None => vec!["none".into()],
+        NetMode::Container(_) => Vec::new(),
     }
-    for k in r.networking.endpoints_config.keys() {
-        let default_alias = k == "default" && v.first().is_some_and(|p| p == "bridge");
-        if !v.contains(k) && !default_alias {
-            v.push(k.clone());
-        }
-    }
-    v
 }
 
 fn mounts_json(r: &Record, data_root: &Path) -> Vec<Value> {
