@@ -4,6 +4,7 @@
 
 pub mod containers;
 pub mod events;
+pub mod fsops;
 pub mod images;
 pub mod monitor;
 pub mod network;
