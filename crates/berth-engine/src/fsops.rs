@@ -315,7 +315,7 @@ mod tests {
                 tv_nsec: 0,
             },
         };
-        rfs::utimensat(rfs::CWD, &src.join("sub/f"), &old, AtFlags::empty()).unwrap();
+        rfs::utimensat(rfs::CWD, src.join("sub/f"), &old, AtFlags::empty()).unwrap();
         let s = open_dir(&src).unwrap();
         let d = open_dir(&dst).unwrap();
         copy_tree(s.as_fd(), d.as_fd()).unwrap();

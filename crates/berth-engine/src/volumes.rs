@@ -476,7 +476,7 @@ impl Volumes {
         Ok(rows
             .into_iter()
             .filter(|r| {
-                f.dangling.map_or(true, |d| d != in_use.contains(&r.name))
+                f.dangling != Some(in_use.contains(&r.name))
                     && (f.drivers.is_empty() || f.drivers.contains(&r.driver))
                     && f.labels.iter().all(|l| label_matches(&r.labels, l))
                     && (f.names.is_empty() || f.names.iter().any(|n| r.name.contains(n.as_str())))
@@ -797,7 +797,7 @@ mod tests {
         );
         // Default prune: anonymous unused volumes only.
         let r = v.prune(&PruneFilter::default(), &used).unwrap();
-        assert_eq!(r.volumes_deleted, [anon.clone()]);
+        assert_eq!(r.volumes_deleted, std::slice::from_ref(&anon));
         // all=true with a label filter; the used one stays.
         let r = v
             .prune(
