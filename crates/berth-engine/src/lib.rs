@@ -2,6 +2,7 @@
 //! and wires the runtime, the store and the registry client together. berthd serves it over
 //! the Docker Engine API.
 
+pub mod containerfs;
 pub mod containers;
 pub mod events;
 pub mod fsops;
