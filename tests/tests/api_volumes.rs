@@ -245,3 +245,227 @@ fn volume_driver_opts_tmpfs() {
     let e = d.fails(&["volume", "create", "--opt", "type=tmpfs", "t2"]);
     assert!(e.contains("\"device\""), "{e}");
 }
+
+// ---- Containers using volumes, docker cp / diff / export (need the container core). ----
+
+fn daemon_with_busybox(test: &str) -> Option<Berthd> {
+    if !require_root(test) {
+        return None;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    Some(d)
+}
+
+#[test]
+fn run_with_named_volume_populates_from_image_and_persists() {
+    let Some(d) = daemon_with_busybox("run_with_named_volume_populates_from_image_and_persists")
+    else {
+        return;
+    };
+    d.ok(&["run", "--name", "p1", "-v", "pvol:/etc", "busybox", "true"]);
+    let data = d.data_root().join("volumes/pvol/_data");
+    let passwd = std::fs::read_to_string(data.join("passwd")).unwrap();
+    assert!(passwd.contains("root:"), "{passwd}");
+    // In use: refused with Docker's message naming the container.
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "p1"]).trim().to_string();
+    let e = d.fails(&["volume", "rm", "pvol"]);
+    assert!(
+        e.contains(&format!("remove pvol: volume is in use - [{id}]")),
+        "{e}"
+    );
+    let (status, body) = d.raw("DELETE", "/v1.45/volumes/pvol", b"");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        lines(&d.ok(&["volume", "ls", "-q", "--filter", "dangling=false"])),
+        ["pvol"]
+    );
+    d.ok(&["rm", "p1"]);
+    // Still there after the container is gone, with what the container wrote.
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "pvol");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "pvol:/x",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /x/mine; cat /x/passwd",
+    ]);
+    assert!(out.contains("root:"), "{out}");
+    let out = d.ok(&["run", "--rm", "-v", "pvol:/y", "busybox", "cat", "/y/mine"]);
+    assert_eq!(out.trim(), "kept");
+    d.ok(&["volume", "rm", "pvol"]);
+    assert!(!data.exists());
+}
+
+/// A file's content in a container, through `docker cp CTR:PATH -` (a tar on stdout).
+fn cat(d: &Berthd, ctr: &str, path: &str) -> String {
+    let o = d.docker(&["cp", &format!("{ctr}:{path}"), "-"]);
+    assert!(
+        o.status.success(),
+        "docker cp {ctr}:{path} -: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut a = tar::Archive::new(&o.stdout[..]);
+    let mut e = a.entries().unwrap().next().expect("an entry").unwrap();
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+    s
+}
+
+#[test]
+fn cp_both_ways_and_no_escape_through_symlinks() {
+    let Some(d) = daemon_with_busybox("cp_both_ways_and_no_escape_through_symlinks") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "-v",
+        "cpvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s / /escape; ln -s /etc /etclink; sleep 1000",
+    ]);
+    // Wait for the links.
+    let mut ok = false;
+    for _ in 0..100 {
+        if d.docker(&["cp", "c1:/escape", "-"]).status.success() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ok, "the container did not create /escape");
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    std::fs::write(h.join("hello.txt"), b"hello from host").unwrap();
+    std::fs::create_dir_all(h.join("tree/sub")).unwrap();
+    std::fs::write(h.join("tree/sub/f"), b"deep").unwrap();
+    std::os::unix::fs::symlink("sub/f", h.join("tree/link")).unwrap();
+
+    // Host -> container, file and directory; back again.
+    d.ok(&["cp", h.join("hello.txt").to_str().unwrap(), "c1:/tmp/"]);
+    d.ok(&["cp", h.join("tree").to_str().unwrap(), "c1:/tmp/"]);
+    let back = h.join("back");
+    std::fs::create_dir(&back).unwrap();
+    d.ok(&["cp", "c1:/tmp/hello.txt", back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(back.join("hello.txt")).unwrap(),
+        b"hello from host"
+    );
+    d.ok(&["cp", "c1:/tmp/tree", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(back.join("tree/sub/f")).unwrap(), b"deep");
+    assert_eq!(
+        std::fs::read_link(back.join("tree/link")).unwrap(),
+        std::path::Path::new("sub/f")
+    );
+    // A container file comes out too.
+    d.ok(&["cp", "c1:/etc/passwd", back.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(back.join("passwd"))
+        .unwrap()
+        .contains("root:"));
+
+    // Through a container symlink to /: lands in the container's root, never the host's.
+    let unique = format!("berth-cp-escape-{}.txt", std::process::id());
+    std::fs::write(h.join(&unique), b"must stay in the container").unwrap();
+    d.ok(&["cp", h.join(&unique).to_str().unwrap(), "c1:/escape/tmp/"]);
+    assert!(
+        !std::path::Path::new("/tmp").join(&unique).exists(),
+        "docker cp wrote to the host's /tmp"
+    );
+    assert_eq!(
+        cat(&d, "c1", &format!("/tmp/{unique}")),
+        "must stay in the container"
+    );
+    // Into /etc through /etclink, and reading through /escape.
+    d.ok(&["cp", h.join("hello.txt").to_str().unwrap(), "c1:/etclink/"]);
+    assert_eq!(cat(&d, "c1", "/etc/hello.txt"), "hello from host");
+    d.ok(&["cp", "c1:/escape/etc/hostname", back.to_str().unwrap()]);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "c1"]).trim().to_string();
+    assert!(
+        id.starts_with(
+            std::fs::read_to_string(back.join("hostname"))
+                .unwrap()
+                .trim()
+        ),
+        "the container's own /etc/hostname"
+    );
+
+    // Into the volume: the volume's directory on the host gets it.
+    d.ok(&["cp", h.join("hello.txt").to_str().unwrap(), "c1:/data/"]);
+    assert_eq!(
+        std::fs::read(d.data_root().join("volumes/cpvol/_data/hello.txt")).unwrap(),
+        b"hello from host"
+    );
+
+    // Errors in Docker's words.
+    let e = d.fails(&["cp", "c1:/nope", back.to_str().unwrap()]);
+    assert!(
+        e.contains("Could not find the file /nope in container c1"),
+        "{e}"
+    );
+    // The CLI stats the destination first; a missing directory is its own error, as with
+    // Docker.
+    let e = d.fails(&["cp", h.join("hello.txt").to_str().unwrap(), "c1:/nope/x/"]);
+    assert!(e.contains("no such directory"), "{e}");
+    // PUT straight into a missing directory: Docker's 404.
+    let (status, body) = d.raw("PUT", "/v1.45/containers/c1/archive?path=/nope", b"");
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        message(&body),
+        "Could not find the file /nope in container c1"
+    );
+    let (status, _) = d.raw("HEAD", "/v1.45/containers/c1/archive?path=/etc/passwd", b"");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn diff_and_export() {
+    let Some(d) = daemon_with_busybox("diff_and_export") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "--name",
+        "c3",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /tmp/new; rm /etc/group; mkdir -p /newdir/sub",
+    ]);
+    let diff = d.ok(&["diff", "c3"]);
+    let got = lines(&diff);
+    for want in [
+        "C /etc",
+        "D /etc/group",
+        "A /tmp/new",
+        "A /newdir",
+        "A /newdir/sub",
+    ] {
+        assert!(
+            got.iter().any(|l| l == want),
+            "{want} missing from:\n{diff}"
+        );
+    }
+    assert!(!got.iter().any(|l| l.contains("/etc/passwd")), "{diff}");
+
+    let out = tempfile::tempdir().unwrap();
+    let tarball = out.path().join("c3.tar");
+    d.ok(&["export", "-o", tarball.to_str().unwrap(), "c3"]);
+    let f = std::fs::File::open(&tarball).unwrap();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(f).entries().unwrap() {
+        let e = e.unwrap();
+        names.push(String::from_utf8_lossy(&e.path_bytes()).into_owned());
+    }
+    assert!(names.iter().any(|n| n == "tmp/new"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(names.iter().any(|n| n == "etc/passwd"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "etc/group"), "{names:?}");
+}
