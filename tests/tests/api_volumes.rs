@@ -469,3 +469,103 @@ fn diff_and_export() {
     assert!(names.iter().any(|n| n == "etc/passwd"), "{names:?}");
     assert!(!names.iter().any(|n| n == "etc/group"), "{names:?}");
 }
+
+#[test]
+fn driver_opts_mount_when_a_container_uses_the_volume() {
+    let Some(d) = daemon_with_busybox("driver_opts_mount_when_a_container_uses_the_volume") else {
+        return;
+    };
+    d.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=5m",
+        "tv",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "tv:/mnt",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /mnt ' /proc/mounts; echo hi > /mnt/f; df -k /mnt | tail -1",
+    ]);
+    assert!(out.contains("tmpfs /mnt tmpfs"), "{out}");
+    assert!(out.contains(" 5120 "), "size=5m: {out}");
+    d.ok(&["volume", "rm", "tv"]);
+    assert!(!d.data_root().join("volumes/tv").exists());
+
+    // o=bind: the host directory shows through; removing the volume keeps the host's files.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("keep.txt"), b"host file").unwrap();
+    let dev = format!("device={}", host.path().display());
+    d.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &dev,
+        "bv",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "bv:/mnt",
+        "busybox",
+        "cat",
+        "/mnt/keep.txt",
+    ]);
+    assert_eq!(out, "host file");
+    d.ok(&["volume", "rm", "bv"]);
+    assert_eq!(
+        std::fs::read(host.path().join("keep.txt")).unwrap(),
+        b"host file",
+        "volume rm deleted the bind device's content"
+    );
+}
+
+#[test]
+fn cp_into_read_only_mounts_is_refused() {
+    let Some(d) = daemon_with_busybox("cp_into_read_only_mounts_is_refused") else {
+        return;
+    };
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("src");
+    let ro = host.path().join("ro");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(src.join("f.txt"), b"x").unwrap();
+    d.ok(&[
+        "create",
+        "--name",
+        "r1",
+        "-v",
+        &format!("{}:/ro:ro", ro.display()),
+        "-v",
+        "rwvol:/rw",
+        "busybox",
+        "true",
+    ]);
+    let f = src.join("f.txt");
+    let e = d.fails(&["cp", f.to_str().unwrap(), "r1:/ro/"]);
+    assert!(e.contains("mounted volume is marked read-only"), "{e}");
+    assert!(!ro.join("f.txt").exists());
+    d.ok(&["cp", f.to_str().unwrap(), "r1:/rw/"]);
+    assert!(d.data_root().join("volumes/rwvol/_data/f.txt").exists());
+    // A created (never started) container: its root is mounted just for the copy.
+    d.ok(&["cp", f.to_str().unwrap(), "r1:/tmp/"]);
+    assert_eq!(cat(&d, "r1", "/tmp/f.txt"), "x");
+    d.ok(&["create", "--name", "r2", "--read-only", "busybox", "true"]);
+    let e = d.fails(&["cp", f.to_str().unwrap(), "r2:/tmp/"]);
+    assert!(e.contains("container rootfs is marked read-only"), "{e}");
+}

@@ -109,6 +109,10 @@ pub struct ContainerFs {
     root: OwnedFd,
     /// (cleaned destination, host directory), longest destination first.
     mounts: Vec<(String, OwnedFd)>,
+    /// Nothing may be written to the root tree (`ReadonlyRootfs`).
+    root_read_only: bool,
+    /// Destinations of read-only mounts (cleaned).
+    read_only: Vec<String>,
 }
 
 /// What a path resolved to.
@@ -146,7 +150,37 @@ impl ContainerFs {
         Ok(ContainerFs {
             root: rootfd,
             mounts: ms,
+            root_read_only: false,
+            read_only: Vec::new(),
         })
+    }
+
+    /// Mark the root (`ReadonlyRootfs`) and mounts (by destination) read-only: extraction
+    /// refuses to write there, as Docker does.
+    pub fn set_read_only(&mut self, root: bool, mounts: Vec<String>) {
+        self.root_read_only = root;
+        self.read_only = mounts
+            .iter()
+            .map(|m| crate::containers::mounts::clean(m))
+            .collect();
+    }
+
+    /// Whether the tree holding canonical path `canon` is read-only; the message says why.
+    fn read_only_reason(&self, canon: &str) -> Option<&'static str> {
+        let owner = self.mounts.iter().find(|(d, _)| {
+            canon == d
+                || canon
+                    .strip_prefix(d.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        });
+        match owner {
+            Some((d, _)) if self.read_only.contains(d) => {
+                Some("mounted volume is marked read-only")
+            }
+            Some(_) => None,
+            None if self.root_read_only => Some("container rootfs is marked read-only"),
+            None => None,
+        }
     }
 
     fn mount_at(&self, canon: &str) -> Option<BorrowedFd<'_>> {
@@ -474,6 +508,9 @@ impl ContainerFs {
                 "extraction point is not a directory: {dir}"
             )));
         }
+        if let Some(why) = self.read_only_reason(&res.canonical) {
+            return Err(Error::invalid(format!("cannot copy into {dir}: {why}")));
+        }
         let base = self
             .open_path(&res.canonical, OFlags::RDONLY | OFlags::DIRECTORY)
             .map_err(|e| Error::internal(format!("{dir}: {e}")))?;
@@ -506,6 +543,8 @@ impl ContainerFs {
                 .iter()
                 .map(|(p, fd)| Ok((p.clone(), d(fd)?)))
                 .collect::<Result<_>>()?,
+            root_read_only: self.root_read_only,
+            read_only: self.read_only.clone(),
         })
     }
 }
@@ -533,6 +572,9 @@ impl DirResolver for ContainerFsRef {
         let r = self.fs.resolve(&self.full(rel), true)?;
         if !r.exists {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        if self.fs.read_only_reason(&r.canonical).is_some() {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
         self.fs
             .open_path(&r.canonical, OFlags::RDONLY | OFlags::DIRECTORY)
@@ -1052,6 +1094,28 @@ mod tests {
             .unwrap_err();
         assert!(e.message.contains("cannot overwrite directory"), "{e}");
         assert!(f.root.join("etc/hostname").exists());
+        // Read-only mounts and roots refuse writes, also for entries that lead into them.
+        let mut ro = fs(&f);
+        ro.set_read_only(false, vec!["/data/".into()]);
+        let e = ro
+            .extract("/data", &tar_of(&[("ro.txt", b"r")])[..], false)
+            .unwrap_err();
+        assert!(
+            e.message.contains("mounted volume is marked read-only"),
+            "{e}"
+        );
+        assert!(ro
+            .extract("/", &tar_of(&[("data/ro.txt", b"r")])[..], false)
+            .is_err());
+        assert!(!f.vol.join("ro.txt").exists());
+        ro.set_read_only(true, vec![]);
+        let e = ro
+            .extract("/etc", &tar_of(&[("ro.txt", b"r")])[..], false)
+            .unwrap_err();
+        assert!(
+            e.message.contains("container rootfs is marked read-only"),
+            "{e}"
+        );
         // Not a directory.
         let e = c
             .extract("/etc/hostname", &tar_of(&[("y", b"y")])[..], false)

@@ -274,6 +274,14 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 struct Row {
     name: String,
     driver: String,
@@ -622,6 +630,19 @@ impl Volumes {
                     "remove {name}: {} is still mounted; not removing its content",
                     dir.display()
                 )));
+            }
+        }
+        // Belt and braces for `o=bind` volumes: never delete through a mount still showing
+        // the host directory (same inode as the device).
+        if let Some(r) = Self::row(conn, name)? {
+            if let Ok(Some(m)) = mount_opts(name, &r.options) {
+                if m.bind && same_inode(&dir, Path::new(&m.device)) {
+                    return Err(Error::internal(format!(
+                        "remove {name}: {} still shows {}; not removing its content",
+                        dir.display(),
+                        m.device
+                    )));
+                }
             }
         }
         let vdir = self.root.join(name);

@@ -156,8 +156,23 @@ pub async fn container_route(
                 return Err(ApiError::bad("bad parameter: path cannot be empty"));
             }
             let no_overwrite = q.bool("noOverwriteDirNonDir");
+            // Read-only root and mounts, from the container's own description.
+            let info = state.containers.inspect(id).await?;
+            let root_ro = info["HostConfig"]["ReadonlyRootfs"]
+                .as_bool()
+                .unwrap_or(false);
+            let ro_mounts: Vec<String> = info["Mounts"]
+                .as_array()
+                .map(|ms| {
+                    ms.iter()
+                        .filter(|m| m["RW"] == serde_json::Value::Bool(false))
+                        .filter_map(|m| m["Destination"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
             let guard = state.containers.rootfs_guard(id).await?;
-            let fs = open_fs(&guard)?;
+            let mut fs = open_fs(&guard)?;
+            fs.set_read_only(root_ro, ro_mounts);
             let body = req
                 .into_body()
                 .into_data_stream()
