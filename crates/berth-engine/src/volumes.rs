@@ -796,8 +796,9 @@ mod tests {
             ["db-data", "web-data"]
         );
         assert_eq!(
+            // (A substring no 64-hex anonymous name can contain.)
             names(ListFilter {
-                names: vec!["db".into()],
+                names: vec!["db-".into()],
                 ..Default::default()
             }),
             ["db-data"]
