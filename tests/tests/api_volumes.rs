@@ -569,3 +569,32 @@ fn cp_into_read_only_mounts_is_refused() {
     let e = d.fails(&["cp", f.to_str().unwrap(), "r2:/tmp/"]);
     assert!(e.contains("container rootfs is marked read-only"), "{e}");
 }
+
+#[test]
+fn anonymous_volume_from_run_v_path() {
+    let Some(d) = daemon_with_busybox("anonymous_volume_from_run_v_path") else {
+        return;
+    };
+    d.ok(&["run", "--name", "a1", "-v", "/etc", "busybox", "true"]);
+    let name = d
+        .ok(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "a1"])
+        .trim()
+        .to_string();
+    assert_eq!(name.len(), 64, "{name}");
+    let v = json(&d.ok(&["volume", "inspect", &name]));
+    assert_eq!(v[0]["Labels"]["com.docker.volume.anonymous"], "");
+    // Populated from the image's /etc.
+    assert!(d
+        .data_root()
+        .join(format!("volumes/{name}/_data/passwd"))
+        .is_file());
+    // In use: prune keeps it.
+    let out = d.ok(&["volume", "prune", "-f"]);
+    assert!(!out.contains(&name), "{out}");
+    assert!(d.ok(&["volume", "ls", "-q"]).contains(&name));
+    // Once the container is gone it is an unused anonymous volume: pruned by default.
+    d.ok(&["rm", "a1"]);
+    let out = d.ok(&["volume", "prune", "-f"]);
+    assert!(out.contains(&name), "{out}");
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
+}

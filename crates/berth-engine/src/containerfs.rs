@@ -884,7 +884,7 @@ fn walk_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{symlink, MetadataExt};
 
     /// Entries of a tar as (name, type, link or content).
     fn read_tar(data: &[u8]) -> Vec<(String, char, String)> {
@@ -1094,6 +1094,45 @@ mod tests {
             .unwrap_err();
         assert!(e.message.contains("cannot overwrite directory"), "{e}");
         assert!(f.root.join("etc/hostname").exists());
+        // A hostile archive: a symlink to / then a file through it, `..`, a hard link whose
+        // target goes through a symlink to the host.
+        let unique = format!("berth-containerfs-{}.txt", std::process::id());
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, "evil", "/").unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        b.append_data(&mut h, format!("evil/{unique}"), &b"e"[..])
+            .unwrap();
+        let evil = b.into_inner().unwrap();
+        c.extract("/etc", &evil[..], false).unwrap();
+        assert!(
+            !Path::new("/").join(&unique).exists(),
+            "wrote to the host's /"
+        );
+        assert_eq!(std::fs::read(f.root.join(&unique)).unwrap(), b"e");
+        let mut raw = tar_of(&[("x", b"x")]);
+        // tar-rs refuses to write `..`: patch the name in the header (and its checksum).
+        raw[..4].copy_from_slice(b"../x");
+        let mut hdr = tar::Header::new_old();
+        hdr.as_mut_bytes().copy_from_slice(&raw[..512]);
+        hdr.set_cksum();
+        raw[..512].copy_from_slice(hdr.as_bytes());
+        assert!(c.extract("/etc", &raw[..], false).is_err());
+        assert!(!f.root.join("x").exists());
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        h.set_mode(0o644);
+        b.append_link(&mut h, "hl", "hostlink/secret").unwrap();
+        let hl = b.into_inner().unwrap();
+        assert!(c.extract("/", &hl[..], false).is_err());
+        assert_eq!(std::fs::metadata(f.host.join("secret")).unwrap().nlink(), 1);
         // Read-only mounts and roots refuse writes, also for entries that lead into them.
         let mut ro = fs(&f);
         ro.set_read_only(false, vec!["/data/".into()]);
