@@ -454,6 +454,19 @@ fn diff_and_export() {
         );
     }
     assert!(!got.iter().any(|l| l.contains("/etc/passwd")), "{diff}");
+    // The engine's own mount points are not the container's changes; an untouched
+    // container (with a volume) has none, as with Docker.
+    assert!(!got.iter().any(|l| l.contains("/etc/hosts")), "{diff}");
+    d.ok(&[
+        "run",
+        "--name",
+        "c4",
+        "-v",
+        "dv:/tmp/data",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(d.ok(&["diff", "c4"]).trim(), "");
 
     let out = tempfile::tempdir().unwrap();
     let tarball = out.path().join("c3.tar");

@@ -791,7 +791,12 @@ pub fn overlay_lowerdirs(merged: &Path) -> Vec<PathBuf> {
 /// layer is Modified (0) — a directory only when its mode, size or mtime differ; anything else
 /// Added (1); an opaque directory is Deleted (its lower content is gone) and its children
 /// Added. The parent of an added or deleted path is reported Modified once. Sorted by path.
-pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
+///
+/// `ignore`: paths the engine itself adds to every container (mount points: `/etc/hosts`,
+/// `/etc/hostname`, `/etc/resolv.conf`, volume and bind destinations), which Docker keeps
+/// in its init layer: not reported when added, and a directory holding one is reported
+/// Modified only for a mode change or another child's change.
+pub fn changes(upper: &Path, lowers: &[PathBuf], ignore: &[String]) -> Result<Vec<Change>> {
     let ufd = fsops::open_dir(upper)
         .map_err(|e| Error::internal(format!("container changes {}: {e}", upper.display())))?;
     let lfds: Vec<OwnedFd> = lowers
@@ -800,7 +805,11 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
         .collect();
     let mut out = Vec::new();
     let mut reported = std::collections::HashSet::new();
-    walk_changes(ufd.as_fd(), "", &lfds, &mut out, &mut reported)
+    let ignore: Vec<String> = ignore
+        .iter()
+        .map(|p| crate::containers::mounts::clean(p))
+        .collect();
+    walk_changes(ufd.as_fd(), "", &lfds, &ignore, &mut out, &mut reported)
         .map_err(|e| Error::internal(format!("container changes: {e}")))?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
@@ -824,6 +833,7 @@ fn walk_changes(
     dir: BorrowedFd,
     path: &str,
     lowers: &[OwnedFd],
+    ignore: &[String],
     out: &mut Vec<Change>,
     reported: &mut std::collections::HashSet<String>,
 ) -> io::Result<()> {
@@ -847,14 +857,19 @@ fn walk_changes(
             Some(2)
         } else {
             match lower_stat(lowers, &p) {
+                None if ignore.contains(&p) => continue,
                 None => Some(1),
                 Some(lst) => {
+                    let holds_ignored = ignore.iter().any(|i| {
+                        i.len() > p.len() && i.starts_with(&p) && i.as_bytes()[p.len()] == b'/'
+                    });
                     let same_dir = ft == FileType::Directory
                         && FileType::from_raw_mode(lst.st_mode) == FileType::Directory
                         && lst.st_mode == st.st_mode
-                        && lst.st_size == st.st_size
-                        && lst.st_mtime == st.st_mtime
-                        && lst.st_mtime_nsec == st.st_mtime_nsec;
+                        && (holds_ignored
+                            || (lst.st_size == st.st_size
+                                && lst.st_mtime == st.st_mtime
+                                && lst.st_mtime_nsec == st.st_mtime_nsec));
                     (!same_dir).then_some(0)
                 }
             }
@@ -875,7 +890,7 @@ fn walk_changes(
             }
         }
         if let (Some(fd), false) = (descend, whiteout) {
-            walk_changes(fd.as_fd(), &p, lowers, out, reported)?;
+            walk_changes(fd.as_fd(), &p, lowers, ignore, out, reported)?;
         }
     }
     Ok(())
@@ -1201,7 +1216,12 @@ mod tests {
             )
             .unwrap();
         }
-        let c = changes(&upper, &[lower]).unwrap();
+        // Engine-made mount points are not changes; /var holds one only.
+        std::fs::create_dir_all(upper.join("var")).unwrap();
+        std::fs::write(upper.join("var/hosts"), b"").unwrap();
+        std::fs::create_dir_all(upper.join("vol/mnt")).unwrap();
+        let ignore = ["/var/hosts".to_string(), "/vol/mnt".to_string()];
+        let c = changes(&upper, &[lower], &ignore).unwrap();
         let got: Vec<(&str, u8)> = c.iter().map(|c| (c.path.as_str(), c.kind)).collect();
         let mut want = vec![
             ("/etc", 0),
@@ -1209,6 +1229,8 @@ mod tests {
             ("/tmp", 1),
             ("/tmp/new", 1),
             ("/tmp/new/f", 1),
+            // Not an engine mount point itself: /vol is the container's.
+            ("/vol", 1),
         ];
         if root {
             want.extend([("/usr", 0), ("/usr/bin", 0), ("/usr/bin/tool", 2)]);

@@ -212,7 +212,14 @@ pub async fn container_route(
             let guard = state.containers.rootfs_guard(id).await?;
             let changes = tokio::task::spawn_blocking(move || {
                 let lowers = containerfs::overlay_lowerdirs(&guard.path);
-                let r = containerfs::changes(&guard.upper, &lowers);
+                // Mount points the engine makes in every container are not the
+                // container's changes (Docker keeps them in its init layer).
+                let mut ignore: Vec<String> = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                ignore.extend(guard.mounts.iter().map(|(d, _)| d.clone()));
+                let r = containerfs::changes(&guard.upper, &lowers, &ignore);
                 drop(guard);
                 r
             })
