@@ -85,6 +85,8 @@ pub struct PruneFilter {
 pub struct Volumes {
     root: PathBuf,
     db: Mutex<Connection>,
+    /// Serialises populates (a copy can be long: the database lock is not held for it).
+    populating: Mutex<()>,
 }
 
 /// Whether a name is one the local driver accepts: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -336,6 +338,7 @@ impl Volumes {
         Ok(Volumes {
             root: root.to_path_buf(),
             db: Mutex::new(conn),
+            populating: Mutex::new(()),
         })
     }
 
@@ -566,8 +569,8 @@ impl Volumes {
     /// use. The source is resolved inside `rootfs` (symlinks in the image cannot lead out of
     /// it) and copied without following any symlink. On failure the volume is left empty.
     pub fn populate(&self, name: &str, rootfs: &Path, path_in_rootfs: &str) -> Result<()> {
-        let conn = self.db();
-        let r = Self::row(&conn, name)?.ok_or_else(|| no_such(name))?;
+        let _one = self.populating.lock().unwrap_or_else(|e| e.into_inner());
+        let r = Self::row(&self.db(), name)?.ok_or_else(|| no_such(name))?;
         if r.populated {
             return Ok(());
         }
@@ -603,11 +606,12 @@ impl Volumes {
                 }
             }
         }
-        conn.execute(
-            "UPDATE volumes SET populated = 1 WHERE name = ?1",
-            params![name],
-        )
-        .map_err(db_err)?;
+        self.db()
+            .execute(
+                "UPDATE volumes SET populated = 1 WHERE name = ?1",
+                params![name],
+            )
+            .map_err(db_err)?;
         Ok(())
     }
 
