@@ -2,8 +2,10 @@
 //! and wires the runtime, the store and the registry client together. berthd serves it over
 //! the Docker Engine API.
 
+pub mod containerfs;
 pub mod containers;
 pub mod events;
+pub mod fsops;
 pub mod images;
 pub mod monitor;
 pub mod network;
