@@ -4,7 +4,9 @@
 
 pub mod containers;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod monitor;
 pub mod network;
+pub mod stats;
 pub mod volumes;

@@ -38,6 +38,7 @@ pub struct State {
     pub volumes: Arc<berth_engine::volumes::Volumes>,
     pub networks: Arc<std::sync::Mutex<berth_engine::network::Networks>>,
     pub events: berth_engine::events::Events,
+    pub execs: berth_engine::exec::ExecService,
     pub data_root: PathBuf,
     pub id: String,
     pub debug: bool,
