@@ -310,11 +310,62 @@ impl Drop for Berthd {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Mounts the daemon keeps while it runs (its netns directory) go with the temp dir.
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let mut mine: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mine {
+            if let Ok(c) = std::ffi::CString::new(m) {
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
         // The slot's bridge goes too, so the next holder starts clean.
         let _ = Command::new("ip")
             .args(["link", "del", &self.slot.bridge()])
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+impl Berthd {
+    /// Load the busybox test image (an OCI layout, see [`crate::oci_image_layout`]) and tag
+    /// it `tag` (e.g. `busybox:latest`). Returns the image ID.
+    pub fn load_busybox(&self, tag: &str) -> String {
+        let layout = self.dir.path().join("busybox-layout");
+        if !layout.exists() {
+            crate::oci_image_layout(&layout);
+        }
+        let tarball = self.dir.path().join("busybox-oci.tar");
+        if !tarball.exists() {
+            let st = Command::new("tar")
+                .arg("-C")
+                .arg(&layout)
+                .arg("-cf")
+                .arg(&tarball)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(st.success(), "tar of the OCI layout");
+        }
+        let out = self.ok(&["load", "-i", tarball.to_str().unwrap()]);
+        let id = out
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Loaded image ID: ")
+                    .or_else(|| l.strip_prefix("Loaded image: "))
+            })
+            .unwrap_or_else(|| panic!("docker load said: {out}"))
+            .trim()
+            .to_string();
+        self.ok(&["tag", &id, tag]);
+        self.ok(&["image", "inspect", "-f", "{{.Id}}", tag])
+            .trim()
+            .to_string()
     }
 }
 

@@ -220,6 +220,17 @@ struct Resolved {
     tag: Option<String>,
 }
 
+/// What a container needs from its image.
+#[derive(Debug, Clone)]
+pub struct RunImage {
+    /// The image ID (config digest).
+    pub id: String,
+    pub manifest: String,
+    pub config: berth_store::image::ContainerConfig,
+    /// Overlay lowerdirs, top layer first (empty for an image without layers).
+    pub lowerdirs: Vec<std::path::PathBuf>,
+}
+
 /// Counts `GET /info` reports.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImageCounts {
@@ -230,8 +241,8 @@ pub struct ImageCounts {
 #[derive(Clone)]
 pub struct ImageService {
     store: Arc<Store>,
-    config: RegistryConfig,
-    client: Client,
+    /// The registry settings and the client built from them; replaced as a whole on reload.
+    registry: Arc<std::sync::RwLock<(RegistryConfig, Client)>>,
 }
 
 impl ImageService {
@@ -239,8 +250,7 @@ impl ImageService {
         let client = Client::new(config.clone())?;
         Ok(ImageService {
             store,
-            config,
-            client,
+            registry: Arc::new(std::sync::RwLock::new((config, client))),
         })
     }
 
@@ -248,8 +258,21 @@ impl ImageService {
         &self.store
     }
 
-    pub fn registry_config(&self) -> &RegistryConfig {
-        &self.config
+    /// The registry settings in force.
+    pub fn registry_config(&self) -> RegistryConfig {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Replace the registry settings (mirrors, insecure registries) without a restart
+    /// (berthd does this on SIGHUP). Pulls already running keep the settings they began with.
+    pub fn reload_registry(&self, config: RegistryConfig) -> Result<()> {
+        let client = Client::new(config.clone())?;
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = (config, client);
+        Ok(())
     }
 
     /// Run `f` on the blocking pool with the store.
@@ -271,6 +294,91 @@ impl ImageService {
             })
         })
         .await
+    }
+
+    /// Resolve `name` for a new container and pin the image (it cannot be removed while the
+    /// container exists). Gives the image's config and its overlay lowerdirs, top first.
+    pub async fn pin_for_container(&self, name: &str, container: &str) -> Result<RunImage> {
+        let name = name.to_string();
+        let container = container.to_string();
+        self.blocking(move |s| {
+            let rec = {
+                let db = s.db()?;
+                resolve(&db, &name)?.record
+            };
+            let cfg = read_config(s, &rec)?;
+            let chain = berth_store::snapshot::chain_ids(&cfg.rootfs.diff_ids);
+            let snaps = berth_store::snapshot::Snapshots::open(&s.snapshots_dir())?;
+            static UNPACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one_at_a_time = UNPACK.lock().unwrap_or_else(|p| p.into_inner());
+            if !chain.iter().all(|c| snaps.exists(c)) {
+                // Loaded images keep only blobs: unpack them now, under a lease.
+                let lease = s.lease(std::time::Duration::from_secs(3600))?;
+                for c in &chain {
+                    lease.add(c)?;
+                }
+                let layers = rec
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        Ok((
+                            berth_store::unpack::Compression::from_media_type(&l.media_type)?,
+                            l.diff_id,
+                        ))
+                    })
+                    .collect::<berth_store::Result<Vec<_>>>()?;
+                let unpacked = berth_store::snapshot::unpack_layers(
+                    &snaps,
+                    &layers,
+                    |i| {
+                        Ok(Box::new(std::io::BufReader::with_capacity(
+                            1 << 20,
+                            s.content.open_blob(&rec.layers[i].digest)?,
+                        )))
+                    },
+                    &Limits::default(),
+                )?;
+                let mut db = s.db()?;
+                for (i, c) in unpacked.iter().enumerate() {
+                    let parent = i.checked_sub(1).map(|p| &unpacked[p]);
+                    db.put_layer(c, &rec.layers[i].diff_id, parent, rec.layers[i].size)?;
+                }
+            }
+            let lowerdirs = snaps.lowerdirs(&chain).map_err(|e| {
+                Error::internal(format!(
+                    "image {name} is not completely unpacked ({e}); pull it again"
+                ))
+            })?;
+            s.db()?.put_container(&container, &rec.manifest)?;
+            Ok(RunImage {
+                id: rec.config.to_string(),
+                manifest: rec.manifest.to_string(),
+                config: cfg.config,
+                lowerdirs,
+            })
+        })
+        .await
+    }
+
+    /// Release a container's pin on its image.
+    pub async fn unpin_container(&self, container: &str) -> Result<()> {
+        let container = container.to_string();
+        self.blocking(move |s| {
+            s.db()?.remove_container(&container)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The image ID a name resolves to (for `ancestor` filters), if any.
+    pub async fn resolve_id(&self, name: &str) -> Option<String> {
+        let name = name.to_string();
+        self.blocking(move |s| {
+            let db = s.db()?;
+            Ok(resolve(&db, &name)?.record.config.to_string())
+        })
+        .await
+        .ok()
     }
 
     /// `GET /images/json`. `dangling`: Some(true) only untagged, Some(false) only tagged.
@@ -564,9 +672,14 @@ impl ImageService {
     /// The shared client, or one carrying `auth` for `domain`.
     fn client_with(&self, domain: &str, auth: Option<Credentials>) -> Result<Client> {
         match auth {
-            None => Ok(self.client.clone()),
+            None => Ok(self
+                .registry
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .1
+                .clone()),
             Some(c) => {
-                let mut cfg = self.config.clone();
+                let mut cfg = self.registry_config();
                 cfg.credentials.insert(domain.to_string(), c);
                 Ok(Client::new(cfg)?)
             }

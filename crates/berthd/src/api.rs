@@ -35,8 +35,11 @@ pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub struct State {
     pub images: ImageService,
     pub containers: berth_engine::containers::ContainerService,
+    #[allow(dead_code)] // read by the volume routes
     pub volumes: Arc<berth_engine::volumes::Volumes>,
+    #[allow(dead_code)] // read by the network routes
     pub networks: Arc<std::sync::Mutex<berth_engine::network::Networks>>,
+    #[allow(dead_code)] // read by the event routes
     pub events: berth_engine::events::Events,
     pub execs: berth_engine::exec::ExecService,
     pub data_root: PathBuf,

@@ -3,10 +3,15 @@
 //! overlay root filesystems over the store's snapshots, networks, volumes and restart policies.
 
 pub mod config;
+mod db;
+mod human;
 pub mod mounts;
+mod names;
+mod service;
 pub mod spec;
 
-use crate::images::{Error, Result};
+pub use service::{ContainerService, LogOptions, Record, RunState, WaitCondition};
+
 use std::path::PathBuf;
 
 /// What exec, stats and top need to reach a running container.
@@ -35,7 +40,8 @@ pub struct RootfsGuard {
     pub upper: PathBuf,
     /// Volumes and binds mounted into the container: (destination, host path).
     pub mounts: Vec<(String, PathBuf)>,
-    unmount: bool,
+    pub(crate) unmount: bool,
+    pub(crate) _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Drop for RootfsGuard {
@@ -58,69 +64,4 @@ pub struct ContainerOptions {
     pub bin_dir: PathBuf,
     /// Keep containers running when the daemon shuts down (daemon.json `live-restore`).
     pub live_restore: bool,
-}
-
-/// The container service. Cheap to clone.
-#[derive(Clone)]
-pub struct ContainerService {}
-
-impl ContainerService {
-    /// Open the container database and reconcile with what is running: live containers are
-    /// re-attached, dead ones get their exit recorded and their restart policy applied.
-    pub async fn open(
-        opts: ContainerOptions,
-        images: crate::images::ImageService,
-        volumes: std::sync::Arc<crate::volumes::Volumes>,
-        networks: std::sync::Arc<std::sync::Mutex<crate::network::Networks>>,
-        events: crate::events::Events,
-    ) -> Result<ContainerService> {
-        let _ = (opts, images, volumes, networks, events);
-        Ok(ContainerService {})
-    }
-
-    /// Daemon shutdown: without live-restore, stop running containers.
-    pub async fn shutdown(&self) {}
-
-    /// Resolve a container by full ID, name (with or without leading `/`) or unique ID prefix.
-    pub async fn exec_target(&self, id_or_name: &str) -> Result<ExecTarget> {
-        Err(Error::not_found(format!("No such container: {id_or_name}")))
-    }
-
-    /// Mount (if needed) and lock the container's root filesystem for file operations.
-    pub async fn rootfs_guard(&self, id_or_name: &str) -> Result<RootfsGuard> {
-        Err(Error::not_found(format!("No such container: {id_or_name}")))
-    }
-
-    /// IDs of containers that mount volume `name`.
-    pub async fn volume_users(&self, name: &str) -> Vec<String> {
-        let _ = name;
-        Vec::new()
-    }
-
-    /// Container ID → name (without `/`) for every container.
-    pub async fn names(&self) -> std::collections::BTreeMap<String, String> {
-        std::collections::BTreeMap::new()
-    }
-
-    /// `POST /networks/{id}/connect`.
-    pub async fn connect(
-        &self,
-        id_or_name: &str,
-        network: &str,
-        aliases: Vec<String>,
-    ) -> Result<()> {
-        let _ = (network, aliases);
-        Err(Error::not_found(format!("No such container: {id_or_name}")))
-    }
-
-    /// `POST /networks/{id}/disconnect`.
-    pub async fn disconnect(&self, id_or_name: &str, network: &str, force: bool) -> Result<()> {
-        let _ = (network, force);
-        Err(Error::not_found(format!("No such container: {id_or_name}")))
-    }
-
-    /// (all, running, paused, stopped) counts for `info`.
-    pub async fn counts(&self) -> (usize, usize, usize, usize) {
-        (0, 0, 0, 0)
-    }
 }

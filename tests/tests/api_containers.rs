@@ -1,0 +1,548 @@
+//! Containers through berthd, driven by the real docker CLI: the commands users start with
+//! (`run -p 80:5000 -d`, `ps`, `rm`, `stop/start/restart`), logs, inspect, waits and exit
+//! codes, restart policies, and `kill -9` of the engine with containers running. The busybox
+//! image is loaded from a local OCI layout; nothing is pulled.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+use berth_tests::berthd::{message, Berthd};
+use berth_tests::require_root;
+use berth_tests::services::free_port;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn daemon(test: &str) -> Option<Berthd> {
+    if !require_root(test) {
+        return None;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    Some(d)
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn state(d: &Berthd, c: &str) -> String {
+    d.ok(&["inspect", "-f", "{{.State.Status}}", c])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn run_detached_with_published_port_answers_on_loopback() {
+    let Some(d) = daemon("run_detached_with_published_port_answers_on_loopback") else {
+        return;
+    };
+    // The seed's command: `run -p 80:5000 -d my-image` — port 80 on the host reaches 5000.
+    let host_port = if TcpStream::connect(("127.0.0.1", 80)).is_ok() {
+        free_port()
+    } else {
+        80
+    };
+    let dir = d.dir.path().join("www");
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = d
+        .ok(&[
+            "run",
+            "-p",
+            &format!("{host_port}:5000"),
+            "-d",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello-from-berth > /www/index.html && exec httpd -f -p 5000 -h /www",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "run -d prints the full ID: {id}");
+    let mut body = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            body = http_get(host_port, "/index.html");
+            body.as_deref()
+                .is_some_and(|b| b.contains("hello-from-berth"))
+        }),
+        "no answer on 127.0.0.1:{host_port}: {body:?}\n{}",
+        d.log()
+    );
+    let ps = d.ok(&["ps"]);
+    assert!(ps.contains("web"), "{ps}");
+    assert!(
+        ps.contains(&format!("0.0.0.0:{host_port}->5000/tcp")),
+        "ps shows the published port: {ps}"
+    );
+    assert!(ps.contains(&id[..12]), "ps shows the short ID: {ps}");
+    let port = d.ok(&["port", "web"]);
+    assert!(
+        port.contains(&format!("5000/tcp -> 0.0.0.0:{host_port}")),
+        "{port}"
+    );
+    // Stopped: the port is released.
+    d.ok(&["stop", "-t", "1", "web"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || TcpStream::connect((
+            "127.0.0.1",
+            host_port
+        ))
+        .is_err()),
+        "port still open after stop"
+    );
+    // Started again: published again.
+    d.ok(&["start", "web"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(
+            host_port,
+            "/index.html"
+        )
+        .is_some_and(|b| b.contains("hello-from-berth"))),
+        "no answer after start"
+    );
+    d.ok(&["rm", "-f", "web"]);
+}
+
+#[test]
+fn publish_all_and_ephemeral_ports() {
+    let Some(d) = daemon("publish_all_and_ephemeral_ports") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        "127.0.0.1::7000",
+        "--expose",
+        "7001",
+        "-P",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one > /i; httpd -p 7000 -h /; exec httpd -f -p 7001 -h /",
+    ]);
+    let out = d.ok(&["port", "pub"]);
+    let mut ports = Vec::new();
+    for line in out.lines() {
+        let (cport, host) = line.split_once(" -> ").unwrap();
+        let hp: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+        assert_ne!(hp, 0, "{line}");
+        ports.push((cport.to_string(), host.to_string(), hp));
+    }
+    assert_eq!(ports.len(), 2, "{out}");
+    let p7000 = ports.iter().find(|p| p.0 == "7000/tcp").unwrap();
+    assert!(p7000.1.starts_with("127.0.0.1:"), "{out}");
+    for (_, _, hp) in &ports {
+        let hp = *hp;
+        assert!(
+            wait_until(Duration::from_secs(10), || http_get(hp, "/i")
+                .is_some_and(|b| b.contains("one"))),
+            "port {hp}: {out}"
+        );
+    }
+}
+
+#[test]
+fn lifecycle_ps_inspect_rename_pause_wait_rm() {
+    let Some(d) = daemon("lifecycle_ps_inspect_rename_pause_wait_rm") else {
+        return;
+    };
+    d.ok(&[
+        "create", "--name", "c1", "-l", "tier=web", "busybox", "sleep", "300",
+    ]);
+    assert_eq!(state(&d, "c1"), "created");
+    let ps = d.ok(&["ps"]);
+    assert!(!ps.contains("c1"), "a created container is not in ps: {ps}");
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.contains("c1 Created"), "{ps}");
+    d.ok(&["start", "c1"]);
+    assert_eq!(state(&d, "c1"), "running");
+    let pid: i32 = d
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "c1"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let ps = d.ok(&[
+        "ps",
+        "--format",
+        "{{.Names}}|{{.Status}}|{{.Command}}|{{.Image}}",
+    ]);
+    assert!(ps.contains("c1|Up "), "{ps}");
+    assert!(ps.contains("\"sleep 300\"|busybox"), "{ps}");
+    // Filters.
+    assert!(
+        d.ok(&["ps", "-q", "--filter", "label=tier=web"])
+            .trim()
+            .len()
+            == 12
+    );
+    assert!(d
+        .ok(&["ps", "-q", "--filter", "label=tier=db"])
+        .trim()
+        .is_empty());
+    assert!(!d.ok(&["ps", "-q", "--filter", "name=c1"]).trim().is_empty());
+    assert!(!d
+        .ok(&["ps", "-q", "--filter", "ancestor=busybox"])
+        .trim()
+        .is_empty());
+    assert!(!d
+        .ok(&["ps", "-q", "--filter", "status=running"])
+        .trim()
+        .is_empty());
+    assert!(d
+        .ok(&["ps", "-q", "--filter", "status=exited"])
+        .trim()
+        .is_empty());
+    let err = d.fails(&["ps", "--filter", "status=sleepy"]);
+    assert!(err.contains("status=sleepy"), "{err}");
+    // Name conflicts and removal of running containers are refused like Docker.
+    let err = d.fails(&["create", "--name", "c1", "busybox", "true"]);
+    assert!(err.contains("is already in use"), "{err}");
+    let err = d.fails(&["rm", "c1"]);
+    assert!(
+        err.contains("stop the container before removing or force remove"),
+        "{err}"
+    );
+    // Rename.
+    d.ok(&["rename", "c1", "c2"]);
+    assert_eq!(state(&d, "c2"), "running");
+    let err = d.fails(&["inspect", "c1"]);
+    assert!(err.contains("No such"), "{err}");
+    // Pause.
+    d.ok(&["pause", "c2"]);
+    assert_eq!(state(&d, "c2"), "paused");
+    let ps = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(Paused)"), "{ps}");
+    d.ok(&["unpause", "c2"]);
+    assert_eq!(state(&d, "c2"), "running");
+    // Kill, wait gives the code.
+    d.ok(&["kill", "c2"]);
+    let code = d.ok(&["wait", "c2"]);
+    assert_eq!(code.trim(), "137");
+    assert_eq!(state(&d, "c2"), "exited");
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.contains("c2 Exited (137)"), "{ps}");
+    let err = d.fails(&["kill", "c2"]);
+    assert!(err.contains("is not running"), "{err}");
+    // Restart brings it back; rm -f removes a running container.
+    d.ok(&["restart", "-t", "1", "c2"]);
+    assert_eq!(state(&d, "c2"), "running");
+    d.ok(&["rm", "-f", "c2"]);
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(d.data_root().join("containers").to_str().unwrap()),
+        "a mount of the removed container is left"
+    );
+    // Raw API: Docker's error shapes.
+    let (st, body) = d.raw("POST", "/v1.45/containers/nope/start", b"");
+    assert_eq!(st, 404);
+    assert_eq!(message(&body), "No such container: nope");
+    let (st, body) = d.raw("POST", "/v1.45/containers/create", b"{not json");
+    assert_eq!(st, 400, "{body}");
+    assert!(message(&body).contains("invalid JSON"), "{body}");
+    let (st, body) = d.raw(
+        "POST",
+        "/v1.45/containers/create?name=bad%20name",
+        br#"{"Image":"busybox"}"#,
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(message(&body).contains("Invalid container name"), "{body}");
+}
+
+#[test]
+fn foreground_run_output_exit_codes_and_rm() {
+    let Some(d) = daemon("foreground_run_output_exit_codes_and_rm") else {
+        return;
+    };
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("err"));
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .ok(&["ps", "-aq"])
+            .trim()
+            .is_empty()),
+        "--rm container left: {}",
+        d.ok(&["ps", "-a"])
+    );
+    // Env, workdir, user, hostname reach the process.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "--hostname",
+        "box1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(id -u):$(id -g) $(hostname)",
+    ]);
+    assert_eq!(out.trim(), "hi /tmp 1000:1000 box1");
+    // A missing command is one clear error.
+    let o = d.docker(&["run", "--rm", "busybox", "/no/such/binary"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/no/such/binary"), "{err}");
+}
+
+#[test]
+fn logs_follow_tail_timestamps() {
+    let Some(d) = daemon("logs_follow_tail_timestamps") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "logger",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2; sleep 1; echo late; sleep 30",
+    ]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        d.ok(&["logs", "logger"]).contains("line5")
+    }));
+    let o = d.docker(&["logs", "logger"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("line1\nline2\n"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("oops"));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("oops"));
+    let tail = d.ok(&["logs", "--tail", "2", "logger"]);
+    assert!(!tail.contains("line3"), "{tail}");
+    let ts = d.ok(&["logs", "-t", "--tail", "3", "logger"]);
+    assert!(
+        ts.starts_with("20") && ts.contains("T") && ts.contains("Z "),
+        "{ts}"
+    );
+    // -f follows new output until the container exits.
+    let mut child = d
+        .docker_cmd(&["logs", "-f", "logger"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let mut buf = [0u8; 256];
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end && !s.contains("late") {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => s.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        s
+    });
+    let got = reader.join().unwrap();
+    assert!(got.contains("line1") && got.contains("late"), "{got}");
+    d.ok(&["stop", "-t", "1", "logger"]);
+    let st = child.wait().unwrap();
+    assert!(st.success(), "logs -f ends when the container stops");
+}
+
+#[test]
+fn restart_policies() {
+    let Some(d) = daemon("restart_policies") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "onfail",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; sleep 0.3",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            d.ok(&[
+                "inspect",
+                "-f",
+                "{{.RestartCount}} {{.State.Status}}",
+                "onfail",
+            ])
+            .trim()
+                == "2 exited"
+        }),
+        "on-failure:2: {}",
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "onfail"
+        ])
+    );
+    assert_eq!(d.ok(&["logs", "onfail"]).matches("run").count(), 3);
+    assert!(wait_until(Duration::from_secs(20), || {
+        d.ok(&["inspect", "-f", "{{.RestartCount}}", "always"])
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            >= 2
+    }));
+    // A clean exit is not restarted by on-failure.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.ExitCode}}",
+            "ok"
+        ])
+        .trim(),
+        "0 0"
+    );
+    // A user stop holds: always does not restart it.
+    d.ok(&["stop", "-t", "1", "always"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(state(&d, "always"), "exited");
+    let err = d.fails(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert!(err.to_lowercase().contains("restart"), "{err}");
+}
+
+#[test]
+fn engine_kill9_and_restart_keeps_containers() {
+    let Some(mut d) = daemon("engine_kill9_and_restart_keeps_containers") else {
+        return;
+    };
+    let port = free_port();
+    d.ok(&[
+        "run", "-d", "--name", "ticker", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "sh",
+        "-c",
+        "echo up > /index.html; httpd -p 80 -h /; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 7",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert!(wait_until(Duration::from_secs(10), || http_get(
+        port,
+        "/index.html"
+    )
+    .is_some_and(|b| b.contains("up"))));
+    let pid_before = d.ok(&["inspect", "-f", "{{.State.Pid}}", "ticker"]);
+    d.kill9();
+    // The engine is gone; the containers are not.
+    let pid: i32 = pid_before.trim().parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    std::thread::sleep(Duration::from_secs(3));
+    d.spawn();
+    assert_eq!(state(&d, "ticker"), "running");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Pid}}", "ticker"]),
+        pid_before
+    );
+    // `short` exited while the engine was down: its code is recorded.
+    assert!(wait_until(Duration::from_secs(5), || {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "short",
+        ])
+        .trim()
+            == "exited 7"
+    }));
+    assert_eq!(state(&d, "keeper"), "running");
+    // Logs still flow, the port still answers, and the container is manageable.
+    let before = d.ok(&["logs", "ticker"]).lines().count();
+    assert!(wait_until(Duration::from_secs(5), || d
+        .ok(&["logs", "ticker"])
+        .lines()
+        .count()
+        > before + 3));
+    assert!(wait_until(Duration::from_secs(10), || http_get(
+        port,
+        "/index.html"
+    )
+    .is_some_and(|b| b.contains("up"))));
+    d.ok(&["stop", "-t", "1", "ticker"]);
+    assert_eq!(state(&d, "ticker"), "exited");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "ticker"])
+            .trim(),
+        "137"
+    );
+    d.ok(&["rm", "-f", "ticker", "short", "keeper"]);
+}
