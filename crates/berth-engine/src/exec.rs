@@ -288,17 +288,19 @@ impl ExecService {
             .arg(&pid_file);
         let mut console = None;
         if cfg.tty {
-            let sock = dir.join("console.sock");
-            let (path, _dirfd) = short_sock_path(&sock)?;
-            let l = UnixListener::bind(&path)
+            // The runtime connects to this path, so it must fit in sun_path (108 bytes)
+            // whatever the exec root is: a short name in the temp dir, like the monitor's.
+            let sock = std::env::temp_dir().join(format!("berth-exec-{}.sock", &id[..16]));
+            let _ = std::fs::remove_file(&sock);
+            let l = UnixListener::bind(&sock)
                 .map_err(|e| Error::internal(format!("{}: {e}", sock.display())))?;
             l.set_nonblocking(true)
                 .map_err(|e| Error::internal(format!("{}: {e}", sock.display())))?;
-            cmd.arg("--console-socket").arg(&path);
+            cmd.arg("--console-socket").arg(&sock);
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            console = Some((l, _dirfd));
+            console = Some((l, SockGuard(sock)));
         } else if detach {
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -449,6 +451,15 @@ impl ExecService {
     }
 }
 
+/// Removes the console socket once the pty master has been received (or the start failed).
+struct SockGuard(PathBuf);
+
+impl Drop for SockGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Removes an exec's scratch dir when the exec is over.
 struct DirGuard(PathBuf);
 
@@ -466,23 +477,6 @@ fn runtime_error(log: &Path) -> Option<String> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["level"] == "error")
         .and_then(|v| v["msg"].as_str().map(str::to_string))
-}
-
-/// A unix-socket path short enough for `sun_path`; long paths go through
-/// `/proc/self/fd/<dir fd>/<name>` (keep the returned file open while binding).
-fn short_sock_path(path: &Path) -> Result<(PathBuf, Option<File>)> {
-    if path.as_os_str().len() < 100 {
-        return Ok((path.to_path_buf(), None));
-    }
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::internal(format!(
-            "{}: not a file path",
-            path.display()
-        )));
-    };
-    let d = File::open(dir).map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
-    let p = PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd())).join(name);
-    Ok((p, Some(d)))
 }
 
 /// Receives one fd over SCM_RIGHTS.

@@ -72,22 +72,43 @@ async fn start(state: &Arc<State>, mut req: Request<Incoming>, id: &str) -> ApiR
     let svc = state.execs.clone();
     let exec_id = id.to_string();
     let detach = sc.detach;
-    let started = tokio::task::spawn_blocking(move || svc.start(&exec_id, &sc))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let run = tokio::task::spawn_blocking(move || svc.start(&exec_id, &sc));
     if detach {
+        run.await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
         return Ok(empty(StatusCode::OK));
     }
+    // Like Docker, an attached start answers 101 at once; a failure to start is written
+    // into the stream and the exec's ExitCode (126/127) tells the client.
     let id = id.to_string();
     tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(up) => pump(TokioIo::new(up), started).await,
+        let started = run.await;
+        let up = match on_upgrade.await {
+            Ok(up) => TokioIo::new(up),
             Err(e) => {
                 tracing::warn!(exec = %id, "exec start: connection upgrade failed: {e}");
+                return;
             }
+        };
+        match started {
+            Ok(Ok(started)) => pump(up, started).await,
+            Ok(Err(e)) => fail_stream(up, tty, &e.message).await,
+            Err(e) => fail_stream(up, tty, &e.to_string()).await,
         }
     });
     Ok(switching)
+}
+
+/// Writes a start error into the hijacked stream (stdout frame without a tty) and closes.
+async fn fail_stream<S: tokio::io::AsyncWrite + Unpin>(mut conn: S, tty: bool, msg: &str) {
+    let text = format!("{msg}\r\n");
+    let bytes = if tty {
+        text.into_bytes()
+    } else {
+        mux_frame(1, text.as_bytes())
+    };
+    let _ = conn.write_all(&bytes).await;
+    let _ = conn.shutdown().await;
 }
 
 /// Copies the process's output to the connection and the connection to its stdin until the
