@@ -202,3 +202,71 @@ fn stats_and_top() {
     let err = d.fails(&["top", "idle"]);
     assert!(err.contains("is not running"), "{err}");
 }
+
+#[test]
+fn exec_inspect_resize_and_streamed_stats_over_the_api() {
+    let Some(d) = daemon_with_sleeper("exec_inspect_resize_and_streamed_stats_over_the_api") else {
+        return;
+    };
+    let (code, body) = d.raw(
+        "POST",
+        "/containers/box/exec",
+        br#"{"Tty":true,"Cmd":["sh","-c","sleep 1; stty size"],"User":"nobody"}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = d.raw("GET", &format!("/exec/{id}/json"), b"");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Running"], false);
+    assert_eq!(v["ExitCode"], serde_json::Value::Null);
+    assert_eq!(v["ProcessConfig"]["entrypoint"], "sh");
+    assert_eq!(v["ProcessConfig"]["arguments"][0], "-c");
+    assert_eq!(v["ProcessConfig"]["user"], "nobody");
+    assert_eq!(v["ProcessConfig"]["tty"], true);
+    assert_eq!(v["ID"], id);
+    assert_eq!(v["ContainerID"].as_str().unwrap().len(), 64);
+
+    let (code, body) = d.raw(
+        "POST",
+        &format!("/exec/{id}/start"),
+        br#"{"Detach":true,"Tty":true}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = d.raw("GET", &format!("/exec/{id}/json"), b"");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(v["Running"], true, "{v}");
+    assert!(v["Pid"].as_i64().unwrap() > 0, "{v}");
+    let (code, _) = d.raw("POST", &format!("/exec/{id}/resize?h=30&w=100"), b"");
+    assert_eq!(code, 200);
+    let (code, body) = d.raw("POST", &format!("/exec/{id}/resize?h=x&w=100"), b"");
+    assert_eq!(code, 400);
+    assert!(body.contains("invalid resize h"), "{body}");
+    let (code, body) = d.raw("POST", &format!("/exec/{id}/start"), b"{}");
+    assert_eq!(code, 409, "{body}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        let (_, body) = d.raw("GET", &format!("/exec/{id}/json"), b"");
+        body.contains("\"ExitCode\":0") && body.contains("\"Running\":false")
+    }));
+    let (code, body) = d.raw("POST", "/containers/box/exec", br#"{"Cmd":[]}"#);
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = d.raw("GET", "/exec/nope/json", b"");
+    assert_eq!(code, 404);
+
+    // Streamed stats: one reading a second until the container stops.
+    d.ok(&["run", "-d", "--name", "short", "busybox", "sleep", "3"]);
+    let (code, body) = d.raw("GET", "/containers/short/stats", b"");
+    assert_eq!(code, 200);
+    let n = body.matches("\"preread\"").count();
+    assert!((2..=5).contains(&n), "{n} readings: {body}");
+    let (code, body) = d.raw(
+        "GET",
+        "/containers/box/stats?stream=true&one-shot=true",
+        b"",
+    );
+    assert_eq!(code, 400, "{body}");
+}

@@ -208,6 +208,22 @@ impl ExecService {
         Ok(execs.get(id).ok_or_else(|| Self::no_such(id))?.cfg.tty)
     }
 
+    /// Before a start: the exec exists and was not started (409 otherwise). Returns its tty.
+    pub fn startable(&self, id: &str) -> Result<bool> {
+        let execs = self.lock();
+        let e = execs.get(id).ok_or_else(|| Self::no_such(id))?;
+        if e.started {
+            return Err(Self::already(id));
+        }
+        Ok(e.cfg.tty)
+    }
+
+    fn already(id: &str) -> Error {
+        Error::conflict(format!(
+            "Exec command {id} has already been started: create a new exec"
+        ))
+    }
+
     /// `POST /exec/{id}/resize`.
     pub fn resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
         let master = {
@@ -234,9 +250,7 @@ impl ExecService {
             let mut execs = self.lock();
             let e = execs.get_mut(id).ok_or_else(|| Self::no_such(id))?;
             if e.started {
-                return Err(Error::conflict(format!(
-                    "Exec command {id} has already been started: create a new exec"
-                )));
+                return Err(Self::already(id));
             }
             e.started = true;
             e.running = true;

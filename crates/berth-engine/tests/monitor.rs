@@ -245,6 +245,15 @@ fn survives_the_death_of_its_spawner_and_reaps_later() {
     }
 }
 
+fn st_field(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 fn st_rss(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -364,6 +373,16 @@ fn stdin_from_attach_socket_reaches_the_container() {
         logs.iter().any(|(_, l)| l == "l3999\n"),
         "last line missing"
     );
+    // Idle with a client attached: the monitor's own memory stays small (the stdin buffer
+    // is one fixed 16 KiB allocation).
+    std::thread::sleep(Duration::from_millis(200));
+    let Status::Running { monitor_pid, .. } = monitor::status(&env.state()) else {
+        panic!("not running")
+    };
+    let anon = st_field(monitor_pid, "RssAnon:");
+    let rss = st_field(monitor_pid, "VmRSS:");
+    eprintln!("berth-monitor --stdin idle: VmRSS {rss} kB, RssAnon {anon} kB");
+    assert!(anon <= 512, "monitor RssAnon {anon} kB");
     let kill = Command::new(runtime_bin())
         .arg("--root")
         .arg(env.root())

@@ -65,7 +65,7 @@ pub async fn exec_route(state: &Arc<State>, req: Request<Incoming>, rest: &str) 
 }
 
 async fn start(state: &Arc<State>, mut req: Request<Incoming>, id: &str) -> ApiResult {
-    let tty = state.execs.tty(id)?;
+    let tty = state.execs.startable(id)?;
     // Take the upgrade handle before the body is consumed; unused when detached.
     let (switching, on_upgrade) = hijack(&mut req, !tty);
     let sc: StartConfig = json_body(req, true).await?;
