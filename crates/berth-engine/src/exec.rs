@@ -366,27 +366,26 @@ impl ExecService {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        let pid = loop {
-            if let Some(p) = std::fs::read_to_string(&pid_file)
+        let read_pid = || {
+            std::fs::read_to_string(&pid_file)
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok())
-            {
+        };
+        let pid = loop {
+            if let Some(p) = read_pid() {
                 break p;
             }
             match child.try_wait() {
-                Ok(Some(st)) => {
-                    // Exited before the pid file appeared: a failed start, or (rarely) the
-                    // process was so fast that the file is there now.
-                    if let Some(p) = std::fs::read_to_string(&pid_file)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<i32>().ok())
-                    {
-                        let _ = st;
-                        break p;
+                // Exited: a failed start, unless the process was so quick that the pid file
+                // appeared since the check above (std keeps the status for the waiter).
+                Ok(Some(st)) => match read_pid() {
+                    Some(p) => break p,
+                    None => {
+                        let msg =
+                            runtime_error(&log).unwrap_or_else(|| format!("exited with {st}"));
+                        return Err(Error::internal(format!("OCI runtime exec failed: {msg}")));
                     }
-                    let msg = runtime_error(&log).unwrap_or_else(|| format!("exited with {st}"));
-                    return Err(Error::internal(format!("OCI runtime exec failed: {msg}")));
-                }
+                },
                 Ok(None) => {}
                 Err(e) => return Err(Error::internal(format!("exec {id}: wait: {e}"))),
             }
