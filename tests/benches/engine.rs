@@ -56,7 +56,8 @@ fn rss_kib(pid: u32) -> i64 {
         .unwrap_or(0)
 }
 
-/// Processes whose command name is `comm` (exact).
+/// Live (not zombie) processes whose command name is `comm` (exact). A daemonised monitor
+/// that has exited is a zombie until PID 1 reaps it; it holds no memory and is not counted.
 fn pids_named(comm: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {

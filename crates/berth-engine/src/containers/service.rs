@@ -132,6 +132,9 @@ struct Ctr {
     mounted: AtomicBool,
     /// Consecutive quick restarts (for the back-off).
     restarts_in_row: AtomicU32,
+    /// Held while an exit is recorded and its resources released: a start or a removal
+    /// takes it first, so it never races the release of the previous run.
+    exit_lock: Arc<tokio::sync::Mutex<()>>,
     started: Mutex<Option<Instant>>,
 }
 
@@ -532,6 +535,7 @@ impl ContainerService {
             tx,
             mounted: AtomicBool::new(false),
             restarts_in_row: AtomicU32::new(0),
+            exit_lock: Arc::new(tokio::sync::Mutex::new(())),
             started: Mutex::new(None),
         });
         self.inner
@@ -849,6 +853,8 @@ impl ContainerService {
 
     /// Start with the op lock held.
     async fn do_start(&self, ctr: &Arc<Ctr>) -> Result<()> {
+        // The previous run's release must be complete.
+        drop(ctr.exit_lock.lock().await);
         let rec = ctr.rec().clone();
         // `container:<x>` joins another container's network namespace.
         let join_ns = match net_mode(&rec.host) {
@@ -1003,7 +1009,9 @@ impl ContainerService {
     ) -> Result<monitor::MonitorHandle> {
         let id = &rec.id;
         let dir = self.dir(id);
+        let t0 = Instant::now();
         let rootfs = self.overlay_mount(ctr, rec)?;
+        let t_mount = t0.elapsed();
         // Networking.
         let short = id[..12].to_string();
         let aliases_for = |net: &str| -> Vec<String> {
@@ -1058,6 +1066,7 @@ impl ContainerService {
                 (NetNs::Path(netns), base_hosts(&hostname, &ips), resolv)
             }
         };
+        let t_net = t0.elapsed();
         let resolv = if resolv.is_empty() {
             "nameserver 127.0.0.1\n".to_string()
         } else {
@@ -1180,6 +1189,7 @@ impl ContainerService {
             let _ = std::fs::remove_file(state_dir.join(f));
         }
         let (max_size, max_files) = log_limits(&rec.host)?;
+        let t_spec = t0.elapsed();
         let h = monitor::spawn(&monitor::MonitorOpts {
             monitor_bin: self.inner.monitor_bin.clone(),
             runtime: self.inner.runtime_bin.clone(),
@@ -1196,6 +1206,14 @@ impl ContainerService {
             log_max_files: max_files,
         })
         .map_err(|e| Error::invalid(runtime_message(&e.0)))?;
+        debug!(
+            container = %id,
+            mount_ms = t_mount.as_secs_f64() * 1e3,
+            network_ms = (t_net - t_mount).as_secs_f64() * 1e3,
+            spec_ms = (t_spec - t_net).as_secs_f64() * 1e3,
+            monitor_ms = (t0.elapsed() - t_spec).as_secs_f64() * 1e3,
+            "started"
+        );
         Ok(h)
     }
 
@@ -1228,8 +1246,7 @@ impl ContainerService {
     /// The monitor is gone: record the exit, release resources, apply the restart policy.
     async fn handle_exit(&self, ctr: Arc<Ctr>) {
         let state_dir = self.state_dir(&ctr.id);
-        let svc = self.clone();
-        let c = Arc::clone(&ctr);
+        let exit_guard = Arc::clone(&ctr.exit_lock).lock_owned().await;
         let status = tokio::task::spawn_blocking(move || {
             // The monitor writes exit.json before it exits; give a racing reader a moment.
             let mut st = monitor::status(&state_dir);
@@ -1240,7 +1257,6 @@ impl ContainerService {
                 std::thread::sleep(Duration::from_millis(10));
                 st = monitor::status(&state_dir);
             }
-            svc.release(&c);
             st
         })
         .await
@@ -1277,6 +1293,11 @@ impl ContainerService {
             g.code = code;
         });
         debug!(container = %ctr.id, code, "exited");
+        // Waiters have their answer; now give back the network and the root mount.
+        let svc = self.clone();
+        let c = Arc::clone(&ctr);
+        let _ = tokio::task::spawn_blocking(move || svc.release(&c)).await;
+        drop(exit_guard);
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return;
         }
@@ -1337,6 +1358,7 @@ impl ContainerService {
 
     /// Undo a run's resources: the network namespace and ports, the root mount.
     fn release(&self, ctr: &Ctr) {
+        let t0 = Instant::now();
         {
             let mut n = lock_nets(&self.inner.networks);
             if n.endpoints(&ctr.id).is_empty() {
@@ -1346,7 +1368,14 @@ impl ContainerService {
                 debug!(container = %ctr.id, "network release: {e}");
             }
         }
+        let t_net = t0.elapsed();
         self.overlay_unmount(ctr);
+        debug!(
+            container = %ctr.id,
+            network_ms = t_net.as_secs_f64() * 1e3,
+            unmount_ms = (t0.elapsed() - t_net).as_secs_f64() * 1e3,
+            "released"
+        );
     }
 
     // ---------------------------------------------------------------- stop, kill
@@ -1601,6 +1630,7 @@ impl ContainerService {
                 self.stop_ctr(&ctr, Some(libc::SIGKILL), 0, true).await?;
             }
         }
+        drop(ctr.exit_lock.lock().await);
         ctr.rec().state.status = "removing".into();
         let svc = self.clone();
         let c = Arc::clone(&ctr);
