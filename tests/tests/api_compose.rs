@@ -55,7 +55,9 @@ fn docker_compose_two_services() {
         return;
     }
     if find_in_path("docker-compose").is_none() {
-        panic!("docker-compose is not installed: run `bash .ci/setup` (Debian package docker-compose)");
+        panic!(
+            "docker-compose is not installed: run `bash .ci/setup` (Debian package docker-compose)"
+        );
     }
     let d = Berthd::start();
     d.load_busybox("busybox:latest");
@@ -103,7 +105,10 @@ volumes:
         d.log()
     );
     let ps = ok(&d, &dir, &["ps"]);
-    assert!(ps.contains("shop_db_1") && ps.contains("shop_web_1"), "{ps}");
+    assert!(
+        ps.contains("shop_db_1") && ps.contains("shop_web_1"),
+        "{ps}"
+    );
     assert_eq!(ps.matches(" Up ").count(), 2, "{ps}");
     // The engine sees compose's labels and network.
     let labelled = d.ok(&[

@@ -315,3 +315,77 @@ async fn top(state: &Arc<State>, req: Request<Incoming>, id: &str) -> ApiResult 
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     ok_json(&v)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// Splits Docker's multiplexed stream into (stdout, stderr).
+    fn demux(mut b: &[u8]) -> (String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        while b.len() >= 8 {
+            let n = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+            let payload = &b[8..8 + n];
+            match b[0] {
+                1 => out.extend_from_slice(payload),
+                2 => err.extend_from_slice(payload),
+                s => panic!("unexpected stream {s}"),
+            }
+            b = &b[8 + n..];
+        }
+        assert!(b.is_empty(), "trailing partial frame");
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pump_frames_output_closes_stdin_on_half_close_and_ends_after_the_exit() {
+        let mut child = Command::new("sh")
+            .args(["-c", "cat; echo to-stderr >&2; exit 5"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let io = ExecIo::Pipes {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take().unwrap(),
+            stderr: child.stderr.take().unwrap(),
+        };
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let code = child.wait().unwrap().code().unwrap();
+            exit_tx.send(code).unwrap();
+            tx.send(Some(code)).unwrap();
+        });
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(pump(server, Started { io, done: rx }));
+        let (mut crd, mut cwr) = tokio::io::split(client);
+        cwr.write_all(b"hello through stdin\n").await.unwrap();
+        // Half-close: the process's stdin gets EOF, cat ends.
+        cwr.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        crd.read_to_end(&mut got).await.unwrap();
+        // The stream ends only once the exit is known.
+        assert_eq!(exit_rx.try_recv().unwrap(), 5);
+        let (out, err) = demux(&got);
+        assert_eq!(out, "hello through stdin\n");
+        assert_eq!(err, "to-stderr\n");
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_start_error_goes_into_the_stream() {
+        let (client, server) = tokio::io::duplex(4096);
+        fail_stream(server, false, "unable to find user ghost").await;
+        let mut got = Vec::new();
+        let (mut crd, _w) = tokio::io::split(client);
+        crd.read_to_end(&mut got).await.unwrap();
+        assert_eq!(demux(&got).0, "unable to find user ghost\r\n");
+    }
+}
