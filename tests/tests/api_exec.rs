@@ -128,6 +128,41 @@ fn exec_interactive_stdin_and_tty() {
     assert!(text.contains("/dev/pts/"), "{text:?} {out:?}");
     assert!(text.contains("xterm"), "{text:?}");
     assert_eq!(out.status.code(), Some(4), "{out:?}");
+
+    // ctrl-p ctrl-q detaches the CLI; the process runs on.
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            "docker exec -it box sh -c 'touch /tmp/started; sleep 5; touch /tmp/finished'",
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || d
+        .docker(&["exec", "box", "test", "-e", "/tmp/started"])
+        .status
+        .success()));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\x10\x11").unwrap();
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "the CLI did not detach: {out:?}"
+    );
+    assert!(d
+        .docker(&["exec", "box", "test", "!", "-e", "/tmp/finished"])
+        .status
+        .success());
+    assert!(wait_until(Duration::from_secs(10), || d
+        .docker(&["exec", "box", "test", "-e", "/tmp/finished"])
+        .status
+        .success()));
 }
 
 #[test]
@@ -254,6 +289,13 @@ fn exec_inspect_resize_and_streamed_stats_over_the_api() {
     }));
     let (code, body) = d.raw("POST", "/containers/box/exec", br#"{"Cmd":[]}"#);
     assert_eq!(code, 400, "{body}");
+    let (code, body) = d.raw(
+        "POST",
+        "/containers/box/exec",
+        br#"{"Cmd":["true"],"DetachKeys":"ctrl-pp"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Invalid detach keys (ctrl-pp)"), "{body}");
     let (code, _) = d.raw("GET", "/exec/nope/json", b"");
     assert_eq!(code, 404);
 

@@ -68,6 +68,9 @@ pub struct Started {
     pub io: ExecIo,
     /// Becomes `Some(exit code)` when the process has exited.
     pub done: tokio::sync::watch::Receiver<Option<i32>>,
+    /// The byte sequence on stdin that detaches the client (Docker's detach keys; the
+    /// default is ctrl-p,ctrl-q). Empty when stdin is not attached.
+    pub detach_keys: Vec<u8>,
 }
 
 struct Exec {
@@ -134,6 +137,7 @@ impl ExecService {
                 "No exec command specified: set Cmd to the command to run, e.g. [\"sh\"]",
             ));
         }
+        parse_detach_keys(&cfg.detach_keys)?;
         for kv in cfg.env.iter().flatten() {
             if kv.split('=').next().is_none_or(str::is_empty) {
                 return Err(Error::invalid(format!(
@@ -460,7 +464,16 @@ impl ExecService {
             drop(cleanup);
             let _ = tx.send(Some(code));
         });
-        Ok(Started { io, done: rx })
+        let detach_keys = if cfg.attach_stdin {
+            parse_detach_keys(&cfg.detach_keys)?
+        } else {
+            Vec::new()
+        };
+        Ok(Started {
+            io,
+            done: rx,
+            detach_keys,
+        })
     }
 }
 
@@ -593,6 +606,46 @@ const ALL_CAPS: &[&str] = &[
     "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
+
+/// Docker's detach keys: comma-separated `a`..`z` style single characters or `ctrl-<x>`
+/// (`x` in a-z, `@`, `[`, `\\`, `]`, `^`, `_`). Empty: the default ctrl-p,ctrl-q.
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
+    let s = if s.is_empty() { "ctrl-p,ctrl-q" } else { s };
+    let bad = || {
+        Error::invalid(format!(
+            "Invalid detach keys ({s}) provided: use a comma-separated list of single \
+             characters or ctrl-<value> (a-z, @, [, \\, ], ^, _), e.g. ctrl-p,ctrl-q"
+        ))
+    };
+    let mut out = Vec::new();
+    for k in s.split(',') {
+        let k = k.trim();
+        if let Some(c) = k.strip_prefix("ctrl-") {
+            let &[b] = c.as_bytes() else {
+                return Err(bad());
+            };
+            out.push(match b {
+                b'a'..=b'z' => b - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => return Err(bad()),
+            });
+        } else {
+            let &[b] = k.as_bytes() else {
+                return Err(bad());
+            };
+            if !b.is_ascii_graphic() {
+                return Err(bad());
+            }
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
 
 /// Merges `extra` into `base`: a `NAME=value` replaces `NAME`'s entry.
 pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
@@ -759,6 +812,20 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_parse_like_docker() {
+        assert_eq!(parse_detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert_eq!(parse_detach_keys("ctrl-@,ctrl-_").unwrap(), vec![0, 31]);
+        let e = parse_detach_keys("ctrl-pp").unwrap_err();
+        assert!(
+            e.message.contains("Invalid detach keys (ctrl-pp)"),
+            "{}",
+            e.message
+        );
+        assert!(parse_detach_keys("ab").is_err());
+    }
 
     #[test]
     fn env_merge_replaces_by_name() {

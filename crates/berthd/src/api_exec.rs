@@ -151,13 +151,23 @@ where
     } else {
         drop(in_rx);
     }
+    let (detach_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
+    let keys = started.detach_keys;
     let input = tokio::spawn(async move {
         let mut buf = vec![0u8; 32 * 1024];
+        let mut scan = DetachScan::new(keys);
         loop {
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let _ = in_tx.send(buf[..n].to_vec());
+                    let (pass, detach) = scan.feed(&buf[..n]);
+                    if !pass.is_empty() {
+                        let _ = in_tx.send(pass);
+                    }
+                    if detach {
+                        let _ = detach_tx.send(());
+                        break;
+                    }
                 }
             }
         }
@@ -165,11 +175,10 @@ where
     let mut exited = done.borrow().is_some();
     let mut grace = None;
     let mut client_gone = false;
+    let mut detach_open = true;
     loop {
         if exited && grace.is_none() {
-            grace = Some(tokio::task::spawn_blocking(|| {
-                std::thread::sleep(Duration::from_secs(2))
-            }));
+            grace = Some(Box::pin(tokio::time::sleep(Duration::from_secs(2))));
         }
         tokio::select! {
             m = out_rx.recv() => match m {
@@ -185,7 +194,15 @@ where
                     exited = true;
                 }
             }
-            _ = async { if let Some(g) = grace.as_mut() { let _ = g.await; } }, if grace.is_some() => break,
+            _ = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => break,
+            r = &mut detached, if detach_open => {
+                detach_open = false;
+                if r.is_ok() {
+                    // The detach keys: the client leaves, the process runs on.
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+            }
         }
     }
     // The output is over; the exit code must be recorded before the client sees EOF (the
@@ -194,6 +211,47 @@ where
     input.abort();
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
+}
+
+/// Finds the detach key sequence in the client's input; bytes of a partial match are held
+/// back until the match fails.
+struct DetachScan {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachScan {
+    fn new(keys: Vec<u8>) -> DetachScan {
+        DetachScan { keys, matched: 0 }
+    }
+
+    /// The bytes to pass on, and whether the whole sequence was typed.
+    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        if self.keys.is_empty() {
+            return (input.to_vec(), false);
+        }
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
 }
 
 /// A thread reading `r` into `tx`: multiplexed frames of `stream`, or raw bytes (tty).
@@ -216,10 +274,6 @@ fn spawn_reader<R: Read + Send + 'static>(mut r: R, stream: Option<u8>, tx: mpsc
             }
         }
     });
-}
-
-async fn sleep(d: Duration) {
-    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
 }
 
 async fn sample(cg: &Cgroups, pid: i32) -> Option<stats::Sample> {
@@ -265,7 +319,7 @@ async fn stats(state: &Arc<State>, req: Request<Incoming>, id: &str) -> ApiResul
         if one_shot {
             return ok_json(&stats::stats_json(&t.name, &t.id, first.as_ref(), None));
         }
-        sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let second = sample(&cg, t.pid).await;
         return ok_json(&stats::stats_json(
             &t.name,
@@ -290,7 +344,7 @@ async fn stats(state: &Arc<State>, req: Request<Incoming>, id: &str) -> ApiResul
                 break; // the client went away
             }
             prev = cur;
-            sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     Ok(channel_body(rx, "application/json"))
@@ -364,7 +418,14 @@ mod tests {
             tx.send(Some(code)).unwrap();
         });
         let (client, server) = tokio::io::duplex(64 * 1024);
-        let task = tokio::spawn(pump(server, Started { io, done: rx }));
+        let task = tokio::spawn(pump(
+            server,
+            Started {
+                io,
+                done: rx,
+                detach_keys: vec![16, 17],
+            },
+        ));
         let (mut crd, mut cwr) = tokio::io::split(client);
         cwr.write_all(b"hello through stdin\n").await.unwrap();
         // Half-close: the process's stdin gets EOF, cat ends.
@@ -377,6 +438,17 @@ mod tests {
         assert_eq!(out, "hello through stdin\n");
         assert_eq!(err, "to-stderr\n");
         task.await.unwrap();
+    }
+
+    #[test]
+    fn detach_keys_are_found_across_reads_and_partial_matches_pass_through() {
+        let mut d = DetachScan::new(vec![16, 17]);
+        assert_eq!(d.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(d.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(d.feed(b"\x10\x10"), (b"\x10".to_vec(), false));
+        assert_eq!(d.feed(b"\x11rest"), (Vec::new(), true));
+        let mut none = DetachScan::new(Vec::new());
+        assert_eq!(none.feed(b"\x10\x11"), (b"\x10\x11".to_vec(), false));
     }
 
     #[tokio::test]
