@@ -546,3 +546,73 @@ fn engine_kill9_and_restart_keeps_containers() {
     );
     d.ok(&["rm", "-f", "ticker", "short", "keeper"]);
 }
+
+#[test]
+fn healthchecks() {
+    let Some(d) = daemon("healthchecks") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 100",
+    ]);
+    let health = |d: &Berthd| {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(health(&d), "starting");
+    assert!(d
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(health: starting)"));
+    assert!(
+        wait_until(Duration::from_secs(10), || health(&d) == "healthy"),
+        "{}",
+        health(&d)
+    );
+    assert!(
+        d.ok(&["ps", "-q", "--filter", "health=healthy"])
+            .trim()
+            .len()
+            == 12
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || health(&d) == "unhealthy"),
+        "{}",
+        health(&d)
+    );
+    let log = d.ok(&["inspect", "-f", "{{json .State.Health}}", "hc"]);
+    let v: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert!(v["FailingStreak"].as_i64().unwrap() >= 2, "{v}");
+    assert!(v["Log"].as_array().unwrap().len() <= 5);
+    // A container without a check has no Health at all.
+    d.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "100"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .State.Health}}", "plain"])
+            .trim(),
+        "null"
+    );
+    let err = d.fails(&[
+        "run",
+        "--rm",
+        "--health-interval",
+        "5ns",
+        "--health-cmd",
+        "true",
+        "busybox",
+        "true",
+    ]);
+    assert!(err.to_lowercase().contains("interval"), "{err}");
+}

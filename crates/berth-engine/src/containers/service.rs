@@ -71,6 +71,9 @@ pub struct RunState {
     /// Stopped by the user: restart policies leave it alone (`unless-stopped` also across
     /// engine restarts).
     pub manually_stopped: bool,
+    /// Healthcheck results while a check is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 impl RunState {
@@ -729,6 +732,9 @@ impl ContainerService {
     ) -> Result<(String, Vec<String>)> {
         let mut config = body.config.clone();
         super::spec::merge_image_config(&mut config, &img.config);
+        if let Some(h) = &config.healthcheck {
+            super::health::validate(h).map_err(Error::invalid)?;
+        }
         let image_volumes = config.volumes.clone().unwrap_or_default();
         let requests = super::mounts::parse(&body.host_config, &image_volumes)?;
         let mut mounts = Vec::new();
@@ -892,9 +898,20 @@ impl ContainerService {
                     r.state.error.clear();
                 }
                 *ctr.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                let check =
+                    ctr.rec().config.healthcheck.as_ref().and_then(|h| {
+                        super::health::command(h).map(|c| (c, super::health::timing(h)))
+                    });
+                ctr.rec().state.health = check.as_ref().map(|_| super::health::Health {
+                    status: "starting".into(),
+                    ..Default::default()
+                });
                 self.save(ctr)?;
                 self.emit(ctr, "start", &[]);
                 self.watch_exit(Arc::clone(ctr), h.monitor_pid);
+                if let Some((cmd, timing)) = check {
+                    self.watch_health(Arc::clone(ctr), cmd, timing);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -1215,6 +1232,52 @@ impl ContainerService {
             "started"
         );
         Ok(h)
+    }
+
+    /// Run the healthcheck until this run of the container ends.
+    fn watch_health(&self, ctr: Arc<Ctr>, cmd: Vec<String>, t: super::health::Timing) {
+        let svc = self.clone();
+        let run = ctr.tx.borrow().exits;
+        let started = Instant::now();
+        tokio::spawn(async move {
+            loop {
+                let wait = if super::health::in_start_period(started, &t) {
+                    t.start_interval.min(t.interval)
+                } else {
+                    t.interval
+                };
+                tokio::time::sleep(wait).await;
+                let alive = {
+                    let g = ctr.tx.borrow();
+                    g.exits == run && !g.removed
+                };
+                if !alive || ctr.rec().state.status != "running" {
+                    return;
+                }
+                let p = super::health::probe(
+                    &svc.inner.runtime_bin,
+                    &svc.inner.runtime_root,
+                    &ctr.id,
+                    &cmd,
+                    t.timeout,
+                )
+                .await;
+                if ctr.tx.borrow().exits != run {
+                    return;
+                }
+                let in_start = super::health::in_start_period(started, &t);
+                let changed = {
+                    let mut r = ctr.rec();
+                    let h = r.state.health.get_or_insert_with(Default::default);
+                    let c = super::health::record(h, p, t.retries, in_start);
+                    c.then(|| h.status.clone())
+                };
+                if let Some(status) = changed {
+                    let _ = svc.save(&ctr);
+                    svc.emit(&ctr, &format!("health_status: {status}"), &[]);
+                }
+            }
+        });
     }
 
     /// Wait for the monitor to exit (pidfd), then record the exit.
@@ -1831,6 +1894,17 @@ impl ContainerService {
             {
                 continue;
             }
+            if let Some(v) = filters.get("health") {
+                let h = r
+                    .state
+                    .health
+                    .as_ref()
+                    .map(|h| h.status.as_str())
+                    .unwrap_or("none");
+                if !v.iter().any(|want| want == h) {
+                    continue;
+                }
+            }
             if let Some(v) = filters.get("exited") {
                 if st != "exited" || !v.iter().any(|c| c == &r.state.exit_code.to_string()) {
                     continue;
@@ -2021,7 +2095,7 @@ impl ContainerService {
         };
         let mut config = serde_json::to_value(&r.config).unwrap_or(Value::Null);
         config["Image"] = json!(r.image);
-        Ok(json!({
+        let mut v = json!({
             "Id": r.id,
             "Created": r.created,
             "Path": path,
@@ -2038,6 +2112,7 @@ impl ContainerService {
                 "Error": st.error,
                 "StartedAt": if st.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { st.started_at.as_str() },
                 "FinishedAt": if st.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { st.finished_at.as_str() },
+                "Health": st.health,
             },
             "Image": r.image_id,
             "ResolvConfPath": dir.join("resolv.conf"),
@@ -2084,7 +2159,13 @@ impl ContainerService {
                 "MacAddress": primary["MacAddress"],
                 "Networks": endpoints,
             },
-        }))
+        });
+        if st.health.is_none() {
+            if let Some(state) = v["State"].as_object_mut() {
+                state.remove("Health");
+            }
+        }
+        Ok(v)
     }
 
     // ---------------------------------------------------------------- logs, attach
@@ -2680,7 +2761,15 @@ fn command_line(c: &ContainerConfig) -> String {
 fn status_text(st: &RunState, restarts: u32, now: i64) -> String {
     let since = |t: &str| now - berth_time::parse_unix(t).unwrap_or(now);
     match st.status.as_str() {
-        "running" => format!("Up {}", human::duration(since(&st.started_at))),
+        "running" => {
+            let health = match st.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", human::duration(since(&st.started_at)))
+        }
         "paused" => format!("Up {} (Paused)", human::duration(since(&st.started_at))),
         "restarting" => format!(
             "Restarting ({}) {} ago",
