@@ -5,8 +5,10 @@
 pub mod containerfs;
 pub mod containers;
 pub mod events;
+pub mod exec;
 pub mod fsops;
 pub mod images;
 pub mod monitor;
 pub mod network;
+pub mod stats;
 pub mod volumes;

@@ -41,6 +41,7 @@ pub struct State {
     pub networks: Arc<std::sync::Mutex<berth_engine::network::Networks>>,
     #[allow(dead_code)] // read by the event routes
     pub events: berth_engine::events::Events,
+    pub execs: berth_engine::exec::ExecService,
     pub data_root: PathBuf,
     pub id: String,
     pub debug: bool,

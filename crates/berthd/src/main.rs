@@ -278,6 +278,7 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
         volumes,
         networks,
         events,
+        execs: berth_engine::exec::ExecService::new(cli.exec_root.join("execs")),
         data_root: cli.data_root.clone(),
         id: sysinfo::engine_id(&cli.data_root)?,
         debug: lvl >= tracing::Level::DEBUG,

@@ -1247,6 +1247,10 @@ impl ContainerService {
             id: id.clone(),
             state_dir,
             tty: rec.config.tty,
+            // TODO(containers core): rec.config.open_stdin / stdin_once once attach feeds
+            // stdin through monitor::attach_stdin.
+            stdin: false,
+            stdin_once: false,
             log_max_size: max_size,
             log_max_files: max_files,
         })
