@@ -1073,7 +1073,16 @@ impl ContainerService {
                     // Disconnected from every network: loopback only.
                     let p = n.attach_none(id).map_err(net_err)?;
                     *undo_net = true;
-                    return self.start_rest(ctr, rec, rootfs, NetNs::Path(p), base_hosts(&hostname, &[]), String::new(), t0, t_mount);
+                    return self.start_rest(
+                        ctr,
+                        rec,
+                        rootfs,
+                        NetNs::Path(p),
+                        base_hosts(&hostname, &[]),
+                        String::new(),
+                        t0,
+                        t_mount,
+                    );
                 };
                 let ep = n
                     .attach(&primary, id, &aliases_for(&primary))
@@ -1247,10 +1256,8 @@ impl ContainerService {
             id: id.clone(),
             state_dir,
             tty: rec.config.tty,
-            // TODO(containers core): rec.config.open_stdin / stdin_once once attach feeds
-            // stdin through monitor::attach_stdin.
-            stdin: false,
-            stdin_once: false,
+            stdin: rec.config.open_stdin,
+            stdin_once: rec.config.stdin_once,
             log_max_size: max_size,
             log_max_files: max_files,
         })
