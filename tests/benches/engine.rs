@@ -320,6 +320,8 @@ fn main() {
     while Instant::now() < deadline && !b.ok(&["ps", "-aq"]).trim().is_empty() {
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Veth pairs go with their namespaces, which the kernel destroys asynchronously.
+    std::thread::sleep(Duration::from_secs(1));
     let left_containers = b.ok(&["ps", "-aq"]).split_whitespace().count();
     let data = b.data_root().join("containers");
     let left_mounts = std::fs::read_to_string("/proc/self/mountinfo")

@@ -548,14 +548,33 @@ fn mac_for(ip: Ipv4Addr) -> String {
 
 /// Run `ip` (optionally inside a namespace) with a batch of commands.
 fn ip_batch(netns: Option<&Path>, commands: &[String]) -> Result<()> {
-    let mut cmd = match netns {
+    match netns {
+        // Inside a namespace: a thread joins it and runs `ip` from there (the child inherits
+        // the thread's namespace) — one exec instead of nsenter's two.
         Some(p) => {
-            let mut c = Command::new("nsenter");
-            c.arg(format!("--net={}", p.display())).arg("ip");
-            c
+            let p = p.to_path_buf();
+            let commands = commands.to_vec();
+            std::thread::spawn(move || -> Result<()> {
+                let f = fs::File::open(&p)
+                    .map_err(io_err(format!("opening network namespace {}", p.display())))?;
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    NetworkError::Internal(format!(
+                        "joining network namespace {}: {e}",
+                        p.display()
+                    ))
+                })?;
+                ip_batch_here(Some(&p), &commands)
+            })
+            .join()
+            .map_err(|_| NetworkError::Internal("network namespace worker panicked".into()))?
         }
-        None => Command::new("ip"),
-    };
+        None => ip_batch_here(None, commands),
+    }
+}
+
+/// Run `ip -batch` in the calling thread's network namespace (`netns` only names it).
+fn ip_batch_here(netns: Option<&Path>, commands: &[String]) -> Result<()> {
+    let mut cmd = Command::new("ip");
     cmd.args(["-batch", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -791,9 +810,11 @@ impl Networks {
         let tmp = self.state_dir.join("networks.json.tmp");
         let data = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| NetworkError::Internal(format!("serialising network state: {e}")))?;
+        // Atomic by rename, not synced: this runs on every container start and stop, and
+        // what it records (endpoints, ports) is rebuilt from the containers on a restart; a
+        // lost last write after a power cut is reconciled, an fsync per start is not free.
         let mut f = fs::File::create(&tmp).map_err(io_err(format!("writing {}", tmp.display())))?;
         f.write_all(&data)
-            .and_then(|_| f.sync_all())
             .map_err(io_err(format!("writing {}", tmp.display())))?;
         fs::rename(&tmp, &file).map_err(io_err(format!("renaming to {}", file.display())))
     }
@@ -1391,11 +1412,35 @@ impl Networks {
             drop(ws);
         }
         self.state.ports.remove(container);
-        for ep in self.endpoints(container) {
-            self.disconnect(&ep.network, container)?;
+        // No synchronous `ip link del` per veth (each waits for an RCU grace period, ~13 ms):
+        // the container's processes are gone, so dropping the namespace's last reference
+        // destroys it and the kernel deletes each veth pair with it. Should something still
+        // pin the namespace, a background sweep deletes the host ends a moment later (only
+        // the same interfaces, by ifindex, never a new container's namesake).
+        let mut host_ends = Vec::new();
+        for rec in self.state.networks.values_mut() {
+            if let Some(ep) = rec.endpoints.remove(container) {
+                if let Ok(ix) =
+                    fs::read_to_string(format!("/sys/class/net/{}/ifindex", ep.host_veth))
+                {
+                    host_ends.push((ep.host_veth.clone(), ix.trim().to_string()));
+                }
+            }
         }
+        self.rebuild_dns();
         remove_netns(&self.netns_path(container))?;
         self.state.containers.remove(container);
+        if !host_ends.is_empty() {
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                for (name, ix) in host_ends {
+                    let now = fs::read_to_string(format!("/sys/class/net/{name}/ifindex"));
+                    if now.is_ok_and(|n| n.trim() == ix) {
+                        let _ = ip(&["link", "del", &name]);
+                    }
+                }
+            });
+        }
         self.save()
     }
 

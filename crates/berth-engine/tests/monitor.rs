@@ -15,7 +15,7 @@ fn monitor_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    for profile in ["release", "debug"] {
+    for profile in ["debug", "release"] {
         let p = target.join(profile).join("berth-monitor");
         if p.is_file() {
             return p;
