@@ -461,6 +461,7 @@ fn run(args: &Args) -> Result<()> {
     // SAFETY: getpid never fails.
     report(&format!("started {pid} {}\n", unsafe { libc::getpid() }));
 
+    trim_resident();
     let status = pump(&sigfd, pid, &mut sources, &mut log, &mut input);
     input.shutdown();
     log.flush_partial();
@@ -658,4 +659,73 @@ fn oom_kills(file: &Path) -> u64 {
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Start-up is over and the monitor settles into its poll loop for the container's lifetime:
+/// give back what start-up touched. File-backed mappings that hold no private (anonymous)
+/// pages — code and read-only data of the binary and of libc — are dropped from our page
+/// tables (their pages stay in the page cache, shared; the few the loop uses fault back in),
+/// and freed heap goes back to the kernel. A mapping with any private page (relocated data,
+/// written globals) is left alone, so nothing is lost.
+fn trim_resident() {
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
+    let mut buf = vec![0u8; 64 * 1024];
+    let Ok(mut f) = File::open("/proc/self/smaps") else {
+        return;
+    };
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let hex = |h: &[u8]| {
+        std::str::from_utf8(h)
+            .ok()
+            .and_then(|t| usize::from_str_radix(t, 16).ok())
+    };
+    // (start, end, file-backed and not writable)
+    let mut cur: Option<(usize, usize, bool)> = None;
+    let mut drop_ranges: Vec<(usize, usize)> = Vec::new();
+    for line in buf[..len].split(|b| *b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"Anonymous:") {
+            let anon = rest
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if let Some((a, b, true)) = cur.take() {
+                if anon == 0 {
+                    drop_ranges.push((a, b));
+                }
+            }
+            continue;
+        }
+        // A mapping header: "start-end perms offset dev inode path"
+        let mut it = line.split(|b| *b == b' ').filter(|f| !f.is_empty());
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Some(dash) = range.iter().position(|b| *b == b'-') else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (hex(&range[..dash]), hex(&range[dash + 1..])) else {
+            continue;
+        };
+        let path = it.nth(3);
+        let candidate = perms.len() == 4
+            && perms[1] == b'-'
+            && perms[3] == b'p'
+            && path.is_some_and(|p| p.first() == Some(&b'/'));
+        cur = Some((a, b, candidate));
+    }
+    drop(buf);
+    for (a, b) in drop_ranges {
+        // SAFETY: a read-only private file mapping of our own with no private pages;
+        // dropping its pages only makes the next access fault them back in from the file.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::malloc_trim(0) };
 }
