@@ -105,6 +105,11 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Dockerd {
+        Dockerd::start_with(&["--bridge=none"])
+    }
+
+    /// With these network arguments instead of `--bridge=none` (iptables stays off).
+    pub fn start_with(net_args: &[&str]) -> Dockerd {
         let dir = tempfile::Builder::new()
             .prefix("berth-dockerd-")
             .tempdir()
@@ -121,7 +126,8 @@ impl Dockerd {
                 dir.path().join("dockerd.pid").display()
             ))
             .arg(format!("--host=unix://{}", socket.display()))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(net_args)
+            .args(["--iptables=false", "--ip6tables=false"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

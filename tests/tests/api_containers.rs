@@ -81,7 +81,8 @@ fn run_detached_with_published_port_answers_on_loopback() {
     assert!(
         wait_until(Duration::from_secs(10), || {
             body = http_get(host_port, "/index.html");
-            body.as_deref().is_some_and(|b| b.contains("hello-from-berth"))
+            body.as_deref()
+                .is_some_and(|b| b.contains("hello-from-berth"))
         }),
         "no answer on 127.0.0.1:{host_port}: {body:?}\n{}",
         d.log()
@@ -94,7 +95,10 @@ fn run_detached_with_published_port_answers_on_loopback() {
     );
     assert!(ps.contains(&id[..12]), "ps shows the short ID: {ps}");
     let port = d.ok(&["port", "web"]);
-    assert!(port.contains(&format!("5000/tcp -> 0.0.0.0:{host_port}")), "{port}");
+    assert!(
+        port.contains(&format!("5000/tcp -> 0.0.0.0:{host_port}")),
+        "{port}"
+    );
     // Stopped: the port is released.
     d.ok(&["stop", "-t", "1", "web"]);
     assert!(
@@ -108,8 +112,11 @@ fn run_detached_with_published_port_answers_on_loopback() {
     // Started again: published again.
     d.ok(&["start", "web"]);
     assert!(
-        wait_until(Duration::from_secs(10), || http_get(host_port, "/index.html")
-            .is_some_and(|b| b.contains("hello-from-berth"))),
+        wait_until(Duration::from_secs(10), || http_get(
+            host_port,
+            "/index.html"
+        )
+        .is_some_and(|b| b.contains("hello-from-berth"))),
         "no answer after start"
     );
     d.ok(&["rm", "-f", "web"]);
@@ -121,8 +128,19 @@ fn publish_all_and_ephemeral_ports() {
         return;
     };
     d.ok(&[
-        "run", "-d", "--name", "pub", "-p", "127.0.0.1::7000", "--expose", "7001", "-P", "busybox",
-        "sh", "-c", "echo one > /i; httpd -p 7000 -h /; exec httpd -f -p 7001 -h /",
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        "127.0.0.1::7000",
+        "--expose",
+        "7001",
+        "-P",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one > /i; httpd -p 7000 -h /; exec httpd -f -p 7001 -h /",
     ]);
     let out = d.ok(&["port", "pub"]);
     let mut ports = Vec::new();
@@ -150,7 +168,9 @@ fn lifecycle_ps_inspect_rename_pause_wait_rm() {
     let Some(d) = daemon("lifecycle_ps_inspect_rename_pause_wait_rm") else {
         return;
     };
-    d.ok(&["create", "--name", "c1", "-l", "tier=web", "busybox", "sleep", "300"]);
+    d.ok(&[
+        "create", "--name", "c1", "-l", "tier=web", "busybox", "sleep", "300",
+    ]);
     assert_eq!(state(&d, "c1"), "created");
     let ps = d.ok(&["ps"]);
     assert!(!ps.contains("c1"), "a created container is not in ps: {ps}");
@@ -164,23 +184,47 @@ fn lifecycle_ps_inspect_rename_pause_wait_rm() {
         .parse()
         .unwrap();
     assert!(pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let ps = d.ok(&["ps", "--format", "{{.Names}}|{{.Status}}|{{.Command}}|{{.Image}}"]);
+    let ps = d.ok(&[
+        "ps",
+        "--format",
+        "{{.Names}}|{{.Status}}|{{.Command}}|{{.Image}}",
+    ]);
     assert!(ps.contains("c1|Up "), "{ps}");
     assert!(ps.contains("\"sleep 300\"|busybox"), "{ps}");
     // Filters.
-    assert!(d.ok(&["ps", "-q", "--filter", "label=tier=web"]).trim().len() == 12);
-    assert!(d.ok(&["ps", "-q", "--filter", "label=tier=db"]).trim().is_empty());
+    assert!(
+        d.ok(&["ps", "-q", "--filter", "label=tier=web"])
+            .trim()
+            .len()
+            == 12
+    );
+    assert!(d
+        .ok(&["ps", "-q", "--filter", "label=tier=db"])
+        .trim()
+        .is_empty());
     assert!(!d.ok(&["ps", "-q", "--filter", "name=c1"]).trim().is_empty());
-    assert!(!d.ok(&["ps", "-q", "--filter", "ancestor=busybox"]).trim().is_empty());
-    assert!(!d.ok(&["ps", "-q", "--filter", "status=running"]).trim().is_empty());
-    assert!(d.ok(&["ps", "-q", "--filter", "status=exited"]).trim().is_empty());
+    assert!(!d
+        .ok(&["ps", "-q", "--filter", "ancestor=busybox"])
+        .trim()
+        .is_empty());
+    assert!(!d
+        .ok(&["ps", "-q", "--filter", "status=running"])
+        .trim()
+        .is_empty());
+    assert!(d
+        .ok(&["ps", "-q", "--filter", "status=exited"])
+        .trim()
+        .is_empty());
     let err = d.fails(&["ps", "--filter", "status=sleepy"]);
     assert!(err.contains("status=sleepy"), "{err}");
     // Name conflicts and removal of running containers are refused like Docker.
     let err = d.fails(&["create", "--name", "c1", "busybox", "true"]);
     assert!(err.contains("is already in use"), "{err}");
     let err = d.fails(&["rm", "c1"]);
-    assert!(err.contains("stop the container before removing or force remove"), "{err}");
+    assert!(
+        err.contains("stop the container before removing or force remove"),
+        "{err}"
+    );
     // Rename.
     d.ok(&["rename", "c1", "c2"]);
     assert_eq!(state(&d, "c2"), "running");
@@ -235,7 +279,12 @@ fn foreground_run_output_exit_codes_and_rm() {
         return;
     };
     let o = d.docker(&[
-        "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3",
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
     ]);
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
@@ -250,8 +299,20 @@ fn foreground_run_output_exit_codes_and_rm() {
     );
     // Env, workdir, user, hostname reach the process.
     let out = d.ok(&[
-        "run", "--rm", "-e", "GREETING=hi", "-w", "/tmp", "-u", "1000:1000", "--hostname",
-        "box1", "busybox", "sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g) $(hostname)",
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "--hostname",
+        "box1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(id -u):$(id -g) $(hostname)",
     ]);
     assert_eq!(out.trim(), "hi /tmp 1000:1000 box1");
     // A missing command is one clear error.
@@ -267,7 +328,13 @@ fn logs_follow_tail_timestamps() {
         return;
     };
     d.ok(&[
-        "run", "-d", "--name", "logger", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "logger",
+        "busybox",
+        "sh",
+        "-c",
         "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2; sleep 1; echo late; sleep 30",
     ]);
     assert!(wait_until(Duration::from_secs(10), || {
@@ -280,7 +347,10 @@ fn logs_follow_tail_timestamps() {
     let tail = d.ok(&["logs", "--tail", "2", "logger"]);
     assert!(!tail.contains("line3"), "{tail}");
     let ts = d.ok(&["logs", "-t", "--tail", "3", "logger"]);
-    assert!(ts.starts_with("20") && ts.contains("T") && ts.contains("Z "), "{ts}");
+    assert!(
+        ts.starts_with("20") && ts.contains("T") && ts.contains("Z "),
+        "{ts}"
+    );
     // -f follows new output until the container exits.
     let mut child = d
         .docker_cmd(&["logs", "-f", "logger"])
@@ -314,24 +384,57 @@ fn restart_policies() {
         return;
     };
     d.ok(&[
-        "run", "-d", "--name", "onfail", "--restart", "on-failure:2", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "onfail",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
         "echo run; exit 1",
     ]);
     d.ok(&[
-        "run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
         "echo run; sleep 0.3",
     ]);
     d.ok(&[
-        "run", "-d", "--name", "ok", "--restart", "on-failure", "busybox", "true",
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
     ]);
     assert!(
         wait_until(Duration::from_secs(20), || {
-            d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "onfail"])
-                .trim()
+            d.ok(&[
+                "inspect",
+                "-f",
+                "{{.RestartCount}} {{.State.Status}}",
+                "onfail",
+            ])
+            .trim()
                 == "2 exited"
         }),
         "on-failure:2: {}",
-        d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "onfail"])
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "onfail"
+        ])
     );
     assert_eq!(d.ok(&["logs", "onfail"]).matches("run").count(), 3);
     assert!(wait_until(Duration::from_secs(20), || {
@@ -344,7 +447,13 @@ fn restart_policies() {
     // A clean exit is not restarted by on-failure.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.ExitCode}}", "ok"]).trim(),
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.ExitCode}}",
+            "ok"
+        ])
+        .trim(),
         "0 0"
     );
     // A user stop holds: always does not restart it.
@@ -367,13 +476,31 @@ fn engine_kill9_and_restart_keeps_containers() {
         "echo up > /index.html; httpd -p 80 -h /; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
     ]);
     d.ok(&[
-        "run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 2; exit 7",
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 7",
     ]);
     d.ok(&[
-        "run", "-d", "--name", "keeper", "--restart", "always", "busybox", "sleep", "600",
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "600",
     ]);
-    assert!(wait_until(Duration::from_secs(10), || http_get(port, "/index.html")
-        .is_some_and(|b| b.contains("up"))));
+    assert!(wait_until(Duration::from_secs(10), || http_get(
+        port,
+        "/index.html"
+    )
+    .is_some_and(|b| b.contains("up"))));
     let pid_before = d.ok(&["inspect", "-f", "{{.State.Pid}}", "ticker"]);
     d.kill9();
     // The engine is gone; the containers are not.
@@ -388,8 +515,13 @@ fn engine_kill9_and_restart_keeps_containers() {
     );
     // `short` exited while the engine was down: its code is recorded.
     assert!(wait_until(Duration::from_secs(5), || {
-        d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "short"])
-            .trim()
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "short",
+        ])
+        .trim()
             == "exited 7"
     }));
     assert_eq!(state(&d, "keeper"), "running");
@@ -400,13 +532,87 @@ fn engine_kill9_and_restart_keeps_containers() {
         .lines()
         .count()
         > before + 3));
-    assert!(wait_until(Duration::from_secs(10), || http_get(port, "/index.html")
-        .is_some_and(|b| b.contains("up"))));
+    assert!(wait_until(Duration::from_secs(10), || http_get(
+        port,
+        "/index.html"
+    )
+    .is_some_and(|b| b.contains("up"))));
     d.ok(&["stop", "-t", "1", "ticker"]);
     assert_eq!(state(&d, "ticker"), "exited");
     assert_eq!(
-        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "ticker"]).trim(),
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "ticker"])
+            .trim(),
         "137"
     );
     d.ok(&["rm", "-f", "ticker", "short", "keeper"]);
+}
+
+#[test]
+fn healthchecks() {
+    let Some(d) = daemon("healthchecks") else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 100",
+    ]);
+    let health = |d: &Berthd| {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(health(&d), "starting");
+    assert!(d
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(health: starting)"));
+    assert!(
+        wait_until(Duration::from_secs(10), || health(&d) == "healthy"),
+        "{}",
+        health(&d)
+    );
+    assert!(
+        d.ok(&["ps", "-q", "--filter", "health=healthy"])
+            .trim()
+            .len()
+            == 12
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || health(&d) == "unhealthy"),
+        "{}",
+        health(&d)
+    );
+    let log = d.ok(&["inspect", "-f", "{{json .State.Health}}", "hc"]);
+    let v: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert!(v["FailingStreak"].as_i64().unwrap() >= 2, "{v}");
+    assert!(v["Log"].as_array().unwrap().len() <= 5);
+    // A container without a check has no Health at all.
+    d.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "100"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .State.Health}}", "plain"])
+            .trim(),
+        "null"
+    );
+    let err = d.fails(&[
+        "run",
+        "--rm",
+        "--health-interval",
+        "5ns",
+        "--health-cmd",
+        "true",
+        "busybox",
+        "true",
+    ]);
+    assert!(err.to_lowercase().contains("interval"), "{err}");
 }

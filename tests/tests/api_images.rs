@@ -288,3 +288,38 @@ fn raw_errors_have_dockers_shape() {
     let (s, _) = d.raw("GET", "/version", b"");
     assert_eq!(s, 200);
 }
+
+#[test]
+fn sighup_reloads_mirrors() {
+    if !require_root("sighup_reloads_mirrors") {
+        return;
+    }
+    let d = Berthd::start_with_config(Some(r#"{"registry-mirrors": ["http://127.0.0.1:1/"]}"#));
+    let info = d.ok(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+    assert!(info.contains("127.0.0.1:1"), "{info}");
+    let cfg = d.dir.path().join("daemon.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["registry-mirrors"] = serde_json::json!(["http://127.0.0.1:2/"]);
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    let mut info = String::new();
+    for _ in 0..50 {
+        info = d.ok(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+        if info.contains("127.0.0.1:2") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        info.contains("127.0.0.1:2") && !info.contains("127.0.0.1:1/"),
+        "{info}"
+    );
+    // A broken file keeps the settings in force, and the daemon keeps running.
+    std::fs::write(&cfg, "{broken").unwrap();
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let info = d.ok(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+    assert!(info.contains("127.0.0.1:2"), "{info}");
+    assert!(d.log().contains("keeping the old registry settings"));
+}

@@ -241,8 +241,8 @@ pub struct ImageCounts {
 #[derive(Clone)]
 pub struct ImageService {
     store: Arc<Store>,
-    config: RegistryConfig,
-    client: Client,
+    /// The registry settings and the client built from them; replaced as a whole on reload.
+    registry: Arc<std::sync::RwLock<(RegistryConfig, Client)>>,
 }
 
 impl ImageService {
@@ -250,8 +250,7 @@ impl ImageService {
         let client = Client::new(config.clone())?;
         Ok(ImageService {
             store,
-            config,
-            client,
+            registry: Arc::new(std::sync::RwLock::new((config, client))),
         })
     }
 
@@ -259,8 +258,21 @@ impl ImageService {
         &self.store
     }
 
-    pub fn registry_config(&self) -> &RegistryConfig {
-        &self.config
+    /// The registry settings in force.
+    pub fn registry_config(&self) -> RegistryConfig {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Replace the registry settings (mirrors, insecure registries) without a restart
+    /// (berthd does this on SIGHUP). Pulls already running keep the settings they began with.
+    pub fn reload_registry(&self, config: RegistryConfig) -> Result<()> {
+        let client = Client::new(config.clone())?;
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = (config, client);
+        Ok(())
     }
 
     /// Run `f` on the blocking pool with the store.
@@ -660,9 +672,14 @@ impl ImageService {
     /// The shared client, or one carrying `auth` for `domain`.
     fn client_with(&self, domain: &str, auth: Option<Credentials>) -> Result<Client> {
         match auth {
-            None => Ok(self.client.clone()),
+            None => Ok(self
+                .registry
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .1
+                .clone()),
             Some(c) => {
-                let mut cfg = self.config.clone();
+                let mut cfg = self.registry_config();
                 cfg.credentials.insert(domain.to_string(), c);
                 Ok(Client::new(cfg)?)
             }

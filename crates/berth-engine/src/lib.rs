@@ -2,9 +2,13 @@
 //! and wires the runtime, the store and the registry client together. berthd serves it over
 //! the Docker Engine API.
 
+pub mod containerfs;
 pub mod containers;
 pub mod events;
+pub mod exec;
+pub mod fsops;
 pub mod images;
 pub mod monitor;
 pub mod network;
+pub mod stats;
 pub mod volumes;

@@ -11,11 +11,15 @@
 //! | `failed.json` | `{"Error":"..."}`: create or start failed |
 //! | `container-json.log[.N]` | Docker json-file log, `.1` the newest rotated file |
 //! | `exit.json` | `{"ExitCode":N,"FinishedAt":"...","OOMKilled":b}`, written after the runtime's `delete` |
+//! | `attach.sock` | with [`MonitorOpts::stdin`], while running: the container's stdin ([`attach_stdin`]) |
+//! | `ctl` | FIFO, while running: `resize <rows> <cols>` ([`resize`]) |
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -35,7 +39,7 @@ impl std::error::Error for Error {}
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// How to start a monitor for one container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MonitorOpts {
     /// The `berth-monitor` binary.
     pub monitor_bin: PathBuf,
@@ -49,6 +53,12 @@ pub struct MonitorOpts {
     pub state_dir: PathBuf,
     /// The bundle has `process.terminal: true`: receive the pty master.
     pub tty: bool,
+    /// The container was created with `OpenStdin`: its stdin is fed from `attach.sock`
+    /// (else it is /dev/null).
+    pub stdin: bool,
+    /// Docker's `StdinOnce`: close the container's stdin when the first client detaches.
+    /// Needs `stdin`.
+    pub stdin_once: bool,
     /// Rotate the log at this size (0: never).
     pub log_max_size: u64,
     /// Files kept, the live one included (Docker's `max-file`).
@@ -83,6 +93,12 @@ pub fn spawn(opts: &MonitorOpts) -> Result<MonitorHandle> {
         .arg(opts.log_max_files.to_string());
     if opts.tty {
         cmd.arg("--tty");
+    }
+    if opts.stdin {
+        cmd.arg("--stdin");
+        if opts.stdin_once {
+            cmd.arg("--stdin-once");
+        }
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -125,6 +141,52 @@ pub fn spawn(opts: &MonitorOpts) -> Result<MonitorHandle> {
         opts.id,
         err.trim()
     )))
+}
+
+/// Connects to the container's stdin (`<state-dir>/attach.sock`): bytes written to the
+/// stream go to the container's stdin. Dropping (or shutting down) the stream detaches;
+/// with `stdin_once` the first detach closes the container's stdin.
+pub fn attach_stdin(state_dir: &Path) -> Result<UnixStream> {
+    let sock = state_dir.join("attach.sock");
+    let err = |e: &dyn fmt::Display| {
+        Error(format!(
+            "{}: cannot attach to the container's stdin: {e} (is the container running and \
+             was it created with OpenStdin, e.g. `docker run -i`?)",
+            sock.display()
+        ))
+    };
+    // sun_path is 108 bytes; a long state dir is reached through /proc/self/fd.
+    if sock.as_os_str().len() < 100 {
+        return UnixStream::connect(&sock).map_err(|e| err(&e));
+    }
+    let dir = File::open(state_dir).map_err(|e| err(&e))?;
+    use std::os::fd::AsRawFd;
+    let p = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());
+    UnixStream::connect(p).map_err(|e| err(&e))
+}
+
+/// Resizes the container's terminal (TIOCSWINSZ on the pty master held by the monitor).
+/// A container without a tty ignores it.
+pub fn resize(state_dir: &Path, rows: u16, cols: u16) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Err(Error(format!(
+            "resize to {rows}x{cols}: height and width must both be at least 1"
+        )));
+    }
+    let ctl = state_dir.join("ctl");
+    // Non-blocking: ENXIO when no monitor holds the FIFO open (the container is not running).
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&ctl)
+        .map_err(|e| {
+            Error(format!(
+                "{}: cannot resize: {e} (is the container running?)",
+                ctl.display()
+            ))
+        })?;
+    f.write_all(format!("resize {rows} {cols}\n").as_bytes())
+        .map_err(|e| Error(format!("{}: cannot resize: {e}", ctl.display())))
 }
 
 /// What the state dir says about a container.

@@ -209,6 +209,53 @@ pub struct NetworkConfig {
     pub gateway: Ipv4Addr,
     /// No default route for containers (Docker's `--internal`).
     pub internal: bool,
+    /// Docker's `--attachable` (recorded; every Berth network accepts containers).
+    #[serde(default)]
+    pub attachable: bool,
+    /// Addresses handed to containers come from this range (`--ip-range`), else the subnet.
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    /// `--label`s.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Driver options as given (`-o`); `com.docker.network.bridge.name` names the bridge.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Creation time, nanoseconds since the epoch (0 when unknown).
+    #[serde(default)]
+    pub created: i64,
+}
+
+/// What `docker network create` can ask for beyond the name.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// `--subnet`, IPv4 CIDR; allocated from the address pools when `None`.
+    pub subnet: Option<String>,
+    /// `--gateway`: an address inside the subnet (default: its first host address).
+    pub gateway: Option<String>,
+    /// `--ip-range`: a CIDR inside the subnet that container addresses come from.
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Docker's option naming the bridge device of a network.
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+/// Networks Docker always lists besides `bridge`: `host` (driver `host`) and `none` (driver
+/// `null`). They have no kernel objects here; only their IDs are kept.
+pub const PREDEFINED: &[(&str, &str)] = &[("host", "host"), ("none", "null")];
+
+/// A predefined network without a bridge (`host`, `none`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predefined {
+    pub name: String,
+    pub id: String,
+    /// `host` or `null`.
+    pub driver: String,
+    pub created: i64,
 }
 
 /// A container's interface on a network.
@@ -344,6 +391,10 @@ struct State {
     /// Containers with a namespace of ours (including `none` mode).
     containers: BTreeSet<String>,
     ports: BTreeMap<String, Vec<PortMapping>>,
+    /// IDs of the predefined `host` and `none` networks (name → (id, created)), stable
+    /// across restarts.
+    #[serde(default)]
+    predefined: BTreeMap<String, (String, i64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -472,6 +523,24 @@ fn new_id(name: &str) -> String {
     out
 }
 
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Docker's `EndpointID` for a container on a network: 64 hex characters, stable for the pair.
+pub fn endpoint_id(network_id: &str, container: &str) -> String {
+    (0..4u8)
+        .map(|i| {
+            let mut data = format!("{network_id}/{container}").into_bytes();
+            data.push(i);
+            format!("{:016x}", fnv(&data))
+        })
+        .collect()
+}
+
 fn mac_for(ip: Ipv4Addr) -> String {
     let o = ip.octets();
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
@@ -479,14 +548,33 @@ fn mac_for(ip: Ipv4Addr) -> String {
 
 /// Run `ip` (optionally inside a namespace) with a batch of commands.
 fn ip_batch(netns: Option<&Path>, commands: &[String]) -> Result<()> {
-    let mut cmd = match netns {
+    match netns {
+        // Inside a namespace: a thread joins it and runs `ip` from there (the child inherits
+        // the thread's namespace) — one exec instead of nsenter's two.
         Some(p) => {
-            let mut c = Command::new("nsenter");
-            c.arg(format!("--net={}", p.display())).arg("ip");
-            c
+            let p = p.to_path_buf();
+            let commands = commands.to_vec();
+            std::thread::spawn(move || -> Result<()> {
+                let f = fs::File::open(&p)
+                    .map_err(io_err(format!("opening network namespace {}", p.display())))?;
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    NetworkError::Internal(format!(
+                        "joining network namespace {}: {e}",
+                        p.display()
+                    ))
+                })?;
+                ip_batch_here(Some(&p), &commands)
+            })
+            .join()
+            .map_err(|_| NetworkError::Internal("network namespace worker panicked".into()))?
         }
-        None => Command::new("ip"),
-    };
+        None => ip_batch_here(None, commands),
+    }
+}
+
+/// Run `ip -batch` in the calling thread's network namespace (`netns` only names it).
+fn ip_batch_here(netns: Option<&Path>, commands: &[String]) -> Result<()> {
+    let mut cmd = Command::new("ip");
     cmd.args(["-batch", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -628,13 +716,43 @@ impl Networks {
         if !nets.state.networks.contains_key(DEFAULT_NETWORK) {
             let subnet = nets.opts.default_subnet;
             let bridge = nets.opts.default_bridge.clone();
-            nets.add_network(
-                new_id(DEFAULT_NETWORK),
-                DEFAULT_NETWORK,
+            let gateway = subnet.nth(1).ok_or_else(|| {
+                NetworkError::InvalidArgument(format!(
+                    "default network subnet {subnet} has no room for a gateway"
+                ))
+            })?;
+            nets.add_network(NetworkConfig {
+                id: new_id(DEFAULT_NETWORK),
+                name: DEFAULT_NETWORK.to_string(),
                 bridge,
                 subnet,
-                false,
-            )?;
+                gateway,
+                internal: false,
+                attachable: false,
+                ip_range: None,
+                labels: BTreeMap::new(),
+                options: BTreeMap::new(),
+                created: now_nanos(),
+            })?;
+        }
+        let mut changed = false;
+        for (name, _) in PREDEFINED {
+            if !nets.state.predefined.contains_key(*name) {
+                nets.state
+                    .predefined
+                    .insert(name.to_string(), (new_id(name), now_nanos()));
+                changed = true;
+            }
+        }
+        for rec in nets.state.networks.values_mut() {
+            if rec.config.created == 0 {
+                // Saved before creation times were kept.
+                rec.config.created = now_nanos();
+                changed = true;
+            }
+        }
+        if changed {
+            nets.save()?;
         }
         let configs: Vec<NetworkConfig> = nets.list();
         for cfg in configs {
@@ -692,9 +810,11 @@ impl Networks {
         let tmp = self.state_dir.join("networks.json.tmp");
         let data = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| NetworkError::Internal(format!("serialising network state: {e}")))?;
+        // Atomic by rename, not synced: this runs on every container start and stop, and
+        // what it records (endpoints, ports) is rebuilt from the containers on a restart; a
+        // lost last write after a power cut is reconciled, an fsync per start is not free.
         let mut f = fs::File::create(&tmp).map_err(io_err(format!("writing {}", tmp.display())))?;
         f.write_all(&data)
-            .and_then(|_| f.sync_all())
             .map_err(io_err(format!("writing {}", tmp.display())))?;
         fs::rename(&tmp, &file).map_err(io_err(format!("renaming to {}", file.display())))
     }
@@ -740,25 +860,8 @@ impl Networks {
         })
     }
 
-    fn add_network(
-        &mut self,
-        id: String,
-        name: &str,
-        bridge: String,
-        subnet: Subnet,
-        internal: bool,
-    ) -> Result<NetworkConfig> {
-        let gateway = subnet.nth(1).ok_or_else(|| {
-            NetworkError::InvalidArgument(format!("subnet {subnet} has no room for a gateway"))
-        })?;
-        let cfg = NetworkConfig {
-            id,
-            name: name.to_string(),
-            bridge,
-            subnet,
-            gateway,
-            internal,
-        };
+    fn add_network(&mut self, cfg: NetworkConfig) -> Result<NetworkConfig> {
+        let name = cfg.name.clone();
         Self::ensure_bridge(&cfg).inspect_err(|_| {
             let _ = ip(&["link", "del", &cfg.bridge]);
         })?;
@@ -855,47 +958,183 @@ impl Networks {
         subnet: Option<&str>,
         internal: bool,
     ) -> Result<NetworkConfig> {
+        self.create_with(
+            name,
+            &CreateOptions {
+                subnet: subnet.map(str::to_string),
+                internal,
+                ..CreateOptions::default()
+            },
+        )
+    }
+
+    /// Whether `name` is taken by a network (the predefined `host` and `none` included).
+    pub fn name_in_use(&self, name: &str) -> bool {
+        self.state.networks.contains_key(name) || PREDEFINED.iter().any(|(n, _)| *n == name)
+    }
+
+    /// Create a user-defined bridge network with Docker's create options. Conflict if the
+    /// name exists or the subnet overlaps another network or a host route.
+    #[tracing::instrument(skip(self))]
+    pub fn create_with(&mut self, name: &str, o: &CreateOptions) -> Result<NetworkConfig> {
         validate_name("network", name)?;
-        if self.state.networks.contains_key(name) {
+        if self.name_in_use(name) {
             return Err(NetworkError::Conflict(format!(
                 "network with name {name} already exists"
             )));
         }
-        let subnet = match subnet {
+        let subnet = match &o.subnet {
             Some(s) => {
                 let s: Subnet = s.parse()?;
                 self.check_subnet_free(&s)?;
                 s
             }
-            None => self.allocate_subnet(name)?,
+            None => {
+                if o.gateway.is_some() || o.ip_range.is_some() {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "network {name}: --gateway and --ip-range need --subnet"
+                    )));
+                }
+                self.allocate_subnet(name)?
+            }
+        };
+        let gateway = match &o.gateway {
+            Some(g) => {
+                let g: Ipv4Addr = g.parse().map_err(|_| {
+                    NetworkError::InvalidArgument(format!(
+                        "invalid gateway {g:?}: expected an IPv4 address inside {subnet}"
+                    ))
+                })?;
+                let broadcast = subnet.nth(subnet.size() - 1);
+                if !subnet.contains(g) || g == subnet.addr || Some(g) == broadcast {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "gateway {g} is not a host address of subnet {subnet}; pick one inside it"
+                    )));
+                }
+                g
+            }
+            None => subnet.nth(1).ok_or_else(|| {
+                NetworkError::InvalidArgument(format!("subnet {subnet} has no room for a gateway"))
+            })?,
+        };
+        let ip_range = match &o.ip_range {
+            Some(r) => {
+                let r: Subnet = r.parse()?;
+                if r.prefix < subnet.prefix || !subnet.contains(r.addr) {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "ip-range {r} is not inside subnet {subnet}; pick a range within it"
+                    )));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let bridge = match o.options.get(BRIDGE_NAME_OPTION) {
+            Some(b) => {
+                let valid = !b.is_empty()
+                    && b.len() <= 15
+                    && b.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                if !valid {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "invalid {BRIDGE_NAME_OPTION} {b:?}: use at most 15 characters of \
+                         [a-zA-Z0-9_.-]"
+                    )));
+                }
+                if link_exists(b) {
+                    return Err(NetworkError::Conflict(format!(
+                        "bridge {b} already exists on the host; choose another \
+                         {BRIDGE_NAME_OPTION}"
+                    )));
+                }
+                Some(b.clone())
+            }
+            None => None,
         };
         let mut id = new_id(name);
-        let mut bridge = format!("br-{}", &id[..12]);
-        while link_exists(&bridge) {
-            id = new_id(name);
-            bridge = format!("br-{}", &id[..12]);
-        }
-        self.add_network(id, name, bridge, subnet, internal)
+        let bridge = match bridge {
+            Some(b) => b,
+            None => {
+                let mut b = format!("br-{}", &id[..12]);
+                while link_exists(&b) {
+                    id = new_id(name);
+                    b = format!("br-{}", &id[..12]);
+                }
+                b
+            }
+        };
+        self.add_network(NetworkConfig {
+            id,
+            name: name.to_string(),
+            bridge,
+            subnet,
+            gateway,
+            internal: o.internal,
+            attachable: o.attachable,
+            ip_range,
+            labels: o.labels.clone(),
+            options: o.options.clone(),
+            created: now_nanos(),
+        })
+    }
+
+    /// The predefined networks without a bridge (`host`, `none`), with their stable IDs.
+    pub fn predefined(&self) -> Vec<Predefined> {
+        PREDEFINED
+            .iter()
+            .filter_map(|(name, driver)| {
+                self.state
+                    .predefined
+                    .get(*name)
+                    .map(|(id, created)| Predefined {
+                        name: name.to_string(),
+                        id: id.clone(),
+                        driver: driver.to_string(),
+                        created: *created,
+                    })
+            })
+            .collect()
+    }
+
+    /// The endpoints on a network (by name, ID or unique ID prefix), in container order.
+    pub fn users(&self, name_or_id: &str) -> Result<Vec<Endpoint>> {
+        Ok(self
+            .network(name_or_id)?
+            .endpoints
+            .values()
+            .cloned()
+            .collect())
     }
 
     /// Remove a network. Refused while containers are attached and for the default network.
     #[tracing::instrument(skip(self))]
-    pub fn remove(&mut self, name: &str) -> Result<()> {
-        if name == DEFAULT_NETWORK {
+    pub fn remove(&mut self, name_or_id: &str) -> Result<()> {
+        let predefined = self
+            .predefined()
+            .into_iter()
+            .find(|p| p.name == name_or_id || p.id == name_or_id)
+            .map(|p| p.name);
+        let name = match predefined {
+            Some(n) => n,
+            None => self.network(name_or_id)?.config.name.clone(),
+        };
+        if name == DEFAULT_NETWORK || PREDEFINED.iter().any(|(n, _)| *n == name) {
             return Err(NetworkError::Conflict(format!(
                 "{name} is a pre-defined network and cannot be removed"
             )));
         }
-        self.remove_network(name)
+        self.remove_network(&name)
     }
 
-    fn remove_network(&mut self, name: &str) -> Result<()> {
-        let rec = self.network(name)?;
+    fn remove_network(&mut self, name_or_id: &str) -> Result<()> {
+        let rec = self.network(name_or_id)?;
+        let name = rec.config.name.clone();
+        let name = name.as_str();
         if !rec.endpoints.is_empty() {
-            let names: Vec<&str> = rec.endpoints.keys().map(String::as_str).collect();
+            // Docker's words, which scripts match on.
             return Err(NetworkError::Conflict(format!(
-                "network {name} has active endpoints ({}); disconnect them first",
-                names.join(", ")
+                "error while removing network: network {} id {} has active endpoints",
+                rec.config.name, rec.config.id
             )));
         }
         let bridge = rec.config.bridge.clone();
@@ -1048,8 +1287,10 @@ impl Networks {
             )));
         }
         let used: BTreeSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.ip).collect();
-        let ip_addr = (2..cfg.subnet.size().saturating_sub(1))
+        let range = cfg.ip_range.unwrap_or(cfg.subnet);
+        let ip_addr = (1..cfg.subnet.size().saturating_sub(1))
             .filter_map(|n| cfg.subnet.nth(n))
+            .filter(|a| range.contains(*a))
             .find(|a| !used.contains(a) && *a != cfg.gateway)
             .ok_or_else(|| {
                 NetworkError::Unavailable(format!(
@@ -1171,11 +1412,35 @@ impl Networks {
             drop(ws);
         }
         self.state.ports.remove(container);
-        for ep in self.endpoints(container) {
-            self.disconnect(&ep.network, container)?;
+        // No synchronous `ip link del` per veth (each waits for an RCU grace period, ~13 ms):
+        // the container's processes are gone, so dropping the namespace's last reference
+        // destroys it and the kernel deletes each veth pair with it. Should something still
+        // pin the namespace, a background sweep deletes the host ends a moment later (only
+        // the same interfaces, by ifindex, never a new container's namesake).
+        let mut host_ends = Vec::new();
+        for rec in self.state.networks.values_mut() {
+            if let Some(ep) = rec.endpoints.remove(container) {
+                if let Ok(ix) =
+                    fs::read_to_string(format!("/sys/class/net/{}/ifindex", ep.host_veth))
+                {
+                    host_ends.push((ep.host_veth.clone(), ix.trim().to_string()));
+                }
+            }
         }
+        self.rebuild_dns();
         remove_netns(&self.netns_path(container))?;
         self.state.containers.remove(container);
+        if !host_ends.is_empty() {
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                for (name, ix) in host_ends {
+                    let now = fs::read_to_string(format!("/sys/class/net/{name}/ifindex"));
+                    if now.is_ok_and(|n| n.trim() == ix) {
+                        let _ = ip(&["link", "del", &name]);
+                    }
+                }
+            });
+        }
         self.save()
     }
 
@@ -1595,6 +1860,28 @@ mod tests {
         let mut truncated = query("web", 1);
         truncated.truncate(15);
         assert!(dns_answer(&truncated, lookup).is_none());
+    }
+
+    #[test]
+    fn endpoint_ids_are_stable_per_pair() {
+        let a = endpoint_id("net1", "ctr1");
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, endpoint_id("net1", "ctr1"));
+        assert_ne!(a, endpoint_id("net1", "ctr2"));
+        assert_ne!(a, endpoint_id("net2", "ctr1"));
+    }
+
+    #[test]
+    fn config_saved_before_new_fields_still_loads() {
+        let old = r#"{"id":"ab","name":"n","bridge":"br-ab","subnet":"10.1.0.0/24",
+                      "gateway":"10.1.0.1","internal":false}"#;
+        let cfg: NetworkConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(cfg.created, 0);
+        assert!(cfg.labels.is_empty() && cfg.options.is_empty() && cfg.ip_range.is_none());
+        let state: State =
+            serde_json::from_str(r#"{"networks":{},"containers":[],"ports":{}}"#).unwrap();
+        assert!(state.predefined.is_empty());
     }
 
     #[test]

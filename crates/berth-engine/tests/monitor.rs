@@ -15,7 +15,7 @@ fn monitor_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    for profile in ["release", "debug"] {
+    for profile in ["debug", "release"] {
         let p = target.join(profile).join("berth-monitor");
         if p.is_file() {
             return p;
@@ -57,6 +57,8 @@ impl Env {
             id: self.id.clone(),
             state_dir: self.state(),
             tty: false,
+            stdin: false,
+            stdin_once: false,
             log_max_size: 0,
             log_max_files: 1,
         }
@@ -243,6 +245,15 @@ fn survives_the_death_of_its_spawner_and_reaps_later() {
     }
 }
 
+fn st_field(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 fn st_rss(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -306,4 +317,152 @@ fn tty_output_is_logged() {
         "{logs:?}"
     );
     assert!(!env.runtime_has_container());
+}
+
+fn wait_log(env: &Env, want: &str, timeout: Duration) -> Vec<(LogStream, String)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let logs = env.logs();
+        if logs.iter().any(|(_, l)| l.contains(want)) || Instant::now() > deadline {
+            return logs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn stdin_from_attach_socket_reaches_the_container() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let Some(env) = Env::new("stdin_from_attach_socket_reaches_the_container") else {
+        return;
+    };
+    let b = busybox_bundle(&["cat"]);
+    let mut o = env.opts(&b);
+    o.stdin = true;
+    monitor::spawn(&o).unwrap();
+    let sock = env.state().join("attach.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "attach.sock mode {mode:o}");
+    let mut s = monitor::attach_stdin(&env.state()).unwrap();
+    s.write_all(b"hello from stdin\n").unwrap();
+    let logs = wait_log(&env, "hello from stdin", Duration::from_secs(10));
+    assert!(
+        logs.contains(&(LogStream::Stdout, "hello from stdin\n".into())),
+        "{logs:?}"
+    );
+    // Without stdin-once a detach keeps stdin open: a second client still reaches cat.
+    drop(s);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(matches!(
+        monitor::status(&env.state()),
+        Status::Running { .. }
+    ));
+    let mut s2 = monitor::attach_stdin(&env.state()).unwrap();
+    s2.write_all(b"second client\n").unwrap();
+    let logs = wait_log(&env, "second client", Duration::from_secs(10));
+    assert!(
+        logs.contains(&(LogStream::Stdout, "second client\n".into())),
+        "{logs:?}"
+    );
+    // A big write is not lost (back-pressure through the monitor's fixed buffer).
+    let big: String = (0..4000).map(|i| format!("l{i}\n")).collect();
+    s2.write_all(big.as_bytes()).unwrap();
+    let logs = wait_log(&env, "l3999\n", Duration::from_secs(10));
+    assert!(
+        logs.iter().any(|(_, l)| l == "l3999\n"),
+        "last line missing"
+    );
+    // Idle with a client attached: the monitor's own memory stays small (the stdin buffer
+    // is one fixed 16 KiB allocation).
+    std::thread::sleep(Duration::from_millis(200));
+    let Status::Running { monitor_pid, .. } = monitor::status(&env.state()) else {
+        panic!("not running")
+    };
+    let anon = st_field(monitor_pid, "RssAnon:");
+    let rss = st_field(monitor_pid, "VmRSS:");
+    eprintln!("berth-monitor --stdin idle: VmRSS {rss} kB, RssAnon {anon} kB");
+    assert!(anon <= 512, "monitor RssAnon {anon} kB");
+    let kill = Command::new(runtime_bin())
+        .arg("--root")
+        .arg(env.root())
+        .args(["kill", &env.id, "KILL"])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(matches!(
+        env.wait_exit(Duration::from_secs(10)),
+        Status::Exited { .. }
+    ));
+    assert!(!sock.exists(), "attach.sock left behind");
+    assert!(monitor::attach_stdin(&env.state()).is_err());
+}
+
+#[test]
+fn stdin_once_closes_stdin_when_the_client_leaves() {
+    use std::io::Write;
+    let Some(env) = Env::new("stdin_once_closes_stdin_when_the_client_leaves") else {
+        return;
+    };
+    let b = busybox_bundle(&["sh", "-c", "cat; echo cat-done; exit 4"]);
+    let mut o = env.opts(&b);
+    o.stdin = true;
+    o.stdin_once = true;
+    monitor::spawn(&o).unwrap();
+    let mut s = monitor::attach_stdin(&env.state()).unwrap();
+    s.write_all(b"once\n").unwrap();
+    drop(s);
+    let st = env.wait_exit(Duration::from_secs(10));
+    assert!(matches!(st, Status::Exited { code: 4, .. }), "{st:?}");
+    let lines: Vec<String> = env.logs().into_iter().map(|(_, l)| l).collect();
+    assert_eq!(lines, vec!["once\n".to_string(), "cat-done\n".to_string()]);
+}
+
+#[test]
+fn without_stdin_the_container_reads_dev_null() {
+    let Some(env) = Env::new("without_stdin_the_container_reads_dev_null") else {
+        return;
+    };
+    let b = busybox_bundle(&["sh", "-c", "cat; echo eof"]);
+    monitor::spawn(&env.opts(&b)).unwrap();
+    let st = env.wait_exit(Duration::from_secs(10));
+    assert!(matches!(st, Status::Exited { code: 0, .. }), "{st:?}");
+    assert!(!env.state().join("attach.sock").exists());
+    assert_eq!(env.logs(), vec![(LogStream::Stdout, "eof\n".to_string())]);
+}
+
+#[test]
+fn resize_changes_the_tty_size() {
+    use std::io::Write;
+    let Some(env) = Env::new("resize_changes_the_tty_size") else {
+        return;
+    };
+    let b = busybox_bundle(&["sh", "-c", "read x; stty size; read y; stty size"]);
+    b.edit(|s| s["process"]["terminal"] = true.into());
+    let mut o = env.opts(&b);
+    o.tty = true;
+    o.stdin = true;
+    monitor::spawn(&o).unwrap();
+    let mut s = monitor::attach_stdin(&env.state()).unwrap();
+    monitor::resize(&env.state(), 33, 77).unwrap();
+    s.write_all(b"go\n").unwrap();
+    let logs = wait_log(&env, "33 77", Duration::from_secs(10));
+    assert!(logs.iter().any(|(_, l)| l.contains("33 77")), "{logs:?}");
+    monitor::resize(&env.state(), 50, 120).unwrap();
+    s.write_all(b"again\n").unwrap();
+    let st = env.wait_exit(Duration::from_secs(10));
+    assert!(matches!(st, Status::Exited { code: 0, .. }), "{st:?}");
+    let logs = env.logs();
+    assert!(logs.iter().any(|(_, l)| l.contains("50 120")), "{logs:?}");
+    let err = monitor::resize(&env.state(), 10, 10)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ctl") && err.contains("is the container running"),
+        "{err}"
+    );
+    assert!(monitor::resize(&env.state(), 0, 10)
+        .unwrap_err()
+        .to_string()
+        .contains("at least 1"));
 }

@@ -113,6 +113,17 @@ fn links() -> String {
 }
 
 fn assert_clean(dir: &Path, devices: &[String]) {
+    // A container's veth pairs go with its namespace; the kernel deletes them asynchronously
+    // (a few ms), so give it a moment before calling anything a leftover.
+    let gone = |links: &str| {
+        !devices
+            .iter()
+            .any(|d| links.lines().any(|l| l.split(['@', ' ']).next() == Some(d)))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && !gone(&links()) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let links = links();
     for d in devices {
         assert!(

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! berth-monitor --runtime PATH --runtime-root DIR --bundle DIR --id ID --state-dir DIR
-//!               [--tty] [--log-max-size BYTES] [--log-max-files N]
+//!               [--tty] [--stdin [--stdin-once]] [--log-max-size BYTES] [--log-max-files N]
 //! ```
 //!
 //! It daemonises (fork, setsid, fork), becomes a child subreaper, creates the container with
@@ -11,7 +11,13 @@
 //! `failed <message>` on its original stdout (then closes it), copies the container's output
 //! to `<state-dir>/container-json.log` in Docker's json-file format (with rotation), reaps
 //! the container's init (orphaned to us when `create` exits), deletes the container and
-//! writes `<state-dir>/exit.json`. Files in the state dir:
+//! writes `<state-dir>/exit.json`.
+//!
+//! With `--stdin` the container's stdin is a pipe (or the pty) fed from the monitor: bytes a
+//! client writes to `<state-dir>/attach.sock` go to it; with `--stdin-once` it is closed
+//! when the first client disconnects (Docker's `StdinOnce`). Without `--stdin` it is
+//! /dev/null. The FIFO `<state-dir>/ctl` takes `resize <rows> <cols>\n` (TIOCSWINSZ on the
+//! pty master with `--tty`). Files in the state dir:
 //!
 //! | file | written |
 //! |---|---|
@@ -23,7 +29,10 @@
 //! | `exit.json` | `{"ExitCode":N,"FinishedAt":"...","OOMKilled":b}`, atomically, after `delete` |
 //! | `runtime.log` | the runtime's `--log` (json) |
 //! | `monitor.log` | the monitor's own stderr |
+//! | `attach.sock` | with `--stdin`, while the container runs: the container's stdin (0600) |
+//! | `ctl` | a FIFO, while the container runs: `resize <rows> <cols>` |
 
+mod input;
 mod log;
 
 use std::fs::{self, File, OpenOptions};
@@ -45,12 +54,14 @@ struct Args {
     id: String,
     state_dir: PathBuf,
     tty: bool,
+    stdin: bool,
+    stdin_once: bool,
     log_max_size: u64,
     log_max_files: u32,
 }
 
 const USAGE: &str = "usage: berth-monitor --runtime PATH --runtime-root DIR --bundle DIR --id ID \
-                     --state-dir DIR [--tty] [--log-max-size BYTES] [--log-max-files N]";
+                     --state-dir DIR [--tty] [--stdin [--stdin-once]] [--log-max-size BYTES] [--log-max-files N]";
 
 fn parse_args() -> Result<Args> {
     let mut runtime = None;
@@ -59,13 +70,20 @@ fn parse_args() -> Result<Args> {
     let mut id = None;
     let mut state_dir = None;
     let mut tty = false;
+    let mut stdin = false;
+    let mut stdin_once = false;
     let mut log_max_size = 0u64;
     let mut log_max_files = 1u32;
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
         let a = a.to_string_lossy().into_owned();
-        if a == "--tty" {
-            tty = true;
+        match a.as_str() {
+            "--tty" => tty = true,
+            "--stdin" => stdin = true,
+            "--stdin-once" => stdin_once = true,
+            _ => {}
+        }
+        if matches!(a.as_str(), "--tty" | "--stdin" | "--stdin-once") {
             continue;
         }
         if a == "--help" || a == "-h" {
@@ -108,6 +126,9 @@ fn parse_args() -> Result<Args> {
     if id.is_empty() || id.contains('/') {
         return Err(format!("--id {id:?}: must be non-empty without '/'"));
     }
+    if stdin_once && !stdin {
+        return Err("--stdin-once needs --stdin".into());
+    }
     Ok(Args {
         runtime: abs(runtime, "--runtime")?,
         runtime_root: abs(runtime_root, "--runtime-root")?,
@@ -115,6 +136,8 @@ fn parse_args() -> Result<Args> {
         id,
         state_dir: abs(state_dir, "--state-dir")?,
         tty,
+        stdin,
+        stdin_once,
         log_max_size,
         log_max_files,
     })
@@ -327,6 +350,10 @@ fn run(args: &Args) -> Result<()> {
         .arg(&args.bundle)
         .arg("--pid-file")
         .arg(&pid_file);
+    let mut input = match input::Input::new(&args.state_dir, args.stdin, args.stdin_once) {
+        Ok(i) => i,
+        Err(e) => return fail(args, &e),
+    };
     // Output sources: (fd, stream).
     let mut sources: Vec<(File, Stream)> = Vec::new();
     let mut console: Option<(UnixListener, PathBuf)> = None;
@@ -349,10 +376,16 @@ fn run(args: &Args) -> Result<()> {
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        create
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out_w))
-            .stderr(Stdio::from(err_w));
+        if args.stdin {
+            let (in_r, in_w) = pipe()?;
+            create.stdin(Stdio::from(in_r));
+            if let Err(e) = input.set_target(File::from(in_w)) {
+                return fail(args, &e);
+            }
+        } else {
+            create.stdin(Stdio::null());
+        }
+        create.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
         sources.push((File::from(out_r), Stream::Stdout));
         sources.push((File::from(err_r), Stream::Stderr));
     }
@@ -367,7 +400,20 @@ fn run(args: &Args) -> Result<()> {
     }
     if let Some((l, _)) = console.take() {
         match recv_console(&l) {
-            Ok(master) => sources.push((master, Stream::Stdout)),
+            Ok(master) => {
+                let dups = input::dup(master.as_raw_fd()).and_then(|m| {
+                    input.set_master(m);
+                    if args.stdin {
+                        input.set_target(input::dup(master.as_raw_fd())?)?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = dups {
+                    force_delete(args);
+                    return fail(args, &format!("pty master: {e}"));
+                }
+                sources.push((master, Stream::Stdout))
+            }
             Err(e) => {
                 force_delete(args);
                 return fail(args, &format!("console socket: {e}"));
@@ -415,7 +461,9 @@ fn run(args: &Args) -> Result<()> {
     // SAFETY: getpid never fails.
     report(&format!("started {pid} {}\n", unsafe { libc::getpid() }));
 
-    let status = pump(&sigfd, pid, &mut sources, &mut log);
+    trim_resident();
+    let status = pump(&sigfd, pid, &mut sources, &mut log, &mut input);
+    input.shutdown();
     log.flush_partial();
     let oom = cgroup
         .as_ref()
@@ -455,7 +503,13 @@ fn force_delete(args: &Args) {
 
 /// Copies output to the log until the init has exited and its output is drained (EOF on
 /// every source, or 2 s after the exit). Returns the exit code (128+N for a signal).
-fn pump(sigfd: &OwnedFd, pid: i32, sources: &mut Vec<(File, Stream)>, log: &mut JsonLog) -> i32 {
+fn pump(
+    sigfd: &OwnedFd,
+    pid: i32,
+    sources: &mut Vec<(File, Stream)>,
+    log: &mut JsonLog,
+    input: &mut input::Input,
+) -> i32 {
     let mut exit: Option<(i32, Instant)> = None;
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -476,6 +530,7 @@ fn pump(sigfd: &OwnedFd, pid: i32, sources: &mut Vec<(File, Stream)>, log: &mut 
                     continue;
                 };
                 exit = Some((code, Instant::now()));
+                input.shutdown();
             }
         }
         if let Some((code, at)) = exit {
@@ -483,7 +538,7 @@ fn pump(sigfd: &OwnedFd, pid: i32, sources: &mut Vec<(File, Stream)>, log: &mut 
                 return code;
             }
         }
-        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(sources.len() + 1);
+        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(sources.len() + 8);
         pfds.push(libc::pollfd {
             fd: sigfd.as_raw_fd(),
             events: libc::POLLIN,
@@ -496,6 +551,7 @@ fn pump(sigfd: &OwnedFd, pid: i32, sources: &mut Vec<(File, Stream)>, log: &mut 
                 revents: 0,
             });
         }
+        let slots = input.pollfds(&mut pfds);
         let timeout = if exit.is_some() { 100 } else { -1 };
         // SAFETY: pfds is a valid array of pollfd.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
@@ -512,8 +568,9 @@ fn pump(sigfd: &OwnedFd, pid: i32, sources: &mut Vec<(File, Stream)>, log: &mut 
             // SAFETY: reading into a buffer of the right size; the fd is non-blocking.
             while unsafe { libc::read(sigfd.as_raw_fd(), si.as_mut_ptr().cast(), si.len()) } > 0 {}
         }
+        input.handle(&pfds, &slots);
         let mut closed = Vec::new();
-        for (i, p) in pfds.iter().enumerate().skip(1) {
+        for (i, p) in pfds.iter().enumerate().skip(1).take(sources.len()) {
             if p.revents == 0 {
                 continue;
             }
@@ -525,7 +582,11 @@ fn pump(sigfd: &OwnedFd, pid: i32, sources: &mut Vec<(File, Stream)>, log: &mut 
                         eprintln!("berth-monitor: {e}");
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                    ) => {}
                 // EIO: the pty's slave side is closed.
                 Err(_) => closed.push(i - 1),
             }
@@ -598,4 +659,73 @@ fn oom_kills(file: &Path) -> u64 {
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Start-up is over and the monitor settles into its poll loop for the container's lifetime:
+/// give back what start-up touched. File-backed mappings that hold no private (anonymous)
+/// pages — code and read-only data of the binary and of libc — are dropped from our page
+/// tables (their pages stay in the page cache, shared; the few the loop uses fault back in),
+/// and freed heap goes back to the kernel. A mapping with any private page (relocated data,
+/// written globals) is left alone, so nothing is lost.
+fn trim_resident() {
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
+    let mut buf = vec![0u8; 64 * 1024];
+    let Ok(mut f) = File::open("/proc/self/smaps") else {
+        return;
+    };
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let hex = |h: &[u8]| {
+        std::str::from_utf8(h)
+            .ok()
+            .and_then(|t| usize::from_str_radix(t, 16).ok())
+    };
+    // (start, end, file-backed and not writable)
+    let mut cur: Option<(usize, usize, bool)> = None;
+    let mut drop_ranges: Vec<(usize, usize)> = Vec::new();
+    for line in buf[..len].split(|b| *b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"Anonymous:") {
+            let anon = rest
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if let Some((a, b, true)) = cur.take() {
+                if anon == 0 {
+                    drop_ranges.push((a, b));
+                }
+            }
+            continue;
+        }
+        // A mapping header: "start-end perms offset dev inode path"
+        let mut it = line.split(|b| *b == b' ').filter(|f| !f.is_empty());
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Some(dash) = range.iter().position(|b| *b == b'-') else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (hex(&range[..dash]), hex(&range[dash + 1..])) else {
+            continue;
+        };
+        let path = it.nth(3);
+        let candidate = perms.len() == 4
+            && perms[1] == b'-'
+            && perms[3] == b'p'
+            && path.is_some_and(|p| p.first() == Some(&b'/'));
+        cur = Some((a, b, candidate));
+    }
+    drop(buf);
+    for (a, b) in drop_ranges {
+        // SAFETY: a read-only private file mapping of our own with no private pages;
+        // dropping its pages only makes the next access fault them back in from the file.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::malloc_trim(0) };
 }

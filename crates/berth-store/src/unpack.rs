@@ -115,6 +115,36 @@ pub struct ApplyOptions {
     /// Whether to act as root (apply owners, create device nodes, set security.capability).
     /// `None`: decide from the effective uid.
     pub privileged: Option<bool>,
+    /// A plain archive (`docker cp`), not a layer: `.wh.` names are ordinary files.
+    pub plain: bool,
+    /// Refuse to replace a directory with a non-directory or the reverse (`docker cp`'s
+    /// `noOverwriteDirNonDir`) instead of removing what is there.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Opens parent directories instead of `openat2(RESOLVE_IN_ROOT)` from the root: for a
+    /// tree with other file systems mounted into it (a container's volumes), which the
+    /// resolver reaches by their own fds. It must keep every path inside those trees.
+    pub resolver: Option<Resolver>,
+}
+
+/// Opens directories of an extraction by their path relative to its root (normalized: no
+/// `.`/`..`, no leading `/`; empty for the root), never leaving the trees it serves.
+pub trait DirResolver: Send + Sync {
+    fn open_dir(&self, rel: &[u8]) -> io::Result<OwnedFd>;
+    /// Whether `rel` is where another file system is mounted (it can't be replaced).
+    fn is_mount_point(&self, rel: &[u8]) -> bool {
+        let _ = rel;
+        false
+    }
+}
+
+/// A shared [`DirResolver`] (for [`ApplyOptions::resolver`]).
+#[derive(Clone)]
+pub struct Resolver(pub Arc<dyn DirResolver>);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
 }
 
 /// What applying a layer produced.
@@ -165,6 +195,31 @@ pub fn apply_layer_with(
         ),
     };
     let (root, privileged) = open_dest(dest, opts)?;
+    extract_local(reader, root, privileged, dest, opts)
+}
+
+/// Extracts a plain (uncompressed) tar into the directory `root` (`shown` names it in
+/// errors), with the same protections as [`apply_layer`]; set [`ApplyOptions::plain`] for an
+/// archive that is not a layer. On error the directory holds a partial extraction.
+pub fn extract_into(
+    r: impl Read,
+    root: OwnedFd,
+    shown: &Path,
+    opts: &ApplyOptions,
+) -> Result<Applied> {
+    let privileged = opts
+        .privileged
+        .unwrap_or_else(|| rustix::process::geteuid().is_root());
+    extract_local(Box::new(r), root, privileged, shown, opts)
+}
+
+fn extract_local<'a>(
+    reader: Box<dyn Read + 'a>,
+    root: OwnedFd,
+    privileged: bool,
+    dest: &Path,
+    opts: &ApplyOptions,
+) -> Result<Applied> {
     // Read buffers are shared with the hashing thread (no copy) and come back through
     // `returned` once hashed, so at most POOL buffers exist.
     std::thread::scope(|scope| {
@@ -826,7 +881,20 @@ impl<'a, 'o> Extractor<'a, 'o> {
             return Ok(false);
         }
         let (parent, name) = split(&path);
-        if parent.split(|&b| b == b'/').any(|c| c.starts_with(WH)) {
+        let plain = self.opts.plain;
+        if let Some(r) = &self.opts.resolver {
+            if r.0.is_mount_point(&path) {
+                if h.kind == Kind::Dir {
+                    // The mounted tree keeps its own owner and mode.
+                    return Ok(false);
+                }
+                return Err(Error::Invalid(format!(
+                    "tar entry {}: cannot replace a mount point (a volume or bind mount)",
+                    show(raw).display()
+                )));
+            }
+        }
+        if !plain && parent.split(|&b| b == b'/').any(|c| c.starts_with(WH)) {
             return Err(Error::Invalid(format!(
                 "tar entry {}: whiteout name used as a directory",
                 show(raw).display()
@@ -835,7 +903,7 @@ impl<'a, 'o> Extractor<'a, 'o> {
         let pfd = self.parent(parent, &path)?;
         let pfd = pfd.as_fd();
 
-        if name.starts_with(WH) {
+        if !plain && name.starts_with(WH) {
             if name == OPAQUE {
                 rfs::fsetxattr(pfd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
                     .map_err(|e| errno(&path, "set the overlay opaque xattr (needs root)", e))?;
@@ -865,6 +933,23 @@ impl<'a, 'o> Extractor<'a, 'o> {
             Err(Errno::NOENT) => None,
             Err(e) => return Err(errno(&path, "stat", e)),
         };
+        if self.opts.no_overwrite_dir_non_dir {
+            match existing {
+                Some(FileType::Directory) if h.kind != Kind::Dir => {
+                    return Err(Error::Invalid(format!(
+                        "cannot overwrite directory {} with non-directory",
+                        show(&path).display()
+                    )))
+                }
+                Some(ft) if ft != FileType::Directory && h.kind == Kind::Dir => {
+                    return Err(Error::Invalid(format!(
+                        "cannot overwrite non-directory {} with directory",
+                        show(&path).display()
+                    )))
+                }
+                _ => {}
+            }
+        }
         let keep_dir = match (existing, h.kind) {
             (Some(FileType::Directory), Kind::Dir) => true,
             (None, _) => false,
@@ -1068,6 +1153,12 @@ impl<'a, 'o> Extractor<'a, 'o> {
     }
 
     fn open_dir_in_root(&self, rel: &[u8]) -> rustix::io::Result<OwnedFd> {
+        if let Some(r) = &self.opts.resolver {
+            return r
+                .0
+                .open_dir(rel)
+                .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO));
+        }
         let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
         loop {
             match rfs::openat2(

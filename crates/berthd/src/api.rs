@@ -41,6 +41,7 @@ pub struct State {
     pub networks: Arc<std::sync::Mutex<berth_engine::network::Networks>>,
     #[allow(dead_code)] // read by the event routes
     pub events: berth_engine::events::Events,
+    pub execs: berth_engine::exec::ExecService,
     pub data_root: PathBuf,
     pub id: String,
     pub debug: bool,
@@ -467,10 +468,11 @@ async fn images_route(
 ) -> ApiResult {
     let q = Query::of(&req);
     let svc = &state.images;
+    let events = &state.events;
     match (&method, rest) {
         (&Method::GET, "json") => return list_images(svc, &q).await,
-        (&Method::POST, "create") => return pull(svc, &req, &q).await,
-        (&Method::POST, "load") => return load(svc, req, &q).await,
+        (&Method::POST, "create") => return pull(svc, events, &req, &q).await,
+        (&Method::POST, "load") => return load(svc, events, req, &q).await,
         (&Method::POST, "prune") => {
             let f = q.filters()?;
             check_filters(&f, &["dangling", "label", "label!", "until"])?;
@@ -480,9 +482,15 @@ async fn images_route(
                 ));
             }
             let all = dangling_filter(&f)? == Some(false);
-            return ok_json(&svc.prune(all).await?);
+            let report = svc.prune(all).await?;
+            for item in &report.images_deleted {
+                if let images::DeleteItem::Deleted(id) = item {
+                    image_event(events, "delete", id, id);
+                }
+            }
+            return ok_json(&report);
         }
-        (&Method::GET, "get") => return save(svc, q.all("names")).await,
+        (&Method::GET, "get") => return save(svc, events, q.all("names")).await,
         (&Method::GET, "search") => {
             return Err(ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
@@ -495,7 +503,18 @@ async fn images_route(
         if rest.is_empty() {
             return Err(ApiError::not_found());
         }
+        let id = svc.inspect(rest).await.map(|i| i.id).ok();
         let items = svc.remove(rest, q.bool("force")).await?;
+        for item in &items {
+            match item {
+                images::DeleteItem::Untagged(_) => {
+                    if let Some(id) = &id {
+                        image_event(events, "untag", id, id);
+                    }
+                }
+                images::DeleteItem::Deleted(d) => image_event(events, "delete", d, d),
+            }
+        }
         return ok_json(&items);
     }
     let Some((name, action)) = rest.rsplit_once('/') else {
@@ -507,14 +526,36 @@ async fn images_route(
     match (&method, action) {
         (&Method::GET, "json") => ok_json(&svc.inspect(name).await?),
         (&Method::GET, "history") => ok_json(&svc.history(name).await?),
-        (&Method::GET, "get") => save(svc, vec![name.to_string()]).await,
+        (&Method::GET, "get") => save(svc, events, vec![name.to_string()]).await,
         (&Method::POST, "tag") => {
             svc.tag(name, q.str("repo"), q.str("tag")).await?;
+            if let Ok(i) = svc.inspect(name).await {
+                let tag = if q.str("tag").is_empty() {
+                    "latest"
+                } else {
+                    q.str("tag")
+                };
+                let new = format!("{}:{tag}", q.str("repo"));
+                let shown = Reference::parse_normalized(&new)
+                    .map(|r| r.familiar())
+                    .unwrap_or(new);
+                image_event(events, "tag", &i.id, &shown);
+            }
             Ok(empty(StatusCode::CREATED))
         }
-        (&Method::POST, "push") => push(svc, &req, name, q.str("tag")).await,
+        (&Method::POST, "push") => push(svc, events, &req, name, q.str("tag")).await,
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// An image event: `id` is the image ID or the reference, `name` Docker's `name` attribute.
+fn image_event(events: &berth_engine::events::Events, action: &str, id: &str, name: &str) {
+    events.emit(
+        "image",
+        action,
+        id,
+        BTreeMap::from([("name".to_string(), name.to_string())]),
+    );
 }
 
 fn version() -> ApiResult {
@@ -553,6 +594,7 @@ async fn info(state: &Arc<State>) -> ApiResult {
     let u = sysinfo::uname();
     let (os, os_version) = sysinfo::os_release();
     let counts = state.images.counts().await?;
+    let (containers, running, paused, stopped) = state.containers.counts().await;
     let cfg = state.images.registry_config();
     let mirrors: Vec<String> = cfg
         .mirrors
@@ -563,10 +605,10 @@ async fn info(state: &Arc<State>) -> ApiResult {
     insecure.extend(cfg.insecure_registries.iter().cloned());
     ok_json(&json!({
         "ID": state.id,
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "Containers": containers,
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": stopped,
         "Images": counts.images,
         "Driver": "overlay2",
         "DriverStatus": [],
@@ -592,7 +634,7 @@ async fn info(state: &Arc<State>) -> ApiResult {
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": sysinfo::cgroup_version(),
-        "NEventsListener": 0,
+        "NEventsListener": state.events.listeners(),
         "KernelVersion": u.kernel,
         "OperatingSystem": os,
         "OSVersion": os_version,
@@ -781,7 +823,12 @@ fn pull_message(p: &Progress) -> Option<Value> {
 }
 
 /// `POST /images/create?fromImage=&tag=&platform=`: pull, streaming Docker's progress.
-async fn pull<B>(svc: &ImageService, req: &Request<B>, q: &Query) -> ApiResult {
+async fn pull<B>(
+    svc: &ImageService,
+    events: &berth_engine::events::Events,
+    req: &Request<B>,
+    q: &Query,
+) -> ApiResult {
     if q.one("fromSrc").is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::not_implemented("image import (fromSrc)"));
     }
@@ -811,6 +858,7 @@ async fn pull<B>(svc: &ImageService, req: &Request<B>, q: &Query) -> ApiResult {
     let (btx, brx) = mpsc::channel(64);
     let out = JsonStream(btx);
     let svc = svc.clone();
+    let events = events.clone();
     tokio::spawn(
         async move {
             let id = r
@@ -870,6 +918,7 @@ async fn pull<B>(svc: &ImageService, req: &Request<B>, q: &Query) -> ApiResult {
             match res {
                 Ok(Ok(o)) => {
                     info!(digest = %o.digest, "pulled");
+                    image_event(&events, "pull", &o.familiar, &o.familiar);
                     out.send(json!({"status": format!("Digest: {}", o.digest)}))
                         .await;
                     let status = if o.up_to_date {
@@ -892,7 +941,13 @@ async fn pull<B>(svc: &ImageService, req: &Request<B>, q: &Query) -> ApiResult {
 }
 
 /// `POST /images/{name}/push?tag=`.
-async fn push<B>(svc: &ImageService, req: &Request<B>, name: &str, tag: &str) -> ApiResult {
+async fn push<B>(
+    svc: &ImageService,
+    events: &berth_engine::events::Events,
+    req: &Request<B>,
+    name: &str,
+    tag: &str,
+) -> ApiResult {
     let repo = Reference::parse_normalized(name)
         .map_err(|e| ApiError::bad(format!("invalid reference format: {e}")))?;
     // `name` may carry the tag itself (older clients); the query's tag wins.
@@ -907,6 +962,7 @@ async fn push<B>(svc: &ImageService, req: &Request<B>, name: &str, tag: &str) ->
     let (btx, brx) = mpsc::channel(64);
     let out = JsonStream(btx);
     let svc = svc.clone();
+    let events = events.clone();
     tokio::spawn(
         async move {
             out.send(json!({"status": format!("The push refers to repository [{}]", repo.repository())}))
@@ -946,6 +1002,8 @@ async fn push<B>(svc: &ImageService, req: &Request<B>, name: &str, tag: &str) ->
             match res {
                 Ok(Ok(o)) => {
                     info!(repository = %familiar_repo, digest = %o.digest, "pushed");
+                    let pushed = format!("{familiar_repo}:{}", o.tag);
+                    image_event(&events, "push", &pushed, &pushed);
                     out.send(json!({"status": format!("{}: digest: {} size: {}", o.tag, o.digest, o.size)}))
                         .await;
                     out.send(json!({"progressDetail": {}, "aux": {"Tag": o.tag, "Digest": o.digest.to_string(), "Size": o.size}}))
@@ -995,8 +1053,19 @@ impl Write for ChanWriter {
 }
 
 /// `GET /images/get?names=..` and `GET /images/{name}/get`: a `docker save` tarball.
-async fn save(svc: &ImageService, names: Vec<String>) -> ApiResult {
-    let plan = svc.plan_save(names).await?;
+async fn save(
+    svc: &ImageService,
+    events: &berth_engine::events::Events,
+    names: Vec<String>,
+) -> ApiResult {
+    let plan = svc.plan_save(names.clone()).await?;
+    let mut saved = Vec::new();
+    for n in &names {
+        if let Ok(i) = svc.inspect(n).await {
+            saved.push((i.id, n.clone()));
+        }
+    }
+    let events = events.clone();
     let (tx, rx) = mpsc::channel(8);
     let svc = svc.clone();
     let span = tracing::Span::current();
@@ -1010,16 +1079,28 @@ async fn save(svc: &ImageService, names: Vec<String>) -> ApiResult {
             w.flush()
                 .map_err(|e| images::Error::internal(format!("writing the archive: {e}")))
         });
-        if let Err(e) = res {
-            warn!("save failed: {e}");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.message)));
+        match res {
+            Ok(()) => {
+                for (id, name) in &saved {
+                    image_event(&events, "save", id, name);
+                }
+            }
+            Err(e) => {
+                warn!("save failed: {e}");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.message)));
+            }
         }
     });
     Ok(channel_body(rx, "application/x-tar"))
 }
 
 /// `POST /images/load?quiet=`: a `docker save` (or OCI) tarball in the body.
-async fn load(svc: &ImageService, req: Request<Incoming>, q: &Query) -> ApiResult {
+async fn load(
+    svc: &ImageService,
+    events: &berth_engine::events::Events,
+    req: Request<Incoming>,
+    q: &Query,
+) -> ApiResult {
     let quiet = q.bool("quiet");
     let body = req
         .into_body()
@@ -1027,11 +1108,11 @@ async fn load(svc: &ImageService, req: Request<Incoming>, q: &Query) -> ApiResul
         .map_err(|e| std::io::Error::other(format!("reading the request body: {e}")));
     let reader = tokio_util::io::StreamReader::new(Box::pin(body));
     let sync = tokio_util::io::SyncIoBridge::new(reader);
-    let svc = svc.clone();
+    let worker = svc.clone();
     let span = tracing::Span::current();
     let lines = tokio::task::spawn_blocking(move || {
         let _g = span.enter();
-        svc.load_blocking(std::io::BufReader::with_capacity(256 << 10, sync))
+        worker.load_blocking(std::io::BufReader::with_capacity(256 << 10, sync))
     })
     .await
     .map_err(|e| {
@@ -1042,6 +1123,12 @@ async fn load(svc: &ImageService, req: Request<Incoming>, q: &Query) -> ApiResul
     })??;
     for l in &lines {
         info!("{l}");
+        // "Loaded image: busybox:latest" or "Loaded image ID: sha256:..."
+        if let Some((_, name)) = l.split_once(": ") {
+            if let Ok(i) = svc.inspect(name.trim()).await {
+                image_event(events, "load", &i.id, name.trim());
+            }
+        }
     }
     // `quiet` only silences progress, which a load does not stream: the lines stay.
     let _ = quiet;

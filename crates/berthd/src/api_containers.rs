@@ -192,12 +192,10 @@ fn resize_container(state: &Arc<State>, id: &str, h: u16, w: u16) -> Result<(), 
     Ok(())
 }
 
-/// Ask the monitor to resize the container's pty (if it offers a control channel).
+/// Ask the monitor to resize the container's pty.
 fn resize_monitor(dir: &std::path::Path, h: u16, w: u16) {
-    let ctl = dir.join("ctl");
-    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&ctl) {
-        use std::io::Write;
-        let _ = writeln!(s, "resize {h} {w}");
+    if let Err(e) = berth_engine::monitor::resize(dir, h, w) {
+        debug!("resize: {e}");
     }
 }
 
@@ -302,11 +300,18 @@ async fn attach(state: &Arc<State>, mut req: Request<Incoming>, id: &str, q: &Qu
         // Client → container stdin, through the monitor's attach socket.
         let stdin_task = if want_stdin {
             Some(tokio::spawn(async move {
-                let sock = mon_dir.join("attach.sock");
+                // The socket appears once the monitor runs (attach comes before start).
                 let mut conn = None;
-                for _ in 0..200 {
-                    if let Ok(c) = tokio::net::UnixStream::connect(&sock).await {
-                        conn = Some(c);
+                for _ in 0..500 {
+                    let dir = mon_dir.clone();
+                    let c = tokio::task::spawn_blocking(move || {
+                        berth_engine::monitor::attach_stdin(&dir)
+                    })
+                    .await;
+                    if let Ok(Ok(c)) = c {
+                        if c.set_nonblocking(true).is_ok() {
+                            conn = tokio::net::UnixStream::from_std(c).ok();
+                        }
                         break;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -278,6 +278,7 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
         volumes,
         networks,
         events,
+        execs: berth_engine::exec::ExecService::new(cli.exec_root.join("execs")),
         data_root: cli.data_root.clone(),
         id: sysinfo::engine_id(&cli.data_root)?,
         debug: lvl >= tracing::Level::DEBUG,
@@ -298,6 +299,24 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
+    // SIGHUP: re-read the config file's registry settings (mirrors, insecure registries).
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let reload_state = Arc::clone(&state);
+    let config_file = cli.config_file.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match read_config(&config_file) {
+                Ok(c) => match reload_state.images.reload_registry(c.registry) {
+                    Ok(()) => {
+                        info!(config = %config_file.display(), "SIGHUP: registry settings reloaded")
+                    }
+                    Err(e) => error!("SIGHUP: keeping the old registry settings: {e}"),
+                },
+                Err(e) => error!("SIGHUP: keeping the old registry settings: {e:#}"),
+            }
+        }
+    });
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
         _ = term.recv() => info!("SIGTERM: shutting down"),

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod db;
+mod health;
 mod human;
 pub mod mounts;
 mod names;

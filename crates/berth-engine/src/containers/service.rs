@@ -71,6 +71,9 @@ pub struct RunState {
     /// Stopped by the user: restart policies leave it alone (`unless-stopped` also across
     /// engine restarts).
     pub manually_stopped: bool,
+    /// Healthcheck results while a check is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 impl RunState {
@@ -132,6 +135,9 @@ struct Ctr {
     mounted: AtomicBool,
     /// Consecutive quick restarts (for the back-off).
     restarts_in_row: AtomicU32,
+    /// Held while an exit is recorded and its resources released: a start or a removal
+    /// takes it first, so it never races the release of the previous run.
+    exit_lock: Arc<tokio::sync::Mutex<()>>,
     started: Mutex<Option<Instant>>,
 }
 
@@ -532,6 +538,7 @@ impl ContainerService {
             tx,
             mounted: AtomicBool::new(false),
             restarts_in_row: AtomicU32::new(0),
+            exit_lock: Arc::new(tokio::sync::Mutex::new(())),
             started: Mutex::new(None),
         });
         self.inner
@@ -670,10 +677,11 @@ impl ContainerService {
         let mode = net_mode(&body.host_config);
         // The docker CLI names the primary network's settings "default" (or by the mode).
         if let NetMode::Bridge(primary) = &mode {
+            // The endpoints are the networks the container is on (the mode names the first);
+            // connect and disconnect edit them, like Docker's.
             let eps = &mut body.networking_config.endpoints_config;
-            if let Some(ep) = eps.remove("default") {
-                eps.entry(primary.clone()).or_insert(ep);
-            }
+            let ep = eps.remove("default").unwrap_or_default();
+            eps.entry(primary.clone()).or_insert(ep);
         } else {
             body.networking_config.endpoints_config.clear();
         }
@@ -725,6 +733,9 @@ impl ContainerService {
     ) -> Result<(String, Vec<String>)> {
         let mut config = body.config.clone();
         super::spec::merge_image_config(&mut config, &img.config);
+        if let Some(h) = &config.healthcheck {
+            super::health::validate(h).map_err(Error::invalid)?;
+        }
         let image_volumes = config.volumes.clone().unwrap_or_default();
         let requests = super::mounts::parse(&body.host_config, &image_volumes)?;
         let mut mounts = Vec::new();
@@ -849,6 +860,8 @@ impl ContainerService {
 
     /// Start with the op lock held.
     async fn do_start(&self, ctr: &Arc<Ctr>) -> Result<()> {
+        // The previous run's release must be complete.
+        drop(ctr.exit_lock.lock().await);
         let rec = ctr.rec().clone();
         // `container:<x>` joins another container's network namespace.
         let join_ns = match net_mode(&rec.host) {
@@ -886,9 +899,20 @@ impl ContainerService {
                     r.state.error.clear();
                 }
                 *ctr.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                let check =
+                    ctr.rec().config.healthcheck.as_ref().and_then(|h| {
+                        super::health::command(h).map(|c| (c, super::health::timing(h)))
+                    });
+                ctr.rec().state.health = check.as_ref().map(|_| super::health::Health {
+                    status: "starting".into(),
+                    ..Default::default()
+                });
                 self.save(ctr)?;
                 self.emit(ctr, "start", &[]);
                 self.watch_exit(Arc::clone(ctr), h.monitor_pid);
+                if let Some((cmd, timing)) = check {
+                    self.watch_health(Arc::clone(ctr), cmd, timing);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -1002,8 +1026,10 @@ impl ContainerService {
         undo_net: &mut bool,
     ) -> Result<monitor::MonitorHandle> {
         let id = &rec.id;
-        let dir = self.dir(id);
+        let _ = self.dir(id);
+        let t0 = Instant::now();
         let rootfs = self.overlay_mount(ctr, rec)?;
+        let t_mount = t0.elapsed();
         // Networking.
         let short = id[..12].to_string();
         let aliases_for = |net: &str| -> Vec<String> {
@@ -1035,16 +1061,37 @@ impl ContainerService {
                 *undo_net = true;
                 (NetNs::Path(p), base_hosts(&hostname, &[]), String::new())
             }
-            NetMode::Bridge(primary) => {
+            NetMode::Bridge(mode_net) => {
+                let eps = &rec.networking.endpoints_config;
+                let primary = if eps.contains_key(&mode_net) {
+                    Some(mode_net)
+                } else {
+                    eps.keys().next().cloned()
+                };
                 let mut n = lock_nets(&self.inner.networks);
+                let Some(primary) = primary else {
+                    // Disconnected from every network: loopback only.
+                    let p = n.attach_none(id).map_err(net_err)?;
+                    *undo_net = true;
+                    return self.start_rest(
+                        ctr,
+                        rec,
+                        rootfs,
+                        NetNs::Path(p),
+                        base_hosts(&hostname, &[]),
+                        String::new(),
+                        t0,
+                        t_mount,
+                    );
+                };
                 let ep = n
                     .attach(&primary, id, &aliases_for(&primary))
                     .map_err(net_err)?;
                 *undo_net = true;
                 let netns = ep.netns_path.clone();
                 let mut ips = vec![ep.ip];
-                for extra in rec.networking.endpoints_config.keys() {
-                    if extra == &primary || (primary == "bridge" && extra == "default") {
+                for extra in eps.keys() {
+                    if extra == &primary {
                         continue;
                     }
                     let ep = n.connect(extra, id, &aliases_for(extra)).map_err(net_err)?;
@@ -1058,6 +1105,26 @@ impl ContainerService {
                 (NetNs::Path(netns), base_hosts(&hostname, &ips), resolv)
             }
         };
+        self.start_rest(ctr, rec, rootfs, netns, hosts, resolv, t0, t_mount)
+    }
+
+    /// The part of a start after networking: files, mounts, spec, monitor.
+    #[allow(clippy::too_many_arguments)]
+    fn start_rest(
+        &self,
+        _ctr: &Ctr,
+        rec: &Record,
+        rootfs: PathBuf,
+        netns: NetNs,
+        hosts: String,
+        resolv: String,
+        t0: Instant,
+        t_mount: Duration,
+    ) -> Result<monitor::MonitorHandle> {
+        let id = &rec.id;
+        let dir = self.dir(id);
+        let hostname = rec.config.hostname.clone();
+        let t_net = t0.elapsed();
         let resolv = if resolv.is_empty() {
             "nameserver 127.0.0.1\n".to_string()
         } else {
@@ -1180,6 +1247,7 @@ impl ContainerService {
             let _ = std::fs::remove_file(state_dir.join(f));
         }
         let (max_size, max_files) = log_limits(&rec.host)?;
+        let t_spec = t0.elapsed();
         let h = monitor::spawn(&monitor::MonitorOpts {
             monitor_bin: self.inner.monitor_bin.clone(),
             runtime: self.inner.runtime_bin.clone(),
@@ -1188,11 +1256,67 @@ impl ContainerService {
             id: id.clone(),
             state_dir,
             tty: rec.config.tty,
+            stdin: rec.config.open_stdin,
+            stdin_once: rec.config.stdin_once,
             log_max_size: max_size,
             log_max_files: max_files,
         })
         .map_err(|e| Error::invalid(runtime_message(&e.0)))?;
+        debug!(
+            container = %id,
+            mount_ms = t_mount.as_secs_f64() * 1e3,
+            network_ms = (t_net - t_mount).as_secs_f64() * 1e3,
+            spec_ms = (t_spec - t_net).as_secs_f64() * 1e3,
+            monitor_ms = (t0.elapsed() - t_spec).as_secs_f64() * 1e3,
+            "started"
+        );
         Ok(h)
+    }
+
+    /// Run the healthcheck until this run of the container ends.
+    fn watch_health(&self, ctr: Arc<Ctr>, cmd: Vec<String>, t: super::health::Timing) {
+        let svc = self.clone();
+        let run = ctr.tx.borrow().exits;
+        let started = Instant::now();
+        tokio::spawn(async move {
+            loop {
+                let wait = if super::health::in_start_period(started, &t) {
+                    t.start_interval.min(t.interval)
+                } else {
+                    t.interval
+                };
+                tokio::time::sleep(wait).await;
+                let alive = {
+                    let g = ctr.tx.borrow();
+                    g.exits == run && !g.removed
+                };
+                if !alive || ctr.rec().state.status != "running" {
+                    return;
+                }
+                let p = super::health::probe(
+                    &svc.inner.runtime_bin,
+                    &svc.inner.runtime_root,
+                    &ctr.id,
+                    &cmd,
+                    t.timeout,
+                )
+                .await;
+                if ctr.tx.borrow().exits != run {
+                    return;
+                }
+                let in_start = super::health::in_start_period(started, &t);
+                let changed = {
+                    let mut r = ctr.rec();
+                    let h = r.state.health.get_or_insert_with(Default::default);
+                    let c = super::health::record(h, p, t.retries, in_start);
+                    c.then(|| h.status.clone())
+                };
+                if let Some(status) = changed {
+                    let _ = svc.save(&ctr);
+                    svc.emit(&ctr, &format!("health_status: {status}"), &[]);
+                }
+            }
+        });
     }
 
     /// Wait for the monitor to exit (pidfd), then record the exit.
@@ -1224,8 +1348,7 @@ impl ContainerService {
     /// The monitor is gone: record the exit, release resources, apply the restart policy.
     async fn handle_exit(&self, ctr: Arc<Ctr>) {
         let state_dir = self.state_dir(&ctr.id);
-        let svc = self.clone();
-        let c = Arc::clone(&ctr);
+        let exit_guard = Arc::clone(&ctr.exit_lock).lock_owned().await;
         let status = tokio::task::spawn_blocking(move || {
             // The monitor writes exit.json before it exits; give a racing reader a moment.
             let mut st = monitor::status(&state_dir);
@@ -1236,7 +1359,6 @@ impl ContainerService {
                 std::thread::sleep(Duration::from_millis(10));
                 st = monitor::status(&state_dir);
             }
-            svc.release(&c);
             st
         })
         .await
@@ -1273,6 +1395,11 @@ impl ContainerService {
             g.code = code;
         });
         debug!(container = %ctr.id, code, "exited");
+        // Waiters have their answer; now give back the network and the root mount.
+        let svc = self.clone();
+        let c = Arc::clone(&ctr);
+        let _ = tokio::task::spawn_blocking(move || svc.release(&c)).await;
+        drop(exit_guard);
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return;
         }
@@ -1333,6 +1460,7 @@ impl ContainerService {
 
     /// Undo a run's resources: the network namespace and ports, the root mount.
     fn release(&self, ctr: &Ctr) {
+        let t0 = Instant::now();
         {
             let mut n = lock_nets(&self.inner.networks);
             if n.endpoints(&ctr.id).is_empty() {
@@ -1342,7 +1470,14 @@ impl ContainerService {
                 debug!(container = %ctr.id, "network release: {e}");
             }
         }
+        let t_net = t0.elapsed();
         self.overlay_unmount(ctr);
+        debug!(
+            container = %ctr.id,
+            network_ms = t_net.as_secs_f64() * 1e3,
+            unmount_ms = (t0.elapsed() - t_net).as_secs_f64() * 1e3,
+            "released"
+        );
     }
 
     // ---------------------------------------------------------------- stop, kill
@@ -1597,6 +1732,7 @@ impl ContainerService {
                 self.stop_ctr(&ctr, Some(libc::SIGKILL), 0, true).await?;
             }
         }
+        drop(ctr.exit_lock.lock().await);
         ctr.rec().state.status = "removing".into();
         let svc = self.clone();
         let c = Arc::clone(&ctr);
@@ -1797,6 +1933,17 @@ impl ContainerService {
             {
                 continue;
             }
+            if let Some(v) = filters.get("health") {
+                let h = r
+                    .state
+                    .health
+                    .as_ref()
+                    .map(|h| h.status.as_str())
+                    .unwrap_or("none");
+                if !v.iter().any(|want| want == h) {
+                    continue;
+                }
+            }
             if let Some(v) = filters.get("exited") {
                 if st != "exited" || !v.iter().any(|c| c == &r.state.exit_code.to_string()) {
                     continue;
@@ -1987,7 +2134,7 @@ impl ContainerService {
         };
         let mut config = serde_json::to_value(&r.config).unwrap_or(Value::Null);
         config["Image"] = json!(r.image);
-        Ok(json!({
+        let mut v = json!({
             "Id": r.id,
             "Created": r.created,
             "Path": path,
@@ -2004,6 +2151,7 @@ impl ContainerService {
                 "Error": st.error,
                 "StartedAt": if st.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { st.started_at.as_str() },
                 "FinishedAt": if st.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { st.finished_at.as_str() },
+                "Health": st.health,
             },
             "Image": r.image_id,
             "ResolvConfPath": dir.join("resolv.conf"),
@@ -2050,7 +2198,13 @@ impl ContainerService {
                 "MacAddress": primary["MacAddress"],
                 "Networks": endpoints,
             },
-        }))
+        });
+        if st.health.is_none() {
+            if let Some(state) = v["State"].as_object_mut() {
+                state.remove("Health");
+            }
+        }
+        Ok(v)
     }
 
     // ---------------------------------------------------------------- logs, attach
@@ -2406,19 +2560,7 @@ impl ContainerService {
                 .map_err(|e| Error::internal(format!("network worker: {e}")))?
                 .map_err(net_err)?;
         }
-        {
-            let mut r = ctr.rec();
-            r.networking.endpoints_config.remove(&net_name);
-            let primary = match net_mode(&r.host) {
-                NetMode::Bridge(p) => Some(p),
-                _ => None,
-            };
-            if primary.as_deref() == Some(net_name.as_str()) {
-                // The primary network goes: the next one (if any) becomes the mode.
-                let next = r.networking.endpoints_config.keys().next().cloned();
-                r.host.network_mode = next.unwrap_or_else(|| "none".into());
-            }
-        }
+        ctr.rec().networking.endpoints_config.remove(&net_name);
         self.save(&ctr)?;
         Ok(())
     }
@@ -2646,7 +2788,15 @@ fn command_line(c: &ContainerConfig) -> String {
 fn status_text(st: &RunState, restarts: u32, now: i64) -> String {
     let since = |t: &str| now - berth_time::parse_unix(t).unwrap_or(now);
     match st.status.as_str() {
-        "running" => format!("Up {}", human::duration(since(&st.started_at))),
+        "running" => {
+            let health = match st.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", human::duration(since(&st.started_at)))
+        }
         "paused" => format!("Up {} (Paused)", human::duration(since(&st.started_at))),
         "restarting" => format!(
             "Restarting ({}) {} ago",
@@ -2668,20 +2818,12 @@ fn status_text(st: &RunState, restarts: u32, now: i64) -> String {
 }
 
 fn networks_of(r: &Record) -> Vec<String> {
-    let mut v = Vec::new();
     match net_mode(&r.host) {
-        NetMode::Bridge(n) => v.push(n),
-        NetMode::Host => v.push("host".into()),
-        NetMode::None => v.push("none".into()),
-        NetMode::Container(_) => {}
+        NetMode::Bridge(_) => r.networking.endpoints_config.keys().cloned().collect(),
+        NetMode::Host => vec!["host".into()],
+        NetMode::None => vec!["none".into()],
+        NetMode::Container(_) => Vec::new(),
     }
-    for k in r.networking.endpoints_config.keys() {
-        let default_alias = k == "default" && v.first().is_some_and(|p| p == "bridge");
-        if !v.contains(k) && !default_alias {
-            v.push(k.clone());
-        }
-    }
-    v
 }
 
 fn mounts_json(r: &Record, data_root: &Path) -> Vec<Value> {
