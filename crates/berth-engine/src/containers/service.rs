@@ -1227,11 +1227,7 @@ impl ContainerService {
             cgroups_path: format!("berth/{id}"),
             init_path: init,
         };
-        let spec = match super::spec::build(&input) {
-            Ok(s) => s,
-            Err(e) if e.message.contains("not implemented yet") => interim_spec(&input)?,
-            Err(e) => return Err(e),
-        };
+        let spec = super::spec::build(&input)?;
         let text = serde_json::to_vec_pretty(&spec)
             .map_err(|e| Error::internal(format!("encoding the runtime spec: {e}")))?;
         std::fs::write(dir.join("config.json"), text).map_err(io_err("writing config.json"))?;
@@ -2578,85 +2574,6 @@ impl ContainerService {
         }
         c
     }
-}
-
-/// Until the spec module lands: the runtime's default spec with the container's process,
-/// root, mounts and namespaces.
-fn interim_spec(i: &super::spec::SpecInput<'_>) -> Result<Value> {
-    let mut spec = berth_runtime::spec::default_spec_json(false);
-    let mut args: Vec<String> = i.config.entrypoint.clone().unwrap_or_default();
-    args.extend(i.config.cmd.clone().unwrap_or_default());
-    if args.is_empty() {
-        return Err(Error::invalid("no command specified"));
-    }
-    let mut env = i.config.env.clone();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
-    }
-    env.push(format!("HOSTNAME={}", i.config.hostname));
-    spec["process"]["args"] = json!(args);
-    spec["process"]["env"] = json!(env);
-    spec["process"]["terminal"] = json!(i.config.tty);
-    spec["process"]["noNewPrivileges"] = json!(false);
-    spec["process"]["cwd"] = json!(if i.config.working_dir.is_empty() {
-        "/"
-    } else {
-        i.config.working_dir.as_str()
-    });
-    spec["root"] = json!({"path": i.rootfs, "readonly": i.host.readonly_rootfs});
-    spec["hostname"] = json!(i.config.hostname);
-    let mut ns = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
-    if let NetNs::Path(p) = &i.netns {
-        ns.push(json!({"type": "network", "path": p}));
-    }
-    spec["linux"]["namespaces"] = json!(ns);
-    spec["linux"]["cgroupsPath"] = json!(i.cgroups_path);
-    spec["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 136, "access": "rwm"}]);
-    let mut mounts = spec["mounts"].as_array().cloned().unwrap_or_default();
-    for m in i.mounts {
-        match &m.kind {
-            MountKind::Bind { source, .. } => {
-                let mut o = vec!["rbind", "rprivate"];
-                if m.read_only {
-                    o.push("ro");
-                }
-                mounts.push(json!({"destination": m.destination, "type": "bind", "source": source, "options": o}));
-            }
-            MountKind::Tmpfs { options } => {
-                let mut o = vec![
-                    "nosuid".to_string(),
-                    "nodev".to_string(),
-                    "noexec".to_string(),
-                ];
-                o.extend(options.iter().cloned());
-                mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": o}));
-            }
-        }
-    }
-    for (dst, src) in [
-        ("/etc/hosts", i.hosts_file),
-        ("/etc/resolv.conf", i.resolv_conf),
-        ("/etc/hostname", i.hostname_file),
-    ] {
-        mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
-    }
-    spec["mounts"] = json!(mounts);
-    Ok(spec)
 }
 
 fn net_err(e: crate::network::NetworkError) -> Error {
