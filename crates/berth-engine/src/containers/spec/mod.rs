@@ -160,6 +160,76 @@ fn own_cap_set(field: &str) -> Option<u64> {
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
 }
 
+/// Check, without a root filesystem, everything [`build`] would refuse in the create body:
+/// SecurityOpt (including a seccomp profile's text), CapAdd/CapDrop, Ulimits, OomScoreAdj,
+/// the namespace modes, resources, `--device` paths and WorkingDir. Docker refuses these at
+/// create time (400); call this from create so a bad option never gets as far as a start.
+/// What needs the rootfs (User, GroupAdd names) or start-time inputs (the init binary) is
+/// checked by `build` only.
+pub fn validate(config: &ContainerConfig, host: &HostConfig) -> Result<()> {
+    let sec = SecurityOpts::parse(host.security_opt.as_deref().unwrap_or(&[]))?;
+    let caps = if host.privileged {
+        all_caps()
+    } else {
+        capabilities(
+            host.cap_add.as_deref().unwrap_or(&[]),
+            host.cap_drop.as_deref().unwrap_or(&[]),
+        )?
+    };
+    if let SeccompOpt::Profile(text) = &sec.seccomp {
+        if !host.privileged {
+            seccomp::from_docker_profile(text, &caps)?;
+        }
+    }
+    if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "the working directory {:?} (Config.WorkingDir) is invalid: it must be an absolute path such as /app",
+            config.working_dir
+        )));
+    }
+    rlimits(host)?;
+    check_oom_score_adj(host)?;
+    check_modes(host)?;
+    for d in host.devices.iter().flatten() {
+        user_device(d)?;
+    }
+    resources(host, Vec::new())?;
+    Ok(())
+}
+
+fn check_oom_score_adj(host: &HostConfig) -> Result<()> {
+    if !(-1000..=1000).contains(&host.oom_score_adj) {
+        return Err(Error::invalid(format!(
+            "HostConfig.OomScoreAdj {} is out of range; use a value from -1000 to 1000",
+            host.oom_score_adj
+        )));
+    }
+    Ok(())
+}
+
+/// CgroupnsMode, PidMode, IpcMode, UTSMode.
+fn check_modes(host: &HostConfig) -> Result<()> {
+    if !matches!(host.cgroupns_mode.as_str(), "" | "private" | "host") {
+        return Err(Error::invalid(format!(
+            "HostConfig.CgroupnsMode {:?} is not valid; use \"private\" or \"host\"",
+            host.cgroupns_mode
+        )));
+    }
+    if !matches!(host.pid_mode.as_str(), "" | "host") {
+        return Err(unsupported_mode("PidMode", &host.pid_mode));
+    }
+    if !matches!(
+        host.ipc_mode.as_str(),
+        "" | "private" | "shareable" | "none" | "host"
+    ) {
+        return Err(unsupported_mode("IpcMode", &host.ipc_mode));
+    }
+    if !matches!(host.u_t_s_mode.as_str(), "" | "host") {
+        return Err(unsupported_mode("UTSMode", &host.u_t_s_mode));
+    }
+    Ok(())
+}
+
 /// The runtime spec (`config.json`) for the container.
 pub fn build(input: &SpecInput<'_>) -> Result<serde_json::Value> {
     let config = input.config;
@@ -258,12 +328,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<serde_json::Value> {
     if !user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(user.additional_gids);
     }
-    if !(-1000..=1000).contains(&host.oom_score_adj) {
-        return Err(Error::invalid(format!(
-            "HostConfig.OomScoreAdj {} is out of range; use a value from -1000 to 1000",
-            host.oom_score_adj
-        )));
-    }
+    check_oom_score_adj(host)?;
     process["oomScoreAdj"] = json!(host.oom_score_adj);
 
     // Namespaces.

@@ -1101,3 +1101,86 @@ fn default_seccomp_serializes_as_oci_json() {
     let back: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(v).unwrap();
     assert_eq!(back, berth_runtime::seccomp::docker_default());
 }
+
+#[test]
+fn validate_refuses_at_create_what_build_would_refuse() {
+    let c = cmd(&["true"]);
+    assert!(validate(&c, &HostConfig::default()).is_ok());
+    let cases: Vec<(HostConfig, &str)> = vec![
+        (
+            HostConfig {
+                cap_add: Some(strings(&["NOT_A_CAP"])),
+                ..Default::default()
+            },
+            "NOT_A_CAP",
+        ),
+        (
+            HostConfig {
+                security_opt: Some(strings(&["bogus=1"])),
+                ..Default::default()
+            },
+            "bogus",
+        ),
+        (
+            HostConfig {
+                security_opt: Some(strings(&["seccomp={\"defaultAction\": \"SCMP_ACT_NOPE\"}"])),
+                ..Default::default()
+            },
+            "SCMP_ACT_NOPE",
+        ),
+        (
+            HostConfig {
+                ulimits: Some(vec![Ulimit {
+                    name: "nofile".into(),
+                    soft: 10,
+                    hard: 5,
+                }]),
+                ..Default::default()
+            },
+            "soft limit 10",
+        ),
+        (
+            HostConfig {
+                oom_score_adj: 5000,
+                ..Default::default()
+            },
+            "OomScoreAdj",
+        ),
+        (
+            HostConfig {
+                pid_mode: "container:abc".into(),
+                ..Default::default()
+            },
+            "PidMode",
+        ),
+        (
+            HostConfig {
+                memory: 1024,
+                ..Default::default()
+            },
+            "6MB",
+        ),
+        (
+            HostConfig {
+                devices: Some(vec![DeviceMapping {
+                    path_on_host: "/no/such/device".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            "/no/such/device",
+        ),
+    ];
+    for (h, needle) in cases {
+        match validate(&c, &h) {
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::InvalidArgument, "{}", e.message);
+                assert!(e.message.contains(needle), "{needle}: {}", e.message);
+            }
+            Ok(()) => panic!("validate accepted a body with {needle}"),
+        }
+    }
+    let mut rel = cmd(&["true"]);
+    rel.working_dir = "app".into();
+    assert!(validate(&rel, &HostConfig::default()).is_err());
+}
