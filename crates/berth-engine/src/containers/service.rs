@@ -736,6 +736,8 @@ impl ContainerService {
         if let Some(h) = &config.healthcheck {
             super::health::validate(h).map_err(Error::invalid)?;
         }
+        // Bad capabilities, security options, ulimits, ... are refused now, not at start.
+        super::spec::validate(&config, &body.host_config)?;
         let image_volumes = config.volumes.clone().unwrap_or_default();
         let requests = super::mounts::parse(&body.host_config, &image_volumes)?;
         let mut mounts = Vec::new();
@@ -916,16 +918,41 @@ impl ContainerService {
                 Ok(())
             }
             Err(e) => {
+                // Docker's codes for a process that could not be started: 127 not found,
+                // 126 not executable, 128 otherwise.
+                let m = e.message.to_ascii_lowercase();
+                let code = if m.contains("no such file") || m.contains("not found") {
+                    127
+                } else if m.contains("permission denied") || m.contains("exec format") {
+                    126
+                } else {
+                    128
+                };
                 {
                     let mut r = ctr.rec();
                     r.state.error = e.message.clone();
                     if r.state.status != "exited" {
                         r.state.status = "created".into();
                     }
-                    // Docker reports 128 for a container that failed to start.
-                    r.state.exit_code = 128;
+                    r.state.exit_code = code;
                 }
                 let _ = self.save(ctr);
+                // Whoever waits for this run (docker run's attach and wait) gets its end.
+                ctr.tx.send_modify(|g| {
+                    g.exits += 1;
+                    g.code = code;
+                });
+                // `--rm`: a container that could not start is removed too, like Docker's
+                // (the caller holds the op lock, so the removal runs after it).
+                if ctr.rec().host.auto_remove {
+                    let svc = self.clone();
+                    let id = ctr.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = svc.remove(&id, true, true).await {
+                            debug!(container = %id, "auto-remove after a failed start: {e}");
+                        }
+                    });
+                }
                 Err(e)
             }
         }
@@ -2346,14 +2373,19 @@ impl ContainerService {
             // Wait until it runs (or is gone).
             let start_exits = rx.borrow().exits;
             loop {
-                let (running, _) = {
+                let running = {
                     let r = c.rec();
-                    (
-                        r.state.status == "running" || r.state.status == "paused",
-                        (),
-                    )
+                    r.state.status == "running" || r.state.status == "paused"
                 };
-                if running || rx.borrow().exits > start_exits {
+                if running {
+                    break;
+                }
+                if rx.borrow().exits > start_exits {
+                    // It ran and exited already (the log has its output), or it failed to
+                    // start (nothing to stream).
+                    if c.rec().state.status == "created" {
+                        return;
+                    }
                     break;
                 }
                 if rx.borrow().removed {
@@ -2589,6 +2621,11 @@ fn net_err(e: crate::network::NetworkError) -> Error {
 
 /// A runtime failure as Docker words it (the CLI shows it as is).
 fn runtime_message(m: &str) -> String {
+    // Go's error strings are lower case, and clients match on them (the docker CLI exits 127
+    // on "no such file or directory", 126 on "permission denied").
+    let m = m
+        .replace("No such file or directory", "no such file or directory")
+        .replace("Permission denied", "permission denied");
     format!("failed to create task for container: {m}")
 }
 
