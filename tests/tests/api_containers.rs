@@ -616,3 +616,80 @@ fn healthchecks() {
     ]);
     assert!(err.to_lowercase().contains("interval"), "{err}");
 }
+
+#[test]
+fn mounts_bind_volume_tmpfs() {
+    let Some(d) = daemon("mounts_bind_volume_tmpfs") else {
+        return;
+    };
+    let host = d.dir.path().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in.txt"), "from-host\n").unwrap();
+    let hs = host.to_str().unwrap();
+    // --mount: bind (read-only), named volume, tmpfs with a size.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={hs},dst=/host,readonly"),
+        "--mount",
+        "type=volume,src=vol1,dst=/data",
+        "--mount",
+        "type=tmpfs,dst=/scratch,tmpfs-size=1048576",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /host/in.txt; touch /host/x 2>/dev/null && echo bind-rw || echo bind-ro; \
+         echo kept > /data/f; df -k /scratch | tail -1 | awk '{print $2}'; \
+         grep ' /scratch ' /proc/mounts | cut -d' ' -f3",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "from-host", "{out}");
+    assert_eq!(lines[1], "bind-ro", "{out}");
+    assert_eq!(lines[2], "1024", "tmpfs-size=1m: {out}");
+    assert_eq!(lines[3], "tmpfs", "{out}");
+    // The named volume outlives the container.
+    let out = d.ok(&["run", "--rm", "-v", "vol1:/v", "busybox", "cat", "/v/f"]);
+    assert_eq!(out, "kept\n");
+    assert!(d.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "vol1"));
+    // -v creates a missing host directory; --mount refuses a missing source.
+    let missing = d.dir.path().join("made-by-v");
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/m", missing.display()),
+        "busybox",
+        "touch",
+        "/m/ok",
+    ]);
+    assert!(missing.join("ok").exists());
+    let err = d.fails(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={}/nope,dst=/x", d.dir.path().display()),
+        "busybox",
+        "true",
+    ]);
+    assert!(err.contains("bind source path does not exist"), "{err}");
+    // --tmpfs with options, and an anonymous volume removed with --rm.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/run:size=64m,mode=1770",
+        "busybox",
+        "sh",
+        "-c",
+        "stat -c %a /run; grep ' /run ' /proc/mounts | grep -o 'size=[0-9a-z]*'",
+    ]);
+    assert_eq!(out, "1770\nsize=65536k\n");
+    let before = d.ok(&["volume", "ls", "-q"]).lines().count();
+    d.ok(&["run", "--rm", "-v", "/anon", "busybox", "touch", "/anon/x"]);
+    assert!(wait_until(Duration::from_secs(5), || d
+        .ok(&["volume", "ls", "-q"])
+        .lines()
+        .count()
+        == before));
+}

@@ -437,6 +437,7 @@ impl DnsTable {
 /// [`Networks::teardown`] removes everything.
 pub struct Networks {
     state_dir: PathBuf,
+    db: rusqlite::Connection,
     opts: NetworkOptions,
     state: State,
     dns: Arc<RwLock<DnsTable>>,
@@ -694,19 +695,47 @@ impl Networks {
             netns_dir.display()
         )))?;
         Self::make_shared_mount(&netns_dir)?;
-        let state_file = state_dir.join("networks.json");
-        let state: State = match fs::read(&state_file) {
-            Ok(data) => serde_json::from_slice(&data).map_err(|e| {
+        // All engine state is in SQLite: one row holding the network state document.
+        let db_path = state_dir.join("network.db");
+        let db = rusqlite::Connection::open(&db_path)
+            .map_err(|e| NetworkError::Internal(format!("opening {}: {e}", db_path.display())))?;
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);",
+        )
+        .map_err(|e| NetworkError::Internal(format!("setting up {}: {e}", db_path.display())))?;
+        let stored: Option<String> = db
+            .query_row("SELECT doc FROM state WHERE id = 1", [], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(|e| NetworkError::Internal(format!("reading {}: {e}", db_path.display())))?;
+        // An older engine kept the document in networks.json: take it over once.
+        let legacy = state_dir.join("networks.json");
+        let text = match stored {
+            Some(t) => Some(t),
+            None => match fs::read_to_string(&legacy) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_err(format!("reading {}", legacy.display()))(e)),
+            },
+        };
+        let state: State = match text {
+            Some(t) => serde_json::from_str(&t).map_err(|e| {
                 NetworkError::Internal(format!(
-                    "network state {} is corrupt: {e}; move it away to start fresh",
-                    state_file.display()
+                    "network state in {} is corrupt: {e}; move it away to start fresh",
+                    db_path.display()
                 ))
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(io_err(format!("reading {}", state_file.display()))(e)),
+            None => State::default(),
         };
         let mut nets = Networks {
             state_dir: state_dir.to_path_buf(),
+            db,
             opts,
             state,
             dns: Arc::new(RwLock::new(DnsTable::default())),
@@ -805,18 +834,24 @@ impl Networks {
         })
     }
 
+    /// Store the state document (one SQLite transaction; WAL with synchronous=NORMAL, so a
+    /// start or stop does not wait for an fsync).
     fn save(&self) -> Result<()> {
-        let file = self.state_dir.join("networks.json");
-        let tmp = self.state_dir.join("networks.json.tmp");
-        let data = serde_json::to_vec_pretty(&self.state)
+        let data = serde_json::to_string(&self.state)
             .map_err(|e| NetworkError::Internal(format!("serialising network state: {e}")))?;
-        // Atomic by rename, not synced: this runs on every container start and stop, and
-        // what it records (endpoints, ports) is rebuilt from the containers on a restart; a
-        // lost last write after a power cut is reconciled, an fsync per start is not free.
-        let mut f = fs::File::create(&tmp).map_err(io_err(format!("writing {}", tmp.display())))?;
-        f.write_all(&data)
-            .map_err(io_err(format!("writing {}", tmp.display())))?;
-        fs::rename(&tmp, &file).map_err(io_err(format!("renaming to {}", file.display())))
+        self.db
+            .execute(
+                "INSERT INTO state (id, doc) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                [data],
+            )
+            .map_err(|e| {
+                NetworkError::Internal(format!(
+                    "saving network state in {}: {e}",
+                    self.state_dir.join("network.db").display()
+                ))
+            })?;
+        Ok(())
     }
 
     fn netns_path(&self, container: &str) -> PathBuf {

@@ -35,12 +35,14 @@ use tracing::{error, info};
     about = "Berth's engine daemon (Docker Engine API)"
 )]
 struct Cli {
-    /// Root of persisted state (images, containers, volumes).
-    #[arg(long = "data-root", default_value = "/var/lib/berth")]
-    data_root: PathBuf,
-    /// Root of runtime state (sockets, pid files).
-    #[arg(long = "exec-root", default_value = "/run/berth")]
-    exec_root: PathBuf,
+    /// Root of persisted state (images, containers, volumes) [default: daemon.json's
+    /// "data-root", else /var/lib/berth].
+    #[arg(long = "data-root")]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state (sockets, pid files) [default: daemon.json's "exec-root", else
+    /// /run/berth].
+    #[arg(long = "exec-root")]
+    exec_root: Option<PathBuf>,
     /// Where to listen: unix:///path, or tcp://127.0.0.1:port (loopback only). Repeatable.
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
@@ -52,12 +54,22 @@ struct Cli {
     log_level: Option<String>,
 }
 
+/// The settings in force, after flags and daemon.json.
+struct Resolved {
+    data_root: PathBuf,
+    exec_root: PathBuf,
+    hosts: Vec<String>,
+    config_file: PathBuf,
+}
+
 /// What berthd reads from daemon.json.
 struct DaemonConfig {
     registry: RegistryConfig,
     log_level: Option<String>,
     network: NetworkOptions,
     live_restore: bool,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
 }
 
 /// `bip` (the default bridge's gateway and prefix, `10.200.0.1/24`), `bridge` (its name) and
@@ -133,6 +145,8 @@ fn read_config(path: &Path) -> Result<DaemonConfig> {
                 log_level: None,
                 network: NetworkOptions::default(),
                 live_restore: false,
+                data_root: None,
+                exec_root: None,
             })
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -164,11 +178,23 @@ fn read_config(path: &Path) -> Result<DaemonConfig> {
             path.display()
         ),
     };
+    let path_key = |key: &str| -> Result<Option<PathBuf>> {
+        match v.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) if s.starts_with('/') => Ok(Some(PathBuf::from(s))),
+            Some(other) => bail!(
+                "{}: \"{key}\" must be an absolute path, found {other}",
+                path.display()
+            ),
+        }
+    };
     Ok(DaemonConfig {
         registry,
         log_level,
         network,
         live_restore,
+        data_root: path_key("data-root")?,
+        exec_root: path_key("exec-root")?,
     })
 }
 
@@ -226,6 +252,21 @@ fn main() {
 }
 
 async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
+    // Flags win over daemon.json, which wins over the defaults.
+    let cli = Resolved {
+        data_root: cli
+            .data_root
+            .clone()
+            .or(cfg.data_root.clone())
+            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+        exec_root: cli
+            .exec_root
+            .clone()
+            .or(cfg.exec_root.clone())
+            .unwrap_or_else(|| PathBuf::from("/run/berth")),
+        hosts: cli.hosts.clone(),
+        config_file: cli.config_file.clone(),
+    };
     let hosts = if cli.hosts.is_empty() {
         vec!["unix:///run/berth/berth.sock".to_string()]
     } else {
