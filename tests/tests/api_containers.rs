@@ -693,3 +693,23 @@ fn mounts_bind_volume_tmpfs() {
         .count()
         == before));
 }
+
+#[test]
+fn system_prune_removes_stopped_containers_and_unused_networks() {
+    let Some(d) = daemon("system_prune_removes_stopped_containers_and_unused_networks") else {
+        return;
+    };
+    d.ok(&["run", "--name", "done1", "busybox", "true"]);
+    d.ok(&["run", "-d", "--name", "alive", "busybox", "sleep", "300"]);
+    d.ok(&["network", "create", "unused-net"]);
+    let out = d.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !names.contains("done1") && names.contains("alive"),
+        "{names}"
+    );
+    assert!(!d.ok(&["network", "ls"]).contains("unused-net"));
+    // The image stays: a running container uses it.
+    assert!(d.ok(&["images", "-q"]).lines().count() == 1);
+}
