@@ -162,6 +162,8 @@ fn main() {
     if fix_hybrid_hugetlb() {
         if let Some(crun) = find_in_path("crun") {
             let bundle = busybox_bundle(&["true"]);
+            // crun 1.8 takes runtime-spec 1.1.
+            bundle.edit(|s| s["ociVersion"] = serde_json::json!("1.1.0"));
             let root = tempfile::tempdir().unwrap();
             let mut ts = Vec::new();
             for _ in 0..runs {

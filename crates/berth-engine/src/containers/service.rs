@@ -1915,16 +1915,20 @@ impl ContainerService {
                 ancestors.push(id);
             }
         }
-        let net_ids: HashMap<String, String> = {
-            let n = lock_nets(&self.inner.networks);
-            n.list().into_iter().map(|c| (c.name, c.id)).collect()
-        };
+        let net_ids = self.net_ids();
         let now = unix_now();
-        let mut recs: Vec<Record> = self.all_ctrs().iter().map(|c| c.rec().clone()).collect();
-        recs.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        // Summaries are built under each record's lock; no record is copied.
+        let mut ctrs = self.all_ctrs();
+        let keys: HashMap<String, String> = ctrs
+            .iter()
+            .map(|c| (c.id.clone(), c.rec().created.clone()))
+            .collect();
+        ctrs.sort_by(|a, b| keys[&b.id].cmp(&keys[&a.id]).then(a.id.cmp(&b.id)));
         let explicit_status = filters.contains_key("status");
         let mut out = Vec::new();
-        for r in recs {
+        for c in &ctrs {
+            let guard = c.rec();
+            let r: &Record = &guard;
             let st = r.state.status.as_str();
             if !all && !explicit_status && !matches!(st, "running" | "paused" | "restarting") {
                 continue;
@@ -2002,7 +2006,7 @@ impl ContainerService {
                     continue;
                 }
             }
-            out.push(self.summary(&r, now));
+            out.push(self.summary(r, now, &net_ids));
             if limit.is_some_and(|l| l > 0 && out.len() >= l) {
                 break;
             }
@@ -2039,7 +2043,7 @@ impl ContainerService {
         ports
     }
 
-    fn summary(&self, r: &Record, now: i64) -> Value {
+    fn summary(&self, r: &Record, now: i64, net_ids: &HashMap<String, String>) -> Value {
         let created = berth_time::parse_unix(&r.created).unwrap_or(0);
         json!({
             "Id": r.id,
@@ -2053,21 +2057,27 @@ impl ContainerService {
             "State": r.state.status,
             "Status": status_text(&r.state, r.restart_count, now),
             "HostConfig": {"NetworkMode": if r.host.network_mode.is_empty() { "default" } else { r.host.network_mode.as_str() }},
-            "NetworkSettings": {"Networks": self.endpoints_json(r)},
+            "NetworkSettings": {"Networks": self.endpoints_json(r, net_ids)},
             "Mounts": mounts_json(r, &self.inner.opts.data_root),
         })
     }
 
-    fn endpoints_json(&self, r: &Record) -> Value {
-        let mut m = serde_json::Map::new();
+    /// Network name → ID, for summaries and inspect.
+    fn net_ids(&self) -> HashMap<String, String> {
         let n = lock_nets(&self.inner.networks);
+        n.list().into_iter().map(|c| (c.name, c.id)).collect()
+    }
+
+    fn endpoints_json(&self, r: &Record, net_ids: &HashMap<String, String>) -> Value {
+        let mut m = serde_json::Map::new();
+        // Only a running container has endpoints: skip the network lock otherwise.
         let eps = if r.state.running() {
-            n.endpoints(&r.id)
+            lock_nets(&self.inner.networks).endpoints(&r.id)
         } else {
             Vec::new()
         };
         for name in networks_of(r) {
-            let net_id = n.get(&name).map(|c| c.id).unwrap_or_default();
+            let net_id = net_ids.get(&name).cloned().unwrap_or_default();
             let ep = eps.iter().find(|e| e.network == name);
             let aliases = r
                 .networking
@@ -2131,7 +2141,7 @@ impl ContainerService {
             }
             Value::Object(m)
         };
-        let endpoints = self.endpoints_json(&r);
+        let endpoints = self.endpoints_json(&r, &self.net_ids());
         let primary = endpoints
             .as_object()
             .and_then(|m| m.values().next().cloned())
