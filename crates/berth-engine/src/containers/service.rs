@@ -1977,7 +1977,7 @@ impl ContainerService {
                 }
             }
             if let Some(v) = filters.get("network") {
-                let nets = networks_of(&r);
+                let nets = networks_of(r);
                 if !v.iter().any(|n| {
                     nets.iter().any(|m| {
                         m == n || net_ids.get(m).is_some_and(|id| id.starts_with(n.as_str()))
