@@ -159,7 +159,9 @@ fn main() {
     }
     // The floor: a bare OCI runtime run of the same busybox `true`.
     let mut crun_ms = None;
-    if fix_hybrid_hugetlb() {
+    // crun 1.8 refuses a v2 hierarchy holding hugetlb; this moves it to v1 if needed.
+    let _ = fix_hybrid_hugetlb();
+    {
         if let Some(crun) = find_in_path("crun") {
             let bundle = busybox_bundle(&["true"]);
             // crun 1.8 takes runtime-spec 1.1.
@@ -176,6 +178,11 @@ fn main() {
                 let (t, o) = timed(c);
                 if o.status.success() {
                     ts.push(t);
+                } else if ts.is_empty() {
+                    eprintln!(
+                        "crun run failed: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
                 }
             }
             if !ts.is_empty() {
