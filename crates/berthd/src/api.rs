@@ -1027,9 +1027,9 @@ async fn push<B>(
 }
 
 /// Writes into a streamed response from the blocking pool, in 64 KiB chunks.
-struct ChanWriter {
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buf: Vec<u8>,
+pub(crate) struct ChanWriter {
+    pub(crate) tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    pub(crate) buf: Vec<u8>,
 }
 
 impl ChanWriter {

@@ -2,11 +2,11 @@
 //! [`berth_engine::containerfs`]. The container's root stays mounted and locked (its
 //! [`RootfsGuard`](berth_engine::containers::RootfsGuard)) until the response is complete.
 
+use crate::api::ChanWriter;
 use crate::api::{channel_body, empty, ok_json, ApiError, ApiResult, Query, State};
 use base64::Engine as _;
 use berth_engine::containerfs::{self, ContainerFs};
 use berth_engine::containers::RootfsGuard;
-use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -33,37 +33,6 @@ fn not_found(path: &str, id: &str) -> ApiError {
 
 fn open_fs(g: &RootfsGuard) -> Result<ContainerFs, ApiError> {
     ContainerFs::open(&g.path, &g.mounts).map_err(ApiError::from)
-}
-
-/// Writes into a streamed response from the blocking pool, in 64 KiB chunks.
-struct ChanWriter {
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buf: Vec<u8>,
-}
-
-impl ChanWriter {
-    fn ship(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
-    }
-}
-
-impl Write for ChanWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= 64 << 10 {
-            self.ship()?;
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.ship()
-    }
 }
 
 /// Stream what `f` writes as an `application/x-tar` body; the guard lives until it is done.
