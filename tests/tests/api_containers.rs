@@ -648,6 +648,25 @@ fn mounts_bind_volume_tmpfs() {
     assert_eq!(lines[1], "bind-ro", "{out}");
     assert_eq!(lines[2], "1024", "tmpfs-size=1m: {out}");
     assert_eq!(lines[3], "tmpfs", "{out}");
+    // The volume made for the container was announced like one made with `volume create`.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    assert!(ev.lines().any(|l| l == "create vol1"), "{ev}");
     // The named volume outlives the container.
     let out = d.ok(&["run", "--rm", "-v", "vol1:/v", "busybox", "cat", "/v/f"]);
     assert_eq!(out, "kept\n");

@@ -769,10 +769,14 @@ impl ContainerService {
         for m in &mounts {
             if let MountRequest::Volume { name: Some(n), .. } = &m.request {
                 let v = Arc::clone(&self.inner.volumes);
-                let (n, anon) = (n.clone(), m.anonymous);
-                tokio::task::spawn_blocking(move || v.prepare(&n, anon))
+                let (n2, anon) = (n.clone(), m.anonymous);
+                let (_, created) = tokio::task::spawn_blocking(move || v.prepare(&n2, anon))
                     .await
                     .map_err(|e| Error::internal(format!("volume worker: {e}")))??;
+                if created {
+                    let attrs = BTreeMap::from([("driver".to_string(), "local".to_string())]);
+                    self.inner.events.emit("volume", "create", n, attrs);
+                }
             }
         }
         let mut rec = Record {
