@@ -732,3 +732,42 @@ fn system_prune_removes_stopped_containers_and_unused_networks() {
     // The image stays: a running container uses it.
     assert!(d.ok(&["images", "-q"]).lines().count() == 1);
 }
+
+#[test]
+fn rename_moves_the_dns_name() {
+    let Some(d) = daemon("rename_moves_the_dns_name") else {
+        return;
+    };
+    d.ok(&["network", "create", "ren"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "old-name",
+        "--network",
+        "ren",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ping = |name: &str| {
+        d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "ren",
+            "busybox",
+            "ping",
+            "-c1",
+            "-W3",
+            name,
+        ])
+        .status
+        .success()
+    };
+    assert!(ping("old-name"));
+    d.ok(&["rename", "old-name", "new-name"]);
+    assert!(ping("new-name"), "the new name resolves at once");
+    assert!(!ping("old-name"), "the old name no longer resolves");
+    d.ok(&["rm", "-f", "new-name"]);
+}

@@ -1501,6 +1501,26 @@ impl Networks {
         s
     }
 
+    /// A container was renamed: its endpoints answer to `new` instead of `old` from now on.
+    pub fn rename_alias(&mut self, container: &str, old: &str, new: &str) -> Result<()> {
+        let mut changed = false;
+        for rec in self.state.networks.values_mut() {
+            if let Some(ep) = rec.endpoints.get_mut(container) {
+                for a in ep.aliases.iter_mut() {
+                    if a == old {
+                        *a = new.to_string();
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.rebuild_dns();
+            self.save()?;
+        }
+        Ok(())
+    }
+
     /// Names the DNS responders answer are container names and aliases.
     fn rebuild_dns(&self) {
         let mut t = DnsTable::default();

@@ -1842,6 +1842,14 @@ impl ContainerService {
             ctr.rec().name = old;
             return Err(e);
         }
+        // Running containers are found by their new name at once.
+        let nets = Arc::clone(&self.inner.networks);
+        let (id, o, n) = (ctr.id.clone(), old.clone(), new.to_string());
+        if let Ok(Err(e)) =
+            tokio::task::spawn_blocking(move || lock_nets(&nets).rename_alias(&id, &o, &n)).await
+        {
+            warn!(container = %ctr.id, "renaming its DNS name: {e}");
+        }
         self.emit(&ctr, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
