@@ -771,3 +771,70 @@ fn rename_moves_the_dns_name() {
     assert!(!ping("old-name"), "the old name no longer resolves");
     d.ok(&["rm", "-f", "new-name"]);
 }
+
+#[test]
+fn run_interactive_stdin_and_detach_keys() {
+    let Some(d) = daemon("run_interactive_stdin_and_detach_keys") else {
+        return;
+    };
+    // -i without a tty: stdin reaches the container and its end closes it (StdinOnce).
+    let mut child = d
+        .docker_cmd(&["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line from stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line from stdin\ndone\n"
+    );
+    // -it under a terminal (script gives the CLI a pty): ctrl-p ctrl-q detaches the CLI and
+    // the container runs on.
+    let cfg = d.dir.path().join("docker-config");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", "docker run -it --name tty1 busybox sh", "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || d
+        .docker(&["inspect", "-f", "{{.State.Status}}", "tty1"])
+        .status
+        .success()
+        && state(&d, "tty1") == "running"));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\x10\x11").unwrap();
+    stdin.flush().unwrap();
+    let start = Instant::now();
+    let mut exited = false;
+    while start.elapsed() < Duration::from_secs(5) {
+        if child.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    if !exited {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    assert!(exited, "the CLI did not detach on ctrl-p ctrl-q");
+    assert_eq!(
+        state(&d, "tty1"),
+        "running",
+        "detaching left the container running"
+    );
+    d.ok(&["rm", "-f", "tty1"]);
+}

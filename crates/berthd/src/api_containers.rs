@@ -283,6 +283,12 @@ async fn attach(state: &Arc<State>, mut req: Request<Incoming>, id: &str, q: &Qu
     let want_err = q.bool("stderr");
     let logs = q.bool("logs");
     let stream = q.bool("stream");
+    // Docker's detach keys (default ctrl-p ctrl-q) end the attachment, not the container.
+    let keys = berth_engine::exec::parse_detach_keys(q.str("detachKeys"))?;
+    // When the client's stdin ends: with StdinOnce (and no tty) the container's stdin is
+    // closed and the output goes on; otherwise the attachment ends, as Docker does (the docker
+    // CLI handles ctrl-p ctrl-q itself and then closes its side).
+    let stdin_once = svc.exec_target(&full).await?.config.stdin_once;
     let (resp, on) = hijack(&mut req, !tty);
     let (ltx, mut lrx) = mpsc::channel(256);
     svc.attach_output(&full, logs, stream, ltx)?;
@@ -298,6 +304,7 @@ async fn attach(state: &Arc<State>, mut req: Request<Incoming>, id: &str, q: &Qu
         let io = TokioIo::new(upgraded);
         let (mut rd, mut wr) = tokio::io::split(io);
         // Client → container stdin, through the monitor's attach socket.
+        let (detach_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
         let stdin_task = if want_stdin {
             Some(tokio::spawn(async move {
                 // The socket appears once the monitor runs (attach comes before start).
@@ -321,12 +328,24 @@ async fn attach(state: &Arc<State>, mut req: Request<Incoming>, id: &str, q: &Qu
                     return;
                 };
                 let mut buf = vec![0u8; 8192];
+                let mut scan = crate::api_exec::DetachScan::new(keys);
                 loop {
                     match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
+                        Ok(0) | Err(_) => {
+                            if tty || !stdin_once {
+                                let _ = detach_tx.send(());
+                                return;
+                            }
+                            break;
+                        }
                         Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
+                            let (pass, detach) = scan.feed(&buf[..n]);
+                            if !pass.is_empty() && conn.write_all(&pass).await.is_err() {
                                 break;
+                            }
+                            if detach {
+                                let _ = detach_tx.send(());
+                                return;
                             }
                         }
                     }
@@ -334,9 +353,25 @@ async fn attach(state: &Arc<State>, mut req: Request<Incoming>, id: &str, q: &Qu
                 let _ = conn.shutdown().await;
             }))
         } else {
+            drop(detach_tx);
             None
         };
-        while let Some((stream, time, line)) = lrx.recv().await {
+        let mut detach_open = true;
+        loop {
+            let item = tokio::select! {
+                item = lrx.recv() => item,
+                r = &mut detached, if detach_open => {
+                    detach_open = false;
+                    if r.is_ok() {
+                        // Detached: the client leaves, the container runs on.
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some((stream, time, line)) = item else {
+                break;
+            };
             let want = match stream {
                 LogStream::Stdout => want_out,
                 LogStream::Stderr => want_err,

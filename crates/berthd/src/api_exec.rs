@@ -215,18 +215,18 @@ where
 
 /// Finds the detach key sequence in the client's input; bytes of a partial match are held
 /// back until the match fails.
-struct DetachScan {
+pub(crate) struct DetachScan {
     keys: Vec<u8>,
     matched: usize,
 }
 
 impl DetachScan {
-    fn new(keys: Vec<u8>) -> DetachScan {
+    pub(crate) fn new(keys: Vec<u8>) -> DetachScan {
         DetachScan { keys, matched: 0 }
     }
 
     /// The bytes to pass on, and whether the whole sequence was typed.
-    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+    pub(crate) fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
         if self.keys.is_empty() {
             return (input.to_vec(), false);
         }
