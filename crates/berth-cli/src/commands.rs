@@ -116,7 +116,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
     match cmd {
         Command::Ps(a) => ps(c, a).await,
         Command::Images(a) => images(c, a).await,
-        Command::Run(a) => run_container(c, a).await,
+        Command::Run(a) => run_container(c, *a).await,
         Command::Start { containers } => {
             each(&containers, |id| async move {
                 c.docker

@@ -28,7 +28,7 @@ pub enum Command {
     /// List images
     Images(commands::ImagesArgs),
     /// Create and run a container from an image
-    Run(commands::RunArgs),
+    Run(Box<commands::RunArgs>),
     /// Start one or more stopped containers
     Start {
         #[arg(required = true)]
