@@ -6,8 +6,9 @@
 
 use berth_tests::berthd::Berthd;
 use berth_tests::cli::{berth, berth_bin, berth_ok};
+use berth_tests::oci_image_layout;
 use berth_tests::require_root;
-use berth_tests::services::free_port;
+use berth_tests::services::{free_port, Registry};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -349,4 +350,54 @@ fn unreachable_engine_is_one_line_and_125() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn pull_prints_plain_progress_and_run_pulls_missing_images() {
+    if !require_root("pull_prints_plain_progress_and_run_pulls_missing_images") {
+        return;
+    }
+    let reg = Registry::start();
+    let layout_dir = tempfile::tempdir().unwrap();
+    let layout = oci_image_layout(&layout_dir.path().join("layout"));
+    reg.push_layout(&layout.dir, "test/busybox:latest");
+    let d = Berthd::start();
+    let image = format!("{}/test/busybox", reg.host());
+
+    let out = berth_ok(&d, &["pull", &image]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"Using default tag: latest"), "{out}");
+    assert_eq!(
+        lines.get(1),
+        Some(&"latest: Pulling from test/busybox"),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with(": Pull complete")),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&format!("Status: Downloaded newer image for {image}:latest").as_str()),
+        "{out}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&format!("{image}:latest").as_str()),
+        "{out}"
+    );
+    // Not a terminal: no progress bars or cursor movement.
+    assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out}");
+    let again = berth_ok(&d, &["pull", &format!("{image}:latest")]);
+    assert!(again.contains("Status: Image is up to date"), "{again}");
+
+    berth_ok(&d, &["rmi", &format!("{image}:latest")]);
+    let o = berth(&d, &["run", "--rm", &image, "echo", "pulled"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.starts_with(&format!("Unable to find image '{image}' locally\n")),
+        "{err}"
+    );
+    assert!(err.contains("Pull complete"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "pulled\n");
 }

@@ -788,7 +788,8 @@ async fn pull(c: &Ctx, image: &str, quiet_tag_default: bool) -> Res<()> {
         Some(_) => (image.to_string(), String::new()),
         None => (repo.clone(), tag),
     };
-    if !quiet_tag_default && !image.contains(':') && !image.contains('@') {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if !quiet_tag_default && !last.contains(':') && !last.contains('@') {
         println!("Using default tag: latest");
     }
     let o = CreateImageOptions {
@@ -822,7 +823,30 @@ async fn pull(c: &Ctx, image: &str, quiet_tag_default: bool) -> Res<()> {
             let _ = writeln!(out, "{line}");
         }
     }
+    if !quiet_tag_default {
+        println!("{}", canonical_ref(image));
+    }
     Ok(())
+}
+
+/// docker's full name for a reference: registry (docker.io by default), `library/` for
+/// official images, and `:latest` when neither tag nor digest is given.
+fn canonical_ref(image: &str) -> String {
+    let (first, rest) = image.split_once('/').unwrap_or(("", image));
+    let has_domain =
+        !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let mut full = if has_domain {
+        image.to_string()
+    } else if first.is_empty() {
+        format!("docker.io/library/{rest}")
+    } else {
+        format!("docker.io/{image}")
+    };
+    let last = full.rsplit('/').next().unwrap_or_default();
+    if !last.contains(':') && !last.contains('@') {
+        full.push_str(":latest");
+    }
+    full
 }
 
 // ---- stop / kill / rm / rmi / logs ----
@@ -1204,6 +1228,20 @@ mod tests {
             .unwrap();
         assert_eq!(f["status"], ["exited", "created"]);
         assert!(parse_filters(&["status".into()]).is_err());
+    }
+
+    #[test]
+    fn canonical_refs() {
+        assert_eq!(canonical_ref("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(canonical_ref("me/app:1"), "docker.io/me/app:1");
+        assert_eq!(
+            canonical_ref("127.0.0.1:5000/t/b"),
+            "127.0.0.1:5000/t/b:latest"
+        );
+        assert_eq!(
+            canonical_ref("localhost/b@sha256:ab"),
+            "localhost/b@sha256:ab"
+        );
     }
 
     #[test]
