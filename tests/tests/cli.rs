@@ -131,6 +131,25 @@ fn run_foreground_output_exit_codes_and_rm() {
     assert!(err.starts_with("Error response from daemon: "), "{err}");
     assert!(err.contains("taken"), "{err}");
 
+    // -v: an anonymous volume and a named one.
+    let out = berth_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "/anon",
+            "-v",
+            "named:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "test -d /anon && echo x > /data/f && echo ok",
+        ],
+    );
+    assert_eq!(out, "ok\n");
+    assert!(d.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "named"));
+
     // --rm left nothing behind: only "taken" remains.
     let all = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(all.trim(), "taken");

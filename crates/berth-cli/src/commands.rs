@@ -624,19 +624,23 @@ async fn run_container(c: &Ctx, a: RunArgs) -> Res<()> {
         ));
     }
     let exposed: Vec<String> = port_bindings.keys().cloned().collect();
+    // `-v /path` is an anonymous volume; `-v src:dst[:opts]` a bind or named volume.
+    let (binds, anonymous): (Vec<String>, Vec<String>) =
+        a.volume.iter().cloned().partition(|v| v.contains(':'));
     let body = ContainerCreateBody {
         image: Some(a.image.clone()),
         cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
         entrypoint: a.entrypoint.as_ref().map(|e| vec![e.clone()]),
         env: (!a.env.is_empty()).then(|| parse_env(&a.env)),
         working_dir: a.workdir.clone(),
+        volumes: (!anonymous.is_empty()).then_some(anonymous),
         user: a.user.clone(),
         labels: (!a.label.is_empty()).then(|| parse_labels(&a.label)),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         attach_stdout: Some(!a.detach),
         attach_stderr: Some(!a.detach),
         host_config: Some(HostConfig {
-            binds: (!a.volume.is_empty()).then(|| a.volume.clone()),
+            binds: (!binds.is_empty()).then_some(binds),
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             network_mode: a.network.clone(),
             restart_policy,
@@ -694,12 +698,7 @@ async fn run_container(c: &Ctx, a: RunArgs) -> Res<()> {
         }
         return Err(f);
     }
-    while let Some(item) = output.next().await {
-        match item {
-            Ok(out) => write_log(out),
-            Err(e) => return Err(c.err(e)),
-        }
-    }
+    forward_signals(c, &id, output).await?;
     let code = wait_exit(c, &id).await;
     if a.rm {
         remove_quietly(c, &id).await;
@@ -707,6 +706,44 @@ async fn run_container(c: &Ctx, a: RunArgs) -> Res<()> {
     match code? {
         0 => Ok(()),
         n => Err(Failure::Exit(n)),
+    }
+}
+
+/// Copy the container's output until it ends, passing SIGINT and SIGTERM sent to berth on
+/// to the container (docker's sig-proxy), so Ctrl-C stops what it runs and `--rm` still
+/// cleans up.
+async fn forward_signals<S>(c: &Ctx, id: &str, mut output: S) -> Res<()>
+where
+    S: futures_util::Stream<Item = Result<bollard::container::LogOutput, BollardError>> + Unpin,
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Failure::Usage(format!("cannot watch SIGINT: {e}")))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Failure::Usage(format!("cannot watch SIGTERM: {e}")))?;
+    loop {
+        let sig = tokio::select! {
+            item = output.next() => match item {
+                Some(Ok(out)) => {
+                    write_log(out);
+                    continue;
+                }
+                Some(Err(e)) => return Err(c.err(e)),
+                None => return Ok(()),
+            },
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        let o = KillContainerOptions {
+            signal: sig.to_string(),
+        };
+        if let Err(e) = c.docker.kill_container(id, Some(o)).await {
+            eprintln!(
+                "berth: could not pass {sig} to {}: {}",
+                short_id(id),
+                describe(c, e)
+            );
+        }
     }
 }
 
