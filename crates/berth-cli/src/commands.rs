@@ -685,7 +685,7 @@ async fn run_container(c: &Ctx, a: RunArgs) -> Res<()> {
         stderr: true,
         ..Default::default()
     };
-    let mut output = c
+    let output = c
         .docker
         .attach_container(&id, Some(attach))
         .await
