@@ -18,7 +18,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn berthd_bin() -> PathBuf {
-    if let Some(v) = std::env::var_os("BERTHD").filter(|v| !v.is_empty()) {
+    workspace_bin("berthd", "BERTHD", "berthd")
+}
+
+/// A binary of this workspace: `$<env>`, else `$CARGO_TARGET_DIR/{debug,release}/<name>`,
+/// else `<workspace>/target/{debug,release}/<name>`; `package` names what to build.
+pub fn workspace_bin(name: &str, env: &str, package: &str) -> PathBuf {
+    if let Some(v) = std::env::var_os(env).filter(|v| !v.is_empty()) {
         return PathBuf::from(v);
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -32,14 +38,14 @@ pub fn berthd_bin() -> PathBuf {
     targets.push(workspace.join("target"));
     for t in &targets {
         for profile in ["debug", "release"] {
-            let p = t.join(profile).join("berthd");
+            let p = t.join(profile).join(name);
             if p.is_file() {
                 return p;
             }
         }
     }
     panic!(
-        "berthd not found in {targets:?}/{{debug,release}}: run `cargo build -p berthd` or set BERTHD"
+        "{name} not found in {targets:?}/{{debug,release}}: run `cargo build -p {package}` or set {env}"
     );
 }
 

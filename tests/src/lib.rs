@@ -12,6 +12,7 @@
 pub mod berthd;
 pub mod bigimage;
 pub mod bundle;
+pub mod cli;
 pub mod host;
 pub mod image;
 pub mod runtime;
