@@ -838,3 +838,24 @@ fn run_interactive_stdin_and_detach_keys() {
     );
     d.ok(&["rm", "-f", "tty1"]);
 }
+
+#[test]
+fn rmi_of_an_image_in_use() {
+    let Some(d) = daemon("rmi_of_an_image_in_use") else {
+        return;
+    };
+    d.ok(&["create", "--name", "user1", "busybox", "true"]);
+    let err = d.fails(&["rmi", "busybox"]);
+    assert!(
+        err.contains("must force") && err.contains("is using its referenced image"),
+        "{err}"
+    );
+    // Another name can go; forcing the last one untags but keeps the image for the container.
+    d.ok(&["tag", "busybox", "other:1"]);
+    d.ok(&["rmi", "other:1"]);
+    let out = d.ok(&["rmi", "-f", "busybox"]);
+    assert!(out.contains("Untagged: busybox:latest"), "{out}");
+    assert!(!out.contains("Deleted"), "{out}");
+    d.ok(&["start", "user1"]);
+    d.ok(&["rm", "user1"]);
+}

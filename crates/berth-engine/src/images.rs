@@ -737,6 +737,17 @@ impl ImageService {
                     .map(|(c, _)| c)
                     .collect();
                 let untag: Vec<String> = match &r.tag {
+                    // Docker: the last name of an image a container uses is kept unless forced.
+                    Some(t) if all_tags.len() == 1 && !force && !users.is_empty() => {
+                        let shown = Reference::parse_normalized(t)
+                            .map(|r| r.familiar())
+                            .unwrap_or_else(|_| t.clone());
+                        return Err(Error::conflict(format!(
+                            "conflict: unable to remove repository reference \"{shown}\" (must \
+                             force) - container {} is using its referenced image {short}",
+                            &users[0][..12.min(users[0].len())]
+                        )));
+                    }
                     Some(t) => vec![t.clone()],
                     None => {
                         let repos: BTreeSet<String> = all_tags
