@@ -338,8 +338,12 @@ impl LogReader {
         })
     }
 
+    /// The run is over: its exit is recorded, or the container (its state dir) is gone —
+    /// `--rm` removes it right after the exit, possibly before a follower saw exit.json.
     fn exited(&self) -> bool {
-        self.state_dir.join("exit.json").exists() || self.state_dir.join("failed.json").exists()
+        !self.state_dir.exists()
+            || self.state_dir.join("exit.json").exists()
+            || self.state_dir.join("failed.json").exists()
     }
 }
 
