@@ -206,11 +206,49 @@ impl Berthd {
         c
     }
 
+    /// Run the docker CLI; a command that hangs for 3 minutes is killed and fails the test
+    /// (a hung engine must not hang CI).
     pub fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args)
+        let mut child = self
+            .docker_cmd(args)
             .stdin(Stdio::null())
-            .output()
-            .expect("run the docker CLI (/usr/local/bin/docker)")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the docker CLI (/usr/local/bin/docker)");
+        // Drain both pipes on threads so a chatty command cannot block on a full pipe.
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let o = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let e = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        });
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "docker {args:?} hung for 180 s; berthd log (tail):\n{}",
+                    tail(&self.log(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output {
+            status,
+            stdout: o.join().unwrap_or_default(),
+            stderr: e.join().unwrap_or_default(),
+        }
     }
 
     /// `docker args`, asserting success; stdout.
