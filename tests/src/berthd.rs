@@ -377,6 +377,17 @@ impl Drop for Berthd {
 }
 
 impl Berthd {
+    /// For a root test: a daemon with `busybox:latest` loaded, or None (and a `skipped:` line)
+    /// when not root.
+    pub fn with_busybox(test: &str) -> Option<Berthd> {
+        if !crate::require_root(test) {
+            return None;
+        }
+        let d = Berthd::start();
+        d.load_busybox("busybox:latest");
+        Some(d)
+    }
+
     /// Load the busybox test image (an OCI layout, see [`crate::oci_image_layout`]) and tag
     /// it `tag` (e.g. `busybox:latest`). Returns the image ID.
     pub fn load_busybox(&self, tag: &str) -> String {

@@ -5,15 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use berth_tests::berthd::Berthd;
-use berth_tests::require_root;
 
 fn daemon(test: &str) -> Option<Berthd> {
-    if !require_root(test) {
-        return None;
-    }
-    let d = Berthd::start();
-    d.load_busybox("busybox:latest");
-    Some(d)
+    Berthd::with_busybox(test)
 }
 
 /// `Key:\tvalue` from /proc/self/status inside a container run with `args`.

@@ -6,31 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use berth_tests::berthd::{message, Berthd};
-use berth_tests::require_root;
 use berth_tests::services::free_port;
+use berth_tests::suite::wait_until;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn daemon(test: &str) -> Option<Berthd> {
-    if !require_root(test) {
-        return None;
-    }
-    let d = Berthd::start();
-    d.load_busybox("busybox:latest");
-    Some(d)
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
+    Berthd::with_busybox(test)
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {

@@ -7,6 +7,7 @@
 
 use berth_tests::berthd::Berthd;
 use berth_tests::require_root;
+use berth_tests::suite::wait_until;
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -19,17 +20,6 @@ fn daemon_with_sleeper(test: &str) -> Option<Berthd> {
     d.load_busybox("busybox:latest");
     d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
     Some(d)
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use berth_tests::berthd::{message, Berthd};
 use berth_tests::require_root;
+use berth_tests::suite::wait_until;
 use std::process::Command;
 
 fn link_exists(name: &str) -> bool {
@@ -320,17 +321,6 @@ fn prune_unused_networks() {
     let mut got = lines(&ls);
     got.sort();
     assert_eq!(got, ["bridge", "host", "none"]);
-}
-
-fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    f()
 }
 
 #[test]

@@ -6,15 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use berth_tests::berthd::Berthd;
-use berth_tests::require_root;
 
 fn daemon(test: &str) -> Option<Berthd> {
-    if !require_root(test) {
-        return None;
-    }
-    let d = Berthd::start();
-    d.load_busybox("busybox:latest");
-    Some(d)
+    Berthd::with_busybox(test)
 }
 
 /// The value of `key:` in /proc/self/status output.

@@ -9,16 +9,12 @@ use berth_tests::cli::{berth, berth_bin, berth_ok};
 use berth_tests::oci_image_layout;
 use berth_tests::require_root;
 use berth_tests::services::{free_port, Registry};
+use berth_tests::suite::wait_until;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn daemon(test: &str) -> Option<Berthd> {
-    if !require_root(test) {
-        return None;
-    }
-    let d = Berthd::start();
-    d.load_busybox("busybox:latest");
-    Some(d)
+    Berthd::with_busybox(test)
 }
 
 /// The column titles of a table's first line (columns are separated by 3+ blanks; titles
@@ -50,17 +46,6 @@ fn same_table(what: &str, ours: &str, docker: &str) {
         rows(docker),
         "{what}: row count\nberth:\n{ours}\ndocker:\n{docker}"
     );
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]
