@@ -340,6 +340,8 @@ impl Drop for Berthd {
                     let _ = self.docker_cmd(&args).output();
                 }
             }
+            // User networks a test left behind have bridges on the host: remove them too.
+            let _ = self.docker_cmd(&["network", "prune", "-f"]).output();
         }
         if let Some(mut c) = self.child.take() {
             // SIGTERM lets the daemon stop what is left and remove its bridges' state.
