@@ -2,6 +2,8 @@
 
 mod commands;
 mod format;
+#[allow(dead_code)] // wired into the commands next
+mod template;
 
 use clap::{Parser, Subcommand};
 
@@ -23,43 +25,27 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// List containers
-    Ps(commands::PsArgs),
-    /// List images
-    Images(commands::ImagesArgs),
-    /// Create and run a container from an image
-    Run(Box<commands::RunArgs>),
-    /// Start one or more stopped containers
-    Start {
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Stop one or more running containers
-    Stop(commands::StopArgs),
-    /// Restart one or more containers
-    Restart(commands::StopArgs),
-    /// Kill one or more running containers
-    Kill(commands::KillArgs),
-    /// Remove one or more containers
-    Rm(commands::RmArgs),
-    /// Remove one or more images
-    Rmi(commands::RmiArgs),
-    /// Fetch the logs of a container
-    Logs(commands::LogsArgs),
-    /// Download an image from a registry
-    Pull { image: String },
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag { source: String, target: String },
+    #[command(flatten)]
+    Containers(commands::containers::ContainerCmd),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(commands::containers::ContainerMgmt),
+    #[command(flatten)]
+    Images(commands::images::ImageCmd),
+    /// Manage images
+    #[command(subcommand)]
+    Image(commands::images::ImageMgmt),
     /// Manage volumes
     #[command(subcommand)]
-    Volume(commands::VolumeCmd),
+    Volume(commands::resources::VolumeCmd),
     /// Manage networks
     #[command(subcommand)]
-    Network(commands::NetworkCmd),
-    /// Show the berth and engine versions
-    Version,
-    /// Show a summary of the engine
-    Info,
+    Network(commands::resources::NetworkCmd),
+    /// Manage the engine
+    #[command(subcommand)]
+    System(commands::system::SystemCmd),
+    #[command(flatten)]
+    Top(commands::system::TopCmd),
 }
 
 /// The engine address: `-H`, then `BERTH_HOST`, then `DOCKER_HOST`, then the default socket.
@@ -133,7 +119,7 @@ mod tests {
             "80",
         ])
         .unwrap();
-        let Command::Run(r) = cli.command else {
+        let Command::Containers(commands::containers::ContainerCmd::Run(r)) = cli.command else {
             panic!("not run")
         };
         assert!(r.detach);

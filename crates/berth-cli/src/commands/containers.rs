@@ -1,123 +1,63 @@
-//! The commands: each talks to the engine through bollard and prints docker's output shapes.
+//! Container commands: ps, run, start/stop/restart/kill/rm, logs.
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{
-    ContainerCreateBody, ContainerSummary, HostConfig, NetworkCreateRequest, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
-};
-use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, KillContainerOptions,
-    ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
-    RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions, RestartContainerOptions,
-    StopContainerOptions, TagImageOptions, WaitContainerOptions,
-};
-use bollard::{ClientVersion, Docker};
+use bollard::models::*;
+use bollard::query_parameters::*;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 
-use crate::format::{ago, ellipsis, go_quote, human_size, now_unix, short_id, table};
-use crate::Command;
+use super::images::pull;
+use super::{describe, each, parse_filters, usage, write_log, Ctx, Failure, Res};
+use crate::format::{ago, ellipsis, go_quote, now_unix, short_id, table};
 
-/// Why a command failed, printed as one line on stderr.
-#[derive(Debug)]
-pub enum Failure {
-    /// The engine answered with an error.
-    Daemon(String),
-    /// The engine could not be reached.
-    Connect(String),
-    /// Bad input or another client-side error (exit 125 unless `code` says otherwise).
-    Usage(String),
-    /// A quiet exit with this code (the container's, or docker's 126/127).
-    Exit(i32),
+/// Container commands docker has at the top level (and under `container`).
+#[derive(Subcommand)]
+pub enum ContainerCmd {
+    /// List containers
+    Ps(PsArgs),
+    /// Create and run a container from an image
+    Run(Box<RunArgs>),
+    /// Start one or more stopped containers
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
 }
 
-type Res<T> = Result<T, Failure>;
-
-struct Ctx {
-    docker: Docker,
-    host: String,
+/// `berth container ...`: the same commands plus the management-only ones.
+#[derive(Subcommand)]
+pub enum ContainerMgmt {
+    #[command(flatten)]
+    Common(ContainerCmd),
+    /// List containers
+    #[command(alias = "list")]
+    Ls(PsArgs),
 }
 
-impl Ctx {
-    /// Map a bollard error: engine answers keep their message, the rest means the engine
-    /// was not reachable (the innermost cause says why).
-    fn err(&self, e: BollardError) -> Failure {
-        match e {
-            BollardError::DockerResponseServerError { message, .. } => Failure::Daemon(message),
-            BollardError::DockerStreamError { error } => Failure::Daemon(error),
-            BollardError::JsonDataError { message, .. } => {
-                Failure::Usage(format!("unexpected answer from the engine: {message}"))
-            }
-            other => Failure::Connect(connect_message(&self.host, &other)),
-        }
-    }
-}
-
-fn connect_message(host: &str, e: &(dyn std::error::Error + 'static)) -> String {
-    let mut why: &dyn std::error::Error = e;
-    while let Some(src) = why.source() {
-        why = src;
-    }
-    let why = match e.downcast_ref::<BollardError>() {
-        Some(BollardError::SocketNotFoundError(p)) => format!("no socket at {p}"),
-        _ => why.to_string(),
-    };
-    format!(
-        "Cannot connect to the Berth engine at {host}: {why}. Is berthd running? \
-         Start it with: sudo bash .ci/berth"
-    )
-}
-
-/// Run one command against `host`; the process exit code.
-pub async fn run(host: &str, cmd: Command) -> i32 {
-    let result = match connect(host) {
-        Ok(ctx) => dispatch(&ctx, cmd).await,
-        Err(f) => Err(f),
-    };
-    let _ = std::io::stdout().flush();
-    match result {
-        Ok(()) => 0,
-        Err(Failure::Exit(code)) => code,
-        Err(Failure::Daemon(m)) => {
-            eprintln!("Error response from daemon: {m}");
-            125
-        }
-        Err(Failure::Connect(m)) | Err(Failure::Usage(m)) => {
-            eprintln!("{m}");
-            125
-        }
-    }
-}
-
-fn connect(host: &str) -> Res<Ctx> {
-    let Some(path) = host.strip_prefix("unix://") else {
-        return Err(Failure::Usage(format!(
-            "unsupported engine host {host:?}: berth talks to berthd on a unix socket; \
-             pass -H unix:///path/to/berth.sock"
-        )));
-    };
-    let version = ClientVersion {
-        major_version: 1,
-        minor_version: 45,
-    };
-    match Docker::connect_with_unix(path, 120, &version) {
-        Ok(docker) => Ok(Ctx {
-            docker,
-            host: host.to_string(),
-        }),
-        Err(e) => Err(Failure::Connect(connect_message(host, &e))),
-    }
-}
-
-async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
+pub async fn dispatch_mgmt(c: &Ctx, cmd: ContainerMgmt) -> Res<()> {
     match cmd {
-        Command::Ps(a) => ps(c, a).await,
-        Command::Images(a) => images(c, a).await,
-        Command::Run(a) => run_container(c, *a).await,
-        Command::Start { containers } => {
+        ContainerMgmt::Common(cmd) => dispatch(c, cmd).await,
+        ContainerMgmt::Ls(a) => ps(c, a).await,
+    }
+}
+
+pub async fn dispatch(c: &Ctx, cmd: ContainerCmd) -> Res<()> {
+    match cmd {
+        ContainerCmd::Ps(a) => ps(c, a).await,
+        ContainerCmd::Run(a) => run_container(c, *a).await,
+        ContainerCmd::Start { containers } => {
             each(&containers, |id| async move {
                 c.docker
                     .start_container(&id, None)
@@ -126,7 +66,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
             })
             .await
         }
-        Command::Stop(a) => {
+        ContainerCmd::Stop(a) => {
             let t = a.time;
             each(&a.containers, |id| async move {
                 let o = StopContainerOptions { t, signal: None };
@@ -137,7 +77,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
             })
             .await
         }
-        Command::Restart(a) => {
+        ContainerCmd::Restart(a) => {
             let t = a.time;
             each(&a.containers, |id| async move {
                 let o = RestartContainerOptions { t, signal: None };
@@ -148,7 +88,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
             })
             .await
         }
-        Command::Kill(a) => {
+        ContainerCmd::Kill(a) => {
             let signal = a.signal.clone();
             each(&a.containers, |id| {
                 let signal = signal.clone();
@@ -162,7 +102,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
             })
             .await
         }
-        Command::Rm(a) => {
+        ContainerCmd::Rm(a) => {
             let (force, v) = (a.force, a.volumes);
             each(&a.containers, |id| async move {
                 let o = RemoveContainerOptions {
@@ -177,53 +117,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
             })
             .await
         }
-        Command::Rmi(a) => rmi(c, a).await,
-        Command::Logs(a) => logs(c, a).await,
-        Command::Pull { image } => pull(c, &image, false).await,
-        Command::Tag { source, target } => {
-            let (repo, tag) = split_ref(&target);
-            let o = TagImageOptions {
-                repo: Some(repo),
-                tag: Some(tag),
-            };
-            c.docker
-                .tag_image(&source, Some(o))
-                .await
-                .map_err(|e| c.err(e))
-        }
-        Command::Volume(v) => volume(c, v).await,
-        Command::Network(n) => network(c, n).await,
-        Command::Version => version(c).await,
-        Command::Info => info(c).await,
-    }
-}
-
-/// docker's multi-target commands: act on each, print each name that worked, report each
-/// failure on stderr and fail at the end if any did.
-async fn each<F, Fut>(targets: &[String], f: F) -> Res<()>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Res<()>>,
-{
-    let mut failed = None;
-    for t in targets {
-        match f(t.clone()).await {
-            Ok(()) => println!("{t}"),
-            Err(Failure::Connect(m)) => return Err(Failure::Connect(m)),
-            Err(Failure::Daemon(m)) => {
-                eprintln!("Error response from daemon: {m}");
-                failed = Some(1);
-            }
-            Err(Failure::Usage(m)) => {
-                eprintln!("{m}");
-                failed = Some(1);
-            }
-            Err(Failure::Exit(code)) => failed = Some(code),
-        }
-    }
-    match failed {
-        Some(_) => Err(Failure::Exit(1)),
-        None => Ok(()),
+        ContainerCmd::Logs(a) => logs(c, a).await,
     }
 }
 
@@ -249,24 +143,6 @@ pub struct PsArgs {
     /// Filter output based on conditions provided (key=value)
     #[arg(short, long = "filter")]
     pub filter: Vec<String>,
-}
-
-fn parse_filters(raw: &[String]) -> Res<Option<HashMap<String, Vec<String>>>> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let mut m: HashMap<String, Vec<String>> = HashMap::new();
-    for f in raw {
-        let Some((k, v)) = f.split_once('=') else {
-            return Err(Failure::Usage(format!(
-                "bad filter {f:?}: expected key=value, e.g. --filter status=running"
-            )));
-        };
-        m.entry(k.trim().to_lowercase())
-            .or_default()
-            .push(v.to_string());
-    }
-    Ok(Some(m))
 }
 
 async fn ps(c: &Ctx, a: PsArgs) -> Res<()> {
@@ -378,84 +254,6 @@ fn ports(s: &ContainerSummary) -> String {
         .join(", ")
 }
 
-// ---- images ----
-
-#[derive(Args)]
-pub struct ImagesArgs {
-    /// Show all images (default hides intermediate images)
-    #[arg(short, long)]
-    pub all: bool,
-    /// Only show image IDs
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Don't truncate output
-    #[arg(long)]
-    pub no_trunc: bool,
-}
-
-async fn images(c: &Ctx, a: ImagesArgs) -> Res<()> {
-    let o = ListImagesOptions {
-        all: a.all,
-        ..Default::default()
-    };
-    let list = c.docker.list_images(Some(o)).await.map_err(|e| c.err(e))?;
-    let now = now_unix();
-    let mut rows = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-        .map(String::from)
-        .to_vec()];
-    for img in &list {
-        let id = if a.no_trunc {
-            img.id.clone()
-        } else {
-            short_id(&img.id)
-        };
-        let mut refs: Vec<(String, String)> = img
-            .repo_tags
-            .iter()
-            .filter(|t| t.as_str() != "<none>:<none>")
-            .map(|t| split_ref(t))
-            .collect();
-        if refs.is_empty() {
-            // Untagged: the repository from a digest if there is one, as docker shows it.
-            let repo = img
-                .repo_digests
-                .iter()
-                .find_map(|d| d.split_once('@').map(|(r, _)| r.to_string()))
-                .filter(|r| r != "<none>")
-                .unwrap_or_else(|| "<none>".into());
-            refs.push((repo, "<none>".into()));
-        }
-        for (repo, tag) in refs {
-            if a.quiet {
-                println!("{id}");
-                continue;
-            }
-            rows.push(vec![
-                repo,
-                tag,
-                id.clone(),
-                ago(img.created, now),
-                human_size(img.size),
-            ]);
-        }
-    }
-    if !a.quiet {
-        print!("{}", table(&rows));
-    }
-    Ok(())
-}
-
-/// "repo:tag" → (repo, tag); the tag defaults to "latest"; a registry port is not a tag.
-fn split_ref(r: &str) -> (String, String) {
-    let r = r.split('@').next().unwrap_or(r);
-    match r.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
-        _ => (r.to_string(), "latest".to_string()),
-    }
-}
-
-// ---- run ----
-
 #[derive(Args)]
 pub struct RunArgs {
     /// Run container in background and print container ID
@@ -499,10 +297,6 @@ pub struct RunArgs {
     /// The command and its arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
-}
-
-fn usage(m: String) -> Failure {
-    Failure::Usage(m)
 }
 
 /// `-p` values → (exposed ports, bindings).
@@ -773,13 +567,6 @@ async fn remove_quietly(c: &Ctx, id: &str) {
     }
 }
 
-fn describe(c: &Ctx, e: BollardError) -> String {
-    match c.err(e) {
-        Failure::Daemon(m) | Failure::Connect(m) | Failure::Usage(m) => m,
-        Failure::Exit(n) => format!("exit {n}"),
-    }
-}
-
 /// The container's exit code once it is not running.
 async fn wait_exit(c: &Ctx, id: &str) -> Res<i32> {
     let o = WaitContainerOptions {
@@ -798,95 +585,7 @@ async fn wait_exit(c: &Ctx, id: &str) -> Res<i32> {
     }
 }
 
-fn write_log(out: bollard::container::LogOutput) {
-    use bollard::container::LogOutput;
-    match out {
-        LogOutput::StdErr { message } => {
-            let mut e = std::io::stderr().lock();
-            let _ = e.write_all(&message);
-            let _ = e.flush();
-        }
-        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-            let mut o = std::io::stdout().lock();
-            let _ = o.write_all(&message);
-            let _ = o.flush();
-        }
-        LogOutput::StdIn { .. } => {}
-    }
-}
-
-// ---- pull ----
-
 /// Pull `image` printing docker's plain progress: one line per status change, per-byte
-/// progress left out (a terminal progress display is a later step).
-async fn pull(c: &Ctx, image: &str, quiet_tag_default: bool) -> Res<()> {
-    let (repo, tag) = split_ref(image);
-    let (from, tag) = match image.split_once('@') {
-        Some(_) => (image.to_string(), String::new()),
-        None => (repo.clone(), tag),
-    };
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if !quiet_tag_default && !last.contains(':') && !last.contains('@') {
-        println!("Using default tag: latest");
-    }
-    let o = CreateImageOptions {
-        from_image: Some(from),
-        tag: (!tag.is_empty()).then_some(tag),
-        ..Default::default()
-    };
-    let mut s = c.docker.create_image(Some(o), None, None);
-    let mut out = std::io::stdout();
-    while let Some(item) = s.next().await {
-        let info = item.map_err(|e| c.err(e))?;
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            return Err(Failure::Daemon(err));
-        }
-        let Some(status) = info.status else { continue };
-        let moving = info
-            .progress_detail
-            .as_ref()
-            .is_some_and(|p| p.current.is_some() || p.total.is_some());
-        if moving {
-            continue;
-        }
-        let line = match info.id.filter(|i| !i.is_empty()) {
-            Some(id) => format!("{id}: {status}"),
-            None => status,
-        };
-        // In `run`, pull progress goes to stderr so stdout carries only the container's output.
-        if quiet_tag_default {
-            eprintln!("{line}");
-        } else {
-            let _ = writeln!(out, "{line}");
-        }
-    }
-    if !quiet_tag_default {
-        println!("{}", canonical_ref(image));
-    }
-    Ok(())
-}
-
-/// docker's full name for a reference: registry (docker.io by default), `library/` for
-/// official images, and `:latest` when neither tag nor digest is given.
-fn canonical_ref(image: &str) -> String {
-    let (first, rest) = image.split_once('/').unwrap_or(("", image));
-    let has_domain =
-        !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
-    let mut full = if has_domain {
-        image.to_string()
-    } else if first.is_empty() {
-        format!("docker.io/library/{rest}")
-    } else {
-        format!("docker.io/{image}")
-    };
-    let last = full.rsplit('/').next().unwrap_or_default();
-    if !last.contains(':') && !last.contains('@') {
-        full.push_str(":latest");
-    }
-    full
-}
-
-// ---- stop / kill / rm / rmi / logs ----
 
 #[derive(Args)]
 pub struct StopArgs {
@@ -916,49 +615,6 @@ pub struct RmArgs {
     pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
-}
-
-#[derive(Args)]
-pub struct RmiArgs {
-    /// Force removal of the image
-    #[arg(short, long)]
-    pub force: bool,
-    #[arg(required = true)]
-    pub images: Vec<String>,
-}
-
-async fn rmi(c: &Ctx, a: RmiArgs) -> Res<()> {
-    let mut failed = false;
-    for img in &a.images {
-        let o = RemoveImageOptions {
-            force: a.force,
-            ..Default::default()
-        };
-        match c.docker.remove_image(img, Some(o), None).await {
-            Ok(items) => {
-                for i in items {
-                    if let Some(u) = i.untagged {
-                        println!("Untagged: {u}");
-                    }
-                    if let Some(d) = i.deleted {
-                        println!("Deleted: {d}");
-                    }
-                }
-            }
-            Err(e) => match c.err(e) {
-                Failure::Daemon(m) => {
-                    eprintln!("Error response from daemon: {m}");
-                    failed = true;
-                }
-                other => return Err(other),
-            },
-        }
-    }
-    if failed {
-        Err(Failure::Exit(1))
-    } else {
-        Ok(())
-    }
 }
 
 #[derive(Args)]
@@ -994,221 +650,6 @@ async fn logs(c: &Ctx, a: LogsArgs) -> Res<()> {
     while let Some(item) = s.next().await {
         write_log(item.map_err(|e| c.err(e))?);
     }
-    Ok(())
-}
-
-// ---- volume / network ----
-
-#[derive(Subcommand)]
-pub enum VolumeCmd {
-    /// List volumes
-    #[command(alias = "list")]
-    Ls {
-        /// Only display volume names
-        #[arg(short, long)]
-        quiet: bool,
-    },
-    /// Create a volume
-    Create {
-        /// Volume driver name
-        #[arg(short, long, default_value = "local")]
-        driver: String,
-        name: Option<String>,
-    },
-    /// Remove one or more volumes
-    #[command(alias = "remove")]
-    Rm {
-        /// Force the removal of one or more volumes
-        #[arg(short, long)]
-        force: bool,
-        #[arg(required = true)]
-        volumes: Vec<String>,
-    },
-}
-
-async fn volume(c: &Ctx, v: VolumeCmd) -> Res<()> {
-    match v {
-        VolumeCmd::Ls { quiet } => {
-            let r = c
-                .docker
-                .list_volumes(None::<ListVolumesOptions>)
-                .await
-                .map_err(|e| c.err(e))?;
-            let mut vols = r.volumes.unwrap_or_default();
-            vols.sort_by(|a, b| a.name.cmp(&b.name));
-            if quiet {
-                vols.iter().for_each(|v| println!("{}", v.name));
-                return Ok(());
-            }
-            let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
-            rows.extend(vols.into_iter().map(|v| vec![v.driver, v.name]));
-            print!("{}", table(&rows));
-            Ok(())
-        }
-        VolumeCmd::Create { driver, name } => {
-            let req = VolumeCreateRequest {
-                name,
-                driver: Some(driver),
-                ..Default::default()
-            };
-            let v = c.docker.create_volume(req).await.map_err(|e| c.err(e))?;
-            println!("{}", v.name);
-            Ok(())
-        }
-        VolumeCmd::Rm { force, volumes } => {
-            each(&volumes, |name| async move {
-                let o = RemoveVolumeOptions { force };
-                c.docker
-                    .remove_volume(&name, Some(o))
-                    .await
-                    .map_err(|e| c.err(e))
-            })
-            .await
-        }
-    }
-}
-
-#[derive(Subcommand)]
-pub enum NetworkCmd {
-    /// List networks
-    #[command(alias = "list")]
-    Ls {
-        /// Only display network IDs
-        #[arg(short, long)]
-        quiet: bool,
-        /// Don't truncate output
-        #[arg(long)]
-        no_trunc: bool,
-    },
-    /// Create a network
-    Create {
-        /// Driver to manage the network
-        #[arg(short, long, default_value = "bridge")]
-        driver: String,
-        /// Restrict external access to the network
-        #[arg(long)]
-        internal: bool,
-        name: String,
-    },
-    /// Remove one or more networks
-    #[command(alias = "remove")]
-    Rm {
-        #[arg(required = true)]
-        networks: Vec<String>,
-    },
-}
-
-async fn network(c: &Ctx, n: NetworkCmd) -> Res<()> {
-    match n {
-        NetworkCmd::Ls { quiet, no_trunc } => {
-            let mut nets = c
-                .docker
-                .list_networks(None::<ListNetworksOptions>)
-                .await
-                .map_err(|e| c.err(e))?;
-            nets.sort_by(|a, b| a.name.cmp(&b.name));
-            let id = |i: &Option<String>| {
-                let i = i.clone().unwrap_or_default();
-                if no_trunc {
-                    i
-                } else {
-                    short_id(&i)
-                }
-            };
-            if quiet {
-                nets.iter().for_each(|n| println!("{}", id(&n.id)));
-                return Ok(());
-            }
-            let mut rows = vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
-                .map(String::from)
-                .to_vec()];
-            for n in &nets {
-                rows.push(vec![
-                    id(&n.id),
-                    n.name.clone().unwrap_or_default(),
-                    n.driver.clone().unwrap_or_default(),
-                    n.scope.clone().unwrap_or_default(),
-                ]);
-            }
-            print!("{}", table(&rows));
-            Ok(())
-        }
-        NetworkCmd::Create {
-            driver,
-            internal,
-            name,
-        } => {
-            let req = NetworkCreateRequest {
-                name,
-                driver: Some(driver),
-                internal: Some(internal),
-                ..Default::default()
-            };
-            let r = c.docker.create_network(req).await.map_err(|e| c.err(e))?;
-            println!("{}", r.id);
-            Ok(())
-        }
-        NetworkCmd::Rm { networks } => {
-            each(&networks, |name| async move {
-                c.docker.remove_network(&name).await.map_err(|e| c.err(e))
-            })
-            .await
-        }
-    }
-}
-
-// ---- version / info ----
-
-async fn version(c: &Ctx) -> Res<()> {
-    println!("Client:");
-    println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
-    println!(" API version:       1.45");
-    println!(
-        " OS/Arch:           {}/{}",
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    );
-    let v = c.docker.version().await.map_err(|e| c.err(e))?;
-    let s = |o: Option<String>| o.unwrap_or_default();
-    println!();
-    println!("Server: {}", s(v.platform.map(|p| p.name)));
-    println!(" Engine:");
-    println!("  Version:          {}", s(v.version));
-    println!(
-        "  API version:      {} (minimum version {})",
-        s(v.api_version),
-        s(v.min_api_version)
-    );
-    println!("  OS/Arch:          {}/{}", s(v.os), s(v.arch));
-    println!("  Kernel version:   {}", s(v.kernel_version));
-    Ok(())
-}
-
-async fn info(c: &Ctx) -> Res<()> {
-    let i = c.docker.info().await.map_err(|e| c.err(e))?;
-    let n = |o: Option<i64>| o.unwrap_or(0);
-    let s = |o: Option<String>| o.unwrap_or_default();
-    println!("Server:");
-    println!(" Containers: {}", n(i.containers));
-    println!("  Running: {}", n(i.containers_running));
-    println!("  Paused: {}", n(i.containers_paused));
-    println!("  Stopped: {}", n(i.containers_stopped));
-    println!(" Images: {}", n(i.images));
-    println!(" Server Version: {}", s(i.server_version));
-    println!(" Storage Driver: {}", s(i.driver));
-    println!(
-        " Cgroup Driver: {}",
-        s(i.cgroup_driver.map(|d| d.to_string()))
-    );
-    println!(" Default Runtime: {}", s(i.default_runtime));
-    println!(" Kernel Version: {}", s(i.kernel_version));
-    println!(" Operating System: {}", s(i.operating_system));
-    println!(" OSType: {}", s(i.os_type));
-    println!(" Architecture: {}", s(i.architecture));
-    println!(" CPUs: {}", n(i.ncpu));
-    println!(" Total Memory: {}", human_size(n(i.mem_total)));
-    println!(" Name: {}", s(i.name));
-    println!(" Docker Root Dir: {}", s(i.docker_root_dir));
     Ok(())
 }
 
@@ -1250,35 +691,6 @@ mod tests {
         assert_eq!(p.maximum_retry_count, Some(3));
         assert!(parse_restart("sometimes").is_err());
         assert!(parse_restart("always:2").is_err());
-    }
-
-    #[test]
-    fn refs_and_filters() {
-        assert_eq!(split_ref("busybox"), ("busybox".into(), "latest".into()));
-        assert_eq!(split_ref("busybox:1.36"), ("busybox".into(), "1.36".into()));
-        assert_eq!(
-            split_ref("localhost:5000/app"),
-            ("localhost:5000/app".into(), "latest".into())
-        );
-        let f = parse_filters(&["status=exited".into(), "status=created".into()])
-            .unwrap()
-            .unwrap();
-        assert_eq!(f["status"], ["exited", "created"]);
-        assert!(parse_filters(&["status".into()]).is_err());
-    }
-
-    #[test]
-    fn canonical_refs() {
-        assert_eq!(canonical_ref("busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(canonical_ref("me/app:1"), "docker.io/me/app:1");
-        assert_eq!(
-            canonical_ref("127.0.0.1:5000/t/b"),
-            "127.0.0.1:5000/t/b:latest"
-        );
-        assert_eq!(
-            canonical_ref("localhost/b@sha256:ab"),
-            "localhost/b@sha256:ab"
-        );
     }
 
     #[test]
