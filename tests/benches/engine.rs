@@ -14,38 +14,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use berth_tests::bench::{check, env_or, median, timed};
 use berth_tests::berthd::Berthd;
 use berth_tests::services::Dockerd;
 use berth_tests::{busybox_bundle, find_in_path, fix_hybrid_hugetlb, require_root, unique_id};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    s[s.len() / 2]
-}
-
-fn timed(mut c: Command) -> (f64, Output) {
-    let t = Instant::now();
-    let o = c.stdin(Stdio::null()).output().unwrap();
-    (t.elapsed().as_secs_f64() * 1000.0, o)
-}
-
-fn check(what: &str, o: &Output) {
-    assert!(
-        o.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 fn rss_kib(pid: u32) -> i64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
+pub mod bench;
 pub mod berthd;
 pub mod bigimage;
 pub mod bundle;

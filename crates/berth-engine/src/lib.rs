@@ -9,6 +9,7 @@ pub mod exec;
 pub mod fsops;
 pub mod images;
 pub mod monitor;
+mod netlink;
 pub mod network;
 pub mod stats;
 pub mod volumes;

@@ -547,6 +547,22 @@ fn mac_for(ip: Ipv4Addr) -> String {
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
+/// Run `f` on a thread that has joined the network namespace at `path` (netlink sockets it
+/// opens belong to that namespace).
+fn in_netns<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let ns = fs::File::open(path)?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+        f()
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("network namespace worker panicked"))?
+}
+
 /// Run `ip` (optionally inside a namespace) with a batch of commands.
 fn ip_batch(netns: Option<&Path>, commands: &[String]) -> Result<()> {
     match netns {
@@ -1278,9 +1294,13 @@ impl Networks {
         }
         let path = self.netns_path(container);
         create_netns(&path)?;
-        if let Err(e) = ip_batch(Some(&path), &["link set lo up".to_string()]) {
+        let lo = in_netns(&path, || crate::netlink::Netlink::open()?.link_up("lo"));
+        if let Err(e) = lo {
             let _ = remove_netns(&path);
-            return Err(e);
+            return Err(NetworkError::Internal(format!(
+                "cannot bring up loopback in network namespace {}: {e}",
+                path.display()
+            )));
         }
         self.state.containers.insert(container.to_string());
         self.save()?;
@@ -1343,49 +1363,55 @@ impl Networks {
         );
         let mac = mac_for(ip_addr);
         let netns = self.netns_path(container);
-        let ns = netns.display().to_string();
         if link_exists(&host_veth) {
             // Left over from a crash: the name is ours.
-            let _ = ip(&["link", "del", &host_veth]);
+            let _ = crate::netlink::Netlink::open().and_then(|mut nl| nl.link_del(&host_veth));
         }
-        ip_batch(
-            None,
-            &[
-                format!(
-                    "link add {host_veth} type veth peer name {ifname} netns {ns} address {mac}"
-                ),
-                format!("link set {host_veth} master {} up", cfg.bridge),
-            ],
-        )
-        .map_err(|e| {
-            let _ = ip(&["link", "del", &host_veth]);
-            NetworkError::Internal(format!(
-                "cannot connect container {container} to network {} (veth {host_veth} on bridge \
-                 {}): {e}",
-                cfg.name, cfg.bridge
-            ))
-        })?;
-        let mut inside = vec![
-            "link set lo up".to_string(),
-            format!("addr add {ip_addr}/{} dev {ifname}", cfg.subnet.prefix),
-            format!("link set {ifname} up"),
-        ];
+        let del_host_end = || {
+            let _ = crate::netlink::Netlink::open().and_then(|mut nl| nl.link_del(&host_veth));
+        };
+        fs::File::open(&netns)
+            .and_then(|ns| {
+                crate::netlink::Netlink::open()?.add_veth(
+                    &host_veth,
+                    &ifname,
+                    &ns,
+                    &mac,
+                    &cfg.bridge,
+                )
+            })
+            .map_err(|e| {
+                del_host_end();
+                NetworkError::Internal(format!(
+                    "cannot connect container {container} to network {} (veth {host_veth} on \
+                     bridge {}): {e}",
+                    cfg.name, cfg.bridge
+                ))
+            })?;
         let has_default = existing.iter().any(|e| {
             self.state
                 .networks
                 .get(&e.network)
                 .is_some_and(|r| !r.config.internal)
         });
-        if !cfg.internal && !has_default {
-            inside.push(format!(
-                "route add default via {} dev {ifname}",
-                cfg.gateway
-            ));
-        }
-        if let Err(e) = ip_batch(Some(&netns), &inside) {
-            let _ = ip(&["link", "del", &host_veth]);
+        let gateway = (!cfg.internal && !has_default).then_some(cfg.gateway);
+        let prefix = cfg.subnet.prefix;
+        let inside_if = ifname.clone();
+        let inside = in_netns(&netns, move || {
+            let mut nl = crate::netlink::Netlink::open()?;
+            nl.link_up("lo")?;
+            nl.addr_add(&inside_if, ip_addr, prefix)?;
+            nl.link_up(&inside_if)?;
+            if let Some(gw) = gateway {
+                nl.default_route(gw, &inside_if)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = inside {
+            del_host_end();
             return Err(NetworkError::Internal(format!(
-                "cannot configure {ifname} of container {container} on network {}: {e}",
+                "cannot configure {ifname} ({ip_addr}/{prefix}) of container {container} on \
+                 network {}: {e}",
                 cfg.name
             )));
         }
