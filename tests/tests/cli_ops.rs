@@ -154,6 +154,29 @@ fn pause_rename_wait_port_top_stats_inspect() {
     let id = d.ok(&["inspect", "-f", "{{.Id}}", "web2"]);
     assert_eq!(ours, format!("{} 1\n", id.trim()));
 
+    // Streaming stats (not a terminal): a fresh reading about every second until stopped.
+    let mut child = berth_cmd(&d, &["stats", "--format", "{{.Name}} {{.PIDs}}", "web2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(2)
+            .map(|l| l.unwrap_or_default())
+            .collect::<Vec<_>>()
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reader.join().unwrap(), ["web2 1", "web2 1"]);
+
     // inspect: the engine's JSON, indented like docker's; several targets make one array.
     for args in [
         vec!["inspect", "web2"],
