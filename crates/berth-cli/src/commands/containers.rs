@@ -35,6 +35,8 @@ pub enum ContainerCmd {
     Rm(RmArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    #[command(flatten)]
+    Ops(super::ops::OpsCmd),
 }
 
 /// `berth container ...`: the same commands plus the management-only ones.
@@ -45,12 +47,18 @@ pub enum ContainerMgmt {
     /// List containers
     #[command(alias = "list")]
     Ls(PsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(super::ops::InspectArgs),
+    /// Remove all stopped containers
+    Prune(super::ops::PruneArgs),
 }
 
 pub async fn dispatch_mgmt(c: &Ctx, cmd: ContainerMgmt) -> Res<()> {
     match cmd {
         ContainerMgmt::Common(cmd) => dispatch(c, cmd).await,
         ContainerMgmt::Ls(a) => ps(c, a).await,
+        ContainerMgmt::Inspect(a) => super::ops::inspect_containers(c, a).await,
+        ContainerMgmt::Prune(a) => super::ops::prune_containers(c, a).await,
     }
 }
 
@@ -119,6 +127,7 @@ pub async fn dispatch(c: &Ctx, cmd: ContainerCmd) -> Res<()> {
             .await
         }
         ContainerCmd::Logs(a) => logs(c, a).await,
+        ContainerCmd::Ops(cmd) => super::ops::dispatch(c, cmd).await,
     }
 }
 

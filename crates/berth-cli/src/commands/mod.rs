@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod ops;
 pub mod ps;
 pub mod resources;
 pub mod system;
