@@ -1261,6 +1261,7 @@ impl Networks {
         network: &str,
         container: &str,
         aliases: &[String],
+        ip: Option<Ipv4Addr>,
     ) -> Result<Endpoint> {
         validate_name("container", container)?;
         self.network(network)?;
@@ -1273,7 +1274,7 @@ impl Networks {
         let path = self.netns_path(container);
         create_netns(&path)?;
         self.state.containers.insert(container.to_string());
-        match self.add_endpoint(network, container, aliases) {
+        match self.add_endpoint(network, container, aliases, ip) {
             Ok(ep) => Ok(ep),
             Err(e) => {
                 let _ = remove_netns(&path);
@@ -1314,20 +1315,23 @@ impl Networks {
         network: &str,
         container: &str,
         aliases: &[String],
+        ip: Option<Ipv4Addr>,
     ) -> Result<Endpoint> {
         if !self.state.containers.contains(container) {
             return Err(NetworkError::NotFound(format!(
                 "container {container} has no network namespace; attach it first"
             )));
         }
-        self.add_endpoint(network, container, aliases)
+        self.add_endpoint(network, container, aliases, ip)
     }
 
+    /// `ip`: the address asked for (`--ip`), else the first free one of the range.
     fn add_endpoint(
         &mut self,
         network: &str,
         container: &str,
         aliases: &[String],
+        ip: Option<Ipv4Addr>,
     ) -> Result<Endpoint> {
         for a in aliases {
             validate_name("alias", a)?;
@@ -1343,16 +1347,44 @@ impl Networks {
         }
         let used: BTreeSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.ip).collect();
         let range = cfg.ip_range.unwrap_or(cfg.subnet);
-        let ip_addr = (1..cfg.subnet.size().saturating_sub(1))
-            .filter_map(|n| cfg.subnet.nth(n))
-            .filter(|a| range.contains(*a))
-            .find(|a| !used.contains(a) && *a != cfg.gateway)
-            .ok_or_else(|| {
-                NetworkError::Unavailable(format!(
-                    "network {} ({}) has no free addresses left",
-                    cfg.name, cfg.subnet
-                ))
-            })?;
+        let ip_addr = match ip {
+            Some(want) => {
+                if cfg.name == DEFAULT_NETWORK {
+                    return Err(NetworkError::InvalidArgument(
+                        "user specified IP address is supported on user defined networks only"
+                            .into(),
+                    ));
+                }
+                if !cfg.subnet.contains(want)
+                    || want == cfg.gateway
+                    || Some(want) == cfg.subnet.nth(0)
+                    || Some(want) == cfg.subnet.nth(cfg.subnet.size().saturating_sub(1))
+                {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "invalid address {want}: it must be a host address of {}'s subnet {} \
+                         other than its gateway {}",
+                        cfg.name, cfg.subnet, cfg.gateway
+                    )));
+                }
+                if used.contains(&want) {
+                    return Err(NetworkError::Conflict(format!(
+                        "Address already in use: {want} is taken on network {}",
+                        cfg.name
+                    )));
+                }
+                want
+            }
+            None => (1..cfg.subnet.size().saturating_sub(1))
+                .filter_map(|n| cfg.subnet.nth(n))
+                .filter(|a| range.contains(*a))
+                .find(|a| !used.contains(a) && *a != cfg.gateway)
+                .ok_or_else(|| {
+                    NetworkError::Unavailable(format!(
+                        "network {} ({}) has no free addresses left",
+                        cfg.name, cfg.subnet
+                    ))
+                })?,
+        };
         let idx = (0..)
             .find(|i| !existing.iter().any(|e| e.ifname == format!("eth{i}")))
             .unwrap_or(0);

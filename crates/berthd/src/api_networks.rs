@@ -533,6 +533,15 @@ struct ConnectBody {
 #[serde(rename_all = "PascalCase", default)]
 struct EndpointConfig {
     aliases: Option<Vec<String>>,
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<IpamRequest>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IpamRequest {
+    #[serde(rename = "IPv4Address")]
+    ipv4_address: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -557,11 +566,20 @@ async fn connect(state: &Arc<State>, req: Request<Incoming>, key: &str) -> ApiRe
     }
     let net = bridge_net(state, key, "connected to").await?;
     let id = container_id(state, &body.container).await;
-    let aliases = body
-        .endpoint_config
-        .and_then(|e| e.aliases)
-        .unwrap_or_default();
-    state.containers.connect(&id, net.name(), aliases).await?;
+    let ep = body.endpoint_config.unwrap_or_default();
+    let ip = match ep.ipam_config.map(|i| i.ipv4_address) {
+        Some(a) if !a.is_empty() => Some(a.parse::<std::net::Ipv4Addr>().map_err(|_| {
+            ApiError::bad(format!(
+                "invalid IPv4 address {a:?} in EndpointConfig.IPAMConfig.IPv4Address"
+            ))
+        })?),
+        _ => None,
+    };
+    let aliases = ep.aliases.unwrap_or_default();
+    state
+        .containers
+        .connect(&id, net.name(), aliases, ip)
+        .await?;
     state
         .events
         .emit("network", "connect", net.id(), endpoint_attrs(&id, &net));

@@ -1116,7 +1116,12 @@ impl ContainerService {
                     );
                 };
                 let ep = n
-                    .attach(&primary, id, &aliases_for(&primary))
+                    .attach(
+                        &primary,
+                        id,
+                        &aliases_for(&primary),
+                        requested_ip(rec, &primary),
+                    )
                     .map_err(net_err)?;
                 *undo_net = true;
                 let netns = ep.netns_path.clone();
@@ -1125,7 +1130,9 @@ impl ContainerService {
                     if extra == &primary {
                         continue;
                     }
-                    let ep = n.connect(extra, id, &aliases_for(extra)).map_err(net_err)?;
+                    let ep = n
+                        .connect(extra, id, &aliases_for(extra), requested_ip(rec, extra))
+                        .map_err(net_err)?;
                     ips.push(ep.ip);
                 }
                 for p in publish_plan(&rec.config, &rec.host)? {
@@ -2533,7 +2540,13 @@ impl ContainerService {
     }
 
     /// `POST /networks/{id}/connect`.
-    pub async fn connect(&self, key: &str, network: &str, aliases: Vec<String>) -> Result<()> {
+    pub async fn connect(
+        &self,
+        key: &str,
+        network: &str,
+        aliases: Vec<String>,
+        ip: Option<std::net::Ipv4Addr>,
+    ) -> Result<()> {
         let ctr = self.find(key)?;
         let _g = ctr.op.lock().await;
         let net_name = {
@@ -2567,7 +2580,7 @@ impl ContainerService {
             let nets = Arc::clone(&self.inner.networks);
             let net2 = net_name.clone();
             tokio::task::spawn_blocking(move || {
-                lock_nets(&nets).connect(&net2, &id, &all).map(|_| ())
+                lock_nets(&nets).connect(&net2, &id, &all, ip).map(|_| ())
             })
             .await
             .map_err(|e| Error::internal(format!("network worker: {e}")))?
@@ -2581,6 +2594,7 @@ impl ContainerService {
                 .entry(net_name.clone())
                 .or_default();
             ep.aliases = (!aliases.is_empty()).then_some(aliases);
+            ep.ipam_config = ip.map(|ip| serde_json::json!({ "IPv4Address": ip.to_string() }));
         }
         self.save(&ctr)?;
         Ok(())
@@ -2977,4 +2991,18 @@ mod tests {
         };
         assert_eq!(status_text(&st, 0, now), "Created");
     }
+}
+
+/// The address `--ip` (EndpointSettings.IPAMConfig.IPv4Address) asks for on `network`.
+fn requested_ip(rec: &Record, network: &str) -> Option<std::net::Ipv4Addr> {
+    rec.networking
+        .endpoints_config
+        .get(network)?
+        .ipam_config
+        .as_ref()?
+        .get("IPv4Address")?
+        .as_str()
+        .filter(|s| !s.is_empty())?
+        .parse()
+        .ok()
 }
