@@ -123,8 +123,16 @@ fn images_table_quiet_filters_and_formats_match_docker() {
         vec!["images", "--filter", "dangling=true"],
         vec!["images", "--filter", "dangling=false", "-q"],
         vec!["images", "--filter", "label=nope=1"],
-        vec!["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}"],
-        vec!["images", "--format", "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}"],
+        vec![
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}",
+        ],
+        vec![
+            "images",
+            "--format",
+            "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}",
+        ],
         vec![
             "image",
             "ls",
@@ -134,7 +142,11 @@ fn images_table_quiet_filters_and_formats_match_docker() {
     ] {
         let ours = b_ok(&d, cfg, &args);
         let docker = d.ok(&args);
-        assert_eq!(same_rows(&ours), same_rows(&docker), "berth {args:?}\n{ours}\n{docker}");
+        assert_eq!(
+            same_rows(&ours),
+            same_rows(&docker),
+            "berth {args:?}\n{ours}\n{docker}"
+        );
     }
     // `--format json`: the same objects docker prints.
     let ours = b_ok(&d, cfg, &["images", "--format", "json"]);
@@ -205,10 +217,19 @@ fn push_pull_round_trip_plain_and_on_a_pty() {
     b_ok(&d, cfg, &["rmi", &tag1, &format!("{repo}:2")]);
     let out = b_ok(&d, cfg, &["pull", &tag1]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.first().copied(), Some("1: Pulling from test/bb"), "{out}");
-    assert!(lines.iter().any(|l| l.starts_with("Digest: sha256:")), "{out}");
+    assert_eq!(
+        lines.first().copied(),
+        Some("1: Pulling from test/bb"),
+        "{out}"
+    );
     assert!(
-        lines.iter().any(|l| *l == format!("Status: Downloaded newer image for {tag1}")),
+        lines.iter().any(|l| l.starts_with("Digest: sha256:")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| *l == format!("Status: Downloaded newer image for {tag1}")),
         "{out}"
     );
     assert_eq!(lines.last().copied(), Some(tag1.as_str()), "{out}");
@@ -216,7 +237,10 @@ fn push_pull_round_trip_plain_and_on_a_pty() {
     let out = b_ok(&d, cfg, &["image", "pull", "-q", &tag1]);
     assert_eq!(out, format!("{tag1}\n"));
     let out = b_ok(&d, cfg, &["pull", "--platform", "linux/amd64", &tag1]);
-    assert!(out.contains(&format!("Status: Image is up to date for {tag1}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {tag1}")),
+        "{out}"
+    );
 
     // The pulled image has a digest: --digests and {{.Digest}} as docker shows them.
     for args in [
@@ -239,7 +263,11 @@ fn push_pull_round_trip_plain_and_on_a_pty() {
     // A missing image: the engine's reason, exit 125.
     let o = b(&d, cfg, &["pull", &format!("{repo}:nope")]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).starts_with("Error response from daemon: "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("Error response from daemon: "),
+        "{}",
+        stderr(&o)
+    );
 
     // On a terminal (a pty from `script`): indicatif draws the layers.
     b_ok(&d, cfg, &["rmi", &tag1]);
@@ -279,8 +307,18 @@ fn history_matches_docker() {
         vec!["history", "-q", "busybox"],
         vec!["history", "--no-trunc", "busybox"],
         vec!["image", "history", "--human=false", "busybox"],
-        vec!["history", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}", "busybox"],
-        vec!["history", "--format", "table {{.ID}}\t{{.CreatedAt}}", "busybox"],
+        vec![
+            "history",
+            "--format",
+            "{{.ID}}|{{.CreatedBy}}|{{.Size}}",
+            "busybox",
+        ],
+        vec![
+            "history",
+            "--format",
+            "table {{.ID}}\t{{.CreatedAt}}",
+            "busybox",
+        ],
     ] {
         assert_eq!(
             trim(&b_ok(&d, cfg, &args)),
@@ -310,8 +348,21 @@ fn image_inspect_matches_docker() {
     assert_eq!(json(&ours), json(&docker));
     assert_eq!(json(&ours).as_array().unwrap().len(), 2);
     for args in [
-        vec!["image", "inspect", "-f", "{{.Id}} {{.Os}}", "busybox", "other:1"],
-        vec!["image", "inspect", "--format", "{{json .RepoTags}}", "busybox"],
+        vec![
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}} {{.Os}}",
+            "busybox",
+            "other:1",
+        ],
+        vec![
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoTags}}",
+            "busybox",
+        ],
     ] {
         assert_eq!(b_ok(&d, cfg, &args), d.ok(&args), "berth {args:?}");
     }
@@ -357,9 +408,18 @@ fn prune_asks_then_removes() {
     let o = b_stdin(&d, cfg, &["image", "prune", "-a"], b"y\n");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(out.contains("Deleted Images:\nuntagged: busybox:latest\n"), "{out}");
+    assert!(
+        out.contains("Deleted Images:\nuntagged: busybox:latest\n"),
+        "{out}"
+    );
     assert!(out.contains("deleted: sha256:"), "{out}");
-    assert!(out.lines().last().unwrap().starts_with("Total reclaimed space: "), "{out}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("Total reclaimed space: "),
+        "{out}"
+    );
     assert_eq!(b_ok(&d, cfg, &["images", "-q"]), "");
 }
 
@@ -387,7 +447,10 @@ fn save_rmi_load_round_trip() {
     b_ok(&d, cfgp, &["rmi", "busybox"]);
     let o2 = b_stdin(&d, cfgp, &["image", "load", "-q"], &o.stdout);
     assert!(o2.status.success(), "{}", stderr(&o2));
-    assert_eq!(String::from_utf8_lossy(&o2.stdout), "Loaded image: busybox:latest\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o2.stdout),
+        "Loaded image: busybox:latest\n"
+    );
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]), id);
 
     // Errors: a missing image, garbage input, a terminal as the target.
@@ -480,13 +543,25 @@ fn login_logout_with_an_htpasswd_registry() {
     assert!(out.contains("Status: "), "{out}");
 
     // -p works and warns; both password flags at once are refused.
-    let o = b(&d, cfgp, &["login", "-u", "tester", "-p", "s3cret-pw", &host]);
+    let o = b(
+        &d,
+        cfgp,
+        &["login", "-u", "tester", "-p", "s3cret-pw", &host],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("WARNING! Using --password via the CLI is insecure"));
     let o = b(
         &d,
         cfgp,
-        &["login", "-u", "tester", "-p", "x", "--password-stdin", &host],
+        &[
+            "login",
+            "-u",
+            "tester",
+            "-p",
+            "x",
+            "--password-stdin",
+            &host,
+        ],
     );
     assert_eq!(o.status.code(), Some(125));
 

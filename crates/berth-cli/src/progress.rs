@@ -98,7 +98,13 @@ impl Layers {
     }
 
     /// One message: `id` (a layer, or a tag for "Pulling from"), a status and the bytes moved.
-    pub fn message(&mut self, id: Option<&str>, status: &str, current: Option<i64>, total: Option<i64>) {
+    pub fn message(
+        &mut self,
+        id: Option<&str>,
+        status: &str,
+        current: Option<i64>,
+        total: Option<i64>,
+    ) {
         if self.quiet {
             return;
         }
@@ -167,9 +173,9 @@ pub fn bytes(out: Out, quiet: bool, what: &str, total: Option<u64>) -> Option<Pr
     }
     let b = ProgressBar::with_draw_target(total, out.target());
     let style = match total {
-        Some(_) => ProgressStyle::with_template(
-            "{prefix} [{bar:40.cyan/blue}] {bytes}/{total_bytes}",
-        ),
+        Some(_) => {
+            ProgressStyle::with_template("{prefix} [{bar:40.cyan/blue}] {bytes}/{total_bytes}")
+        }
         None => ProgressStyle::with_template("{prefix} {spinner} {bytes}"),
     };
     b.set_style(

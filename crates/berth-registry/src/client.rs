@@ -439,12 +439,23 @@ impl Client {
         }
         match &conn.challenge {
             Challenge::None => Ok(()),
-            Challenge::Bearer { .. } => self.auth_header(&conn, &[], true).await.map(|_| ()).map_err(fail),
+            Challenge::Bearer { .. } => self
+                .auth_header(&conn, &[], true)
+                .await
+                .map(|_| ())
+                .map_err(fail),
             Challenge::Basic => {
                 let url = format!("{}/v2/", conn.base);
                 let auth = self.basic_header(&conn);
                 let resp = self
-                    .send_with_retries(ep.insecure, Method::GET, &url, &HeaderMap::new(), None, auth)
+                    .send_with_retries(
+                        ep.insecure,
+                        Method::GET,
+                        &url,
+                        &HeaderMap::new(),
+                        None,
+                        auth,
+                    )
                     .await
                     .map_err(fail)?;
                 if resp.status().is_success() {

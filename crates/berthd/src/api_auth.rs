@@ -21,10 +21,7 @@ struct AuthBody {
 /// The registry host for a login address: `https://index.docker.io/v1/` and friends (and an
 /// empty address) are Docker Hub; otherwise the `host[:port]` of the address.
 fn registry_host(address: &str) -> String {
-    let rest = address
-        .split_once("://")
-        .map_or(address, |(_, r)| r)
-        .trim();
+    let rest = address.split_once("://").map_or(address, |(_, r)| r).trim();
     let host = rest.split('/').next().unwrap_or(rest);
     match host {
         "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
@@ -50,7 +47,8 @@ pub(crate) async fn login(state: &Arc<State>, req: Request<Incoming>) -> ApiResu
             password: body.password,
         },
     );
-    let client = Client::new(cfg).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let client = Client::new(cfg)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match client.login(&host).await {
         Ok(()) => {
             info!(registry = %host, user = %body.username, "login succeeded");

@@ -71,9 +71,11 @@ pub fn server_key(server: &str) -> String {
     let rest = server.split_once("://").map_or(server, |(_, r)| r);
     let host = rest.split('/').next().unwrap_or(rest);
     match host {
-        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            HUB_KEY.to_string()
-        }
+        ""
+        | "docker.io"
+        | "index.docker.io"
+        | "registry-1.docker.io"
+        | "registry.hub.docker.com" => HUB_KEY.to_string(),
         h => h.to_string(),
     }
 }
@@ -151,7 +153,11 @@ fn stored(cfg: &Map<String, Value>, key: &str) -> Option<(String, String)> {
             .find(|(k, _)| server_key(k) == key)
             .map(|(_, v)| v)
     })?;
-    if let Some(a) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    if let Some(a) = entry
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(a.trim())
             .ok()?;
@@ -257,12 +263,10 @@ async fn login(c: &Ctx, a: LoginArgs) -> Res<()> {
         match a.password {
             Some(p) => p,
             None if interactive => prompt_secret("Password")?,
-            None => {
-                return Err(Failure::Usage(
-                    "Cannot perform an interactive login from a non TTY device: give --password-stdin"
-                        .into(),
-                ))
-            }
+            None => return Err(Failure::Usage(
+                "Cannot perform an interactive login from a non TTY device: give --password-stdin"
+                    .into(),
+            )),
         }
     };
     if password.is_empty() {
@@ -292,7 +296,8 @@ async fn login(c: &Ctx, a: LoginArgs) -> Res<()> {
         *auths = Value::Object(Map::new());
     }
     if let Value::Object(m) = auths {
-        let enc = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let enc =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         m.insert(key, json!({ "auth": enc }));
     }
     write_config(&path, &cfg)?;

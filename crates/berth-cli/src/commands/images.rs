@@ -132,13 +132,7 @@ impl Raw {
 
 /// One HTTP/1.0 request to the engine (the connection closes after the answer). An error
 /// status becomes the engine's message.
-pub fn raw(
-    c: &Ctx,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Res<Raw> {
+pub fn raw(c: &Ctx, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Res<Raw> {
     let sock = c.host.strip_prefix("unix://").unwrap_or(&c.host);
     let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| {
         Failure::Connect(format!(
@@ -147,7 +141,7 @@ pub fn raw(
             c.host
         ))
     })?;
-    let mut req = format!("{method} /v1.45{path} HTTP/1.0\r\nHost: berth\r\n");
+    let mut req = format!("{method} /v1.45{path} HTTP/1.0\r\nHost: berth\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -186,7 +180,15 @@ fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':'
+            b'a'..=b'z'
+            | b'A'..=b'Z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'/'
+            | b':'
             | b'@' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -319,7 +321,10 @@ async fn images(c: &Ctx, a: ImagesArgs) -> Res<()> {
         }
     }
     if let Some(r) = &a.reference {
-        filters.entry("reference".into()).or_default().push(r.clone());
+        filters
+            .entry("reference".into())
+            .or_default()
+            .push(r.clone());
     }
     let o = ListImagesOptions {
         all: a.all,
@@ -341,8 +346,7 @@ async fn images(c: &Ctx, a: ImagesArgs) -> Res<()> {
         };
         // docker resolves digests for --digests or a format naming {{.Digest}}.
         let digests = a.digests
-            || a
-                .format
+            || a.format
                 .as_deref()
                 .is_some_and(|f| f.contains("{{.Digest}}"));
         for (repo, tag, digest) in image_rows(img, digests) {
@@ -436,7 +440,15 @@ async fn pull_cmd(c: &Ctx, a: PullArgs) -> Res<()> {
             "pull --all-tags is not supported by Berth yet: pull each tag by name".into(),
         ));
     }
-    pull_with(c, &a.image, a.platform.as_deref(), a.quiet, Out::Stdout, false).await
+    pull_with(
+        c,
+        &a.image,
+        a.platform.as_deref(),
+        a.quiet,
+        Out::Stdout,
+        false,
+    )
+    .await
 }
 
 /// Pull `image` as `run` does: progress on stderr so stdout carries only the container's
@@ -555,7 +567,10 @@ async fn push(c: &Ctx, a: PushArgs) -> Res<()> {
     }
     let tags = if a.all_tags {
         let o = ListImagesOptions {
-            filters: Some(HashMap::from([("reference".to_string(), vec![repo.clone()])])),
+            filters: Some(HashMap::from([(
+                "reference".to_string(),
+                vec![repo.clone()],
+            )])),
             ..Default::default()
         };
         let list = c.docker.list_images(Some(o)).await.map_err(|e| c.err(e))?;
@@ -996,7 +1011,8 @@ async fn save(c: &Ctx, a: SaveArgs) -> Res<()> {
             let mut out = std::io::stdout().lock();
             while let Some(chunk) = s.next().await {
                 let chunk = chunk.map_err(|e| c.err(e))?;
-                out.write_all(&chunk).map_err(|e| io("writing to stdout", e))?;
+                out.write_all(&chunk)
+                    .map_err(|e| io("writing to stdout", e))?;
             }
             out.flush().map_err(|e| io("writing to stdout", e))
         }
