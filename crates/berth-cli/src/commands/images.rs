@@ -300,11 +300,19 @@ fn image_rows(img: &bollard::models::ImageSummary, digests: bool) -> Vec<(String
     out
 }
 
+/// The creation time of `image` as the image list reports it (before/since compare these).
 async fn created_of(c: &Ctx, image: &str) -> Res<i64> {
     let i = c.docker.inspect_image(image).await.map_err(|e| c.err(e))?;
-    i.created
-        .as_deref()
-        .and_then(berth_time::parse_unix)
+    let id = i.id.unwrap_or_default();
+    let all = c
+        .docker
+        .list_images(Some(ListImagesOptions::default()))
+        .await
+        .map_err(|e| c.err(e))?;
+    all.iter()
+        .find(|s| s.id == id)
+        .map(|s| s.created)
+        .or_else(|| i.created.as_deref().and_then(berth_time::parse_unix))
         .ok_or_else(|| Failure::Usage(format!("image {image} has no creation time")))
 }
 
