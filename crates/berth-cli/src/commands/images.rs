@@ -855,7 +855,7 @@ fn inspect(c: &Ctx, a: InspectArgs) -> Res<()> {
         return Ok(());
     }
     for e in &errors {
-        eprintln!("Error: {e}");
+        eprintln!("Error response from daemon: {e}");
     }
     Err(Failure::Exit(1))
 }
