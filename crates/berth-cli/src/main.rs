@@ -2,6 +2,7 @@
 
 mod commands;
 mod format;
+mod progress;
 #[allow(dead_code)] // wired into the commands next
 mod template;
 
@@ -46,6 +47,8 @@ pub enum Command {
     System(commands::system::SystemCmd),
     #[command(flatten)]
     Top(commands::system::TopCmd),
+    #[command(flatten)]
+    Auth(commands::auth::AuthCmd),
 }
 
 /// The engine address: `-H`, then `BERTH_HOST`, then `DOCKER_HOST`, then the default socket.

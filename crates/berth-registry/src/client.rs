@@ -413,6 +413,59 @@ impl Client {
         Err(last.unwrap_or_else(|| Fail::Other("no URL to try".into())))
     }
 
+    /// `docker login`: check the configured credentials for `domain` against the registry
+    /// itself (not its mirrors). Basic registries get `/v2/` with the credentials; token
+    /// registries must issue a token for them. A registry without auth accepts anyone.
+    pub async fn login(&self, domain: &str) -> Result<()> {
+        let ep = self
+            .endpoints(domain)
+            .pop()
+            .ok_or_else(|| Error::Invalid(format!("no endpoint for {domain}")))?;
+        let fail = |f: Fail| match f {
+            Fail::Auth(m) => Error::Unauthorized(m),
+            Fail::NotFound(m) => Error::NotFound(m),
+            Fail::Unsupported(m) => Error::Unsupported(m),
+            Fail::Corrupt(m) | Fail::Unreachable(m) | Fail::Other(m) => {
+                Error::Unavailable(format!("{domain}: {m}"))
+            }
+        };
+        let conn = self.connect(&ep).await.map_err(fail)?;
+        if conn.challenge != Challenge::None
+            && self.inner.cfg.credentials_for(&ep.cred_host).is_none()
+        {
+            return Err(Error::Unauthorized(format!(
+                "{domain} requires a username and password"
+            )));
+        }
+        match &conn.challenge {
+            Challenge::None => Ok(()),
+            Challenge::Bearer { .. } => self
+                .auth_header(&conn, &[], true)
+                .await
+                .map(|_| ())
+                .map_err(fail),
+            Challenge::Basic => {
+                let url = format!("{}/v2/", conn.base);
+                let auth = self.basic_header(&conn);
+                let resp = self
+                    .send_with_retries(
+                        ep.insecure,
+                        Method::GET,
+                        &url,
+                        &HeaderMap::new(),
+                        None,
+                        auth,
+                    )
+                    .await
+                    .map_err(fail)?;
+                if resp.status().is_success() {
+                    return Ok(());
+                }
+                Err(fail(status_fail(&conn, resp).await))
+            }
+        }
+    }
+
     fn basic_header(&self, conn: &Conn) -> Option<HeaderValue> {
         let c = self.inner.cfg.credentials_for(&conn.ep.cred_host)?;
         let enc = base64::engine::general_purpose::STANDARD

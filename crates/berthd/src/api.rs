@@ -440,6 +440,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, "/info") => return info(state).await,
         (&Method::GET, "/events") => return crate::api_system::events(state, req).await,
         (&Method::GET, "/system/df") => return crate::api_system::df(state, req).await,
+        (&Method::POST, "/auth") => return crate::api_auth::login(state, req).await,
         // `docker system prune` also prunes the build cache; there is none until builds
         // exist (issue 7), so there is nothing to reclaim.
         (&Method::POST, "/build/prune") => {

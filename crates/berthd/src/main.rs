@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 mod api;
+mod api_auth;
 mod api_containers;
 mod api_exec;
 mod api_fs;

@@ -1,13 +1,20 @@
-//! Image commands: images, pull, tag, rmi.
+//! Image commands: images, pull, push, tag, rmi, history, save, load, and `image inspect`,
+//! `image prune`. Pull, push, save and load show progress bars on a terminal and docker's
+//! plain lines elsewhere.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::PathBuf;
 
 use bollard::query_parameters::*;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
+use serde_json::{json, Value};
 
-use super::{Ctx, Failure, Res};
-use crate::format::{ago, human_size, now_unix, short_id, table};
+use super::{auth, parse_filters, Ctx, Failure, Res};
+use crate::format::{ago, ellipsis, human_size, now_unix, short_id};
+use crate::progress::{self, Layers, Out};
+use crate::template::{self, Format};
 
 /// Image commands docker has at the top level.
 #[derive(Subcommand)]
@@ -24,9 +31,17 @@ pub enum ImageCmd {
 #[derive(Subcommand)]
 pub enum ImageShared {
     /// Download an image from a registry
-    Pull { image: String },
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag { source: String, target: String },
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
 }
 
 /// `berth image ...`.
@@ -38,6 +53,10 @@ pub enum ImageMgmt {
     /// Remove one or more images
     #[command(alias = "remove", alias = "rmi")]
     Rm(RmiArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
     #[command(flatten)]
     Shared(ImageShared),
 }
@@ -54,13 +73,16 @@ pub async fn dispatch_mgmt(c: &Ctx, cmd: ImageMgmt) -> Res<()> {
     match cmd {
         ImageMgmt::Ls(a) => images(c, a).await,
         ImageMgmt::Rm(a) => rmi(c, a).await,
+        ImageMgmt::Inspect(a) => inspect(c, a),
+        ImageMgmt::Prune(a) => prune(c, a).await,
         ImageMgmt::Shared(s) => shared(c, s).await,
     }
 }
 
 async fn shared(c: &Ctx, cmd: ImageShared) -> Res<()> {
     match cmd {
-        ImageShared::Pull { image } => pull(c, &image, false).await,
+        ImageShared::Pull(a) => pull_cmd(c, a).await,
+        ImageShared::Push(a) => push(c, a).await,
         ImageShared::Tag { source, target } => {
             let (repo, tag) = split_ref(&target);
             let o = TagImageOptions {
@@ -72,7 +94,106 @@ async fn shared(c: &Ctx, cmd: ImageShared) -> Res<()> {
                 .await
                 .map_err(|e| c.err(e))
         }
+        ImageShared::History(a) => history(c, a).await,
+        ImageShared::Save(a) => save(c, a).await,
+        ImageShared::Load(a) => load(c, a).await,
     }
+}
+
+// ---- raw engine requests (answers bollard's types would reshape or drop) ----
+
+/// An engine answer read straight off the socket.
+pub struct Raw {
+    body: BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl Raw {
+    pub fn bytes(&mut self) -> Res<Vec<u8>> {
+        let mut v = Vec::new();
+        self.body
+            .read_to_end(&mut v)
+            .map_err(|e| Failure::Usage(format!("reading the engine's answer: {e}")))?;
+        Ok(v)
+    }
+
+    pub fn json(&mut self) -> Res<Value> {
+        let b = self.bytes()?;
+        serde_json::from_slice(&b)
+            .map_err(|e| Failure::Usage(format!("unexpected answer from the engine: {e}")))
+    }
+
+    /// A stream of JSON messages, each as it arrives.
+    pub fn messages(self) -> impl Iterator<Item = Result<Value, String>> {
+        serde_json::Deserializer::from_reader(self.body)
+            .into_iter::<Value>()
+            .map(|r| r.map_err(|e| format!("reading the engine's progress: {e}")))
+    }
+}
+
+/// One HTTP/1.0 request to the engine (the connection closes after the answer). An error
+/// status becomes the engine's message.
+pub fn raw(c: &Ctx, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Res<Raw> {
+    let sock = c.host.strip_prefix("unix://").unwrap_or(&c.host);
+    let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| {
+        Failure::Connect(format!(
+            "Cannot connect to the Berth engine at {}: {e}. Is berthd running? \
+             Start it with: sudo bash .ci/berth",
+            c.host
+        ))
+    })?;
+    let mut req = format!("{method} /v1.45{path} HTTP/1.0\r\nHost: berth\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let io = |e: std::io::Error| Failure::Usage(format!("talking to the engine: {e}"));
+    s.write_all(req.as_bytes()).map_err(io)?;
+    s.write_all(body).map_err(io)?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(io)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Failure::Usage(format!("unexpected answer from the engine: {line:?}")))?;
+    loop {
+        line.clear();
+        if r.read_line(&mut line).map_err(io)? == 0 || line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut raw = Raw { body: r };
+    if status >= 400 {
+        let b = raw.bytes()?;
+        let msg = serde_json::from_slice::<Value>(&b)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&b).trim().to_string());
+        return Err(Failure::Daemon(msg));
+    }
+    Ok(raw)
+}
+
+/// Percent-encode a path segment or query value (references keep `/`, `:` and `@`).
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z'
+            | b'A'..=b'Z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'/'
+            | b':'
+            | b'@' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 // ---- images ----
@@ -88,57 +209,197 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output based on conditions provided (dangling, reference, label, before, since)
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only images of this repository[:tag]
+    pub reference: Option<String>,
+}
+
+const IMAGE_TITLES: &[(&str, &str)] = &[
+    ("Containers", "CONTAINERS"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("Digest", "DIGEST"),
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("SharedSize", "SHARED SIZE"),
+    ("Size", "SIZE"),
+    ("Tag", "TAG"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "SIZE"),
+];
+
+/// Go's `time.Time.String()` of a unix time, in UTC: `2024-05-01 12:34:56 +0000 UTC`.
+fn go_time(unix: i64) -> String {
+    let s = berth_time::format(std::time::Duration::from_secs(unix.max(0) as u64));
+    format!("{} {} +0000 UTC", &s[..10], &s[11..19])
+}
+
+/// docker's rows for one image: one per repository:tag (per digest with `--digests`), then
+/// repositories known only by digest; `<none>` for a dangling image.
+fn image_rows(img: &bollard::models::ImageSummary, digests: bool) -> Vec<(String, String, String)> {
+    let tags: Vec<&String> = img
+        .repo_tags
+        .iter()
+        .filter(|t| t.as_str() != "<none>:<none>")
+        .collect();
+    let dg: Vec<&String> = img
+        .repo_digests
+        .iter()
+        .filter(|d| d.as_str() != "<none>@<none>")
+        .collect();
+    if tags.is_empty() && dg.is_empty() {
+        return vec![("<none>".into(), "<none>".into(), "<none>".into())];
+    }
+    let mut by_repo: Vec<(String, Vec<String>)> = Vec::new();
+    for d in &dg {
+        if let Some((repo, digest)) = d.split_once('@') {
+            match by_repo.iter_mut().find(|(r, _)| r == repo) {
+                Some((_, v)) => v.push(digest.to_string()),
+                None => by_repo.push((repo.to_string(), vec![digest.to_string()])),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for t in &tags {
+        let (repo, tag) = split_ref(t);
+        let ds = by_repo
+            .iter()
+            .find(|(r, _)| *r == repo)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        seen.push(repo.clone());
+        if !digests || ds.is_empty() {
+            out.push((repo, tag, "<none>".into()));
+        } else {
+            for d in ds {
+                out.push((repo.clone(), tag.clone(), d));
+            }
+        }
+    }
+    for (repo, ds) in by_repo {
+        if seen.contains(&repo) {
+            continue;
+        }
+        if digests {
+            for d in ds {
+                out.push((repo.clone(), "<none>".into(), d));
+            }
+        } else {
+            out.push((repo, "<none>".into(), String::new()));
+        }
+    }
+    out
+}
+
+/// The creation time of `image` as the image list reports it (before/since compare these).
+async fn created_of(c: &Ctx, image: &str) -> Res<i64> {
+    let i = c.docker.inspect_image(image).await.map_err(|e| c.err(e))?;
+    let id = i.id.unwrap_or_default();
+    let all = c
+        .docker
+        .list_images(Some(ListImagesOptions::default()))
+        .await
+        .map_err(|e| c.err(e))?;
+    all.iter()
+        .find(|s| s.id == id)
+        .map(|s| s.created)
+        .or_else(|| i.created.as_deref().and_then(berth_time::parse_unix))
+        .ok_or_else(|| Failure::Usage(format!("image {image} has no creation time")))
 }
 
 async fn images(c: &Ctx, a: ImagesArgs) -> Res<()> {
+    let mut filters = parse_filters(&a.filter)?.unwrap_or_default();
+    // before/since are applied here: the engine's list has the creation times.
+    let mut before = None;
+    let mut since = None;
+    for (key, slot) in [("before", &mut before), ("since", &mut since)] {
+        if let Some(vals) = filters.remove(key) {
+            for v in vals {
+                *slot = Some(created_of(c, &v).await?);
+            }
+        }
+    }
+    if let Some(r) = &a.reference {
+        filters
+            .entry("reference".into())
+            .or_default()
+            .push(r.clone());
+    }
     let o = ListImagesOptions {
         all: a.all,
+        filters: (!filters.is_empty()).then_some(filters),
+        digests: a.digests,
         ..Default::default()
     };
     let list = c.docker.list_images(Some(o)).await.map_err(|e| c.err(e))?;
     let now = now_unix();
-    let mut rows = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = Vec::new();
     for img in &list {
+        if before.is_some_and(|b| img.created >= b) || since.is_some_and(|s| img.created <= s) {
+            continue;
+        }
         let id = if a.no_trunc {
             img.id.clone()
         } else {
             short_id(&img.id)
         };
-        let mut refs: Vec<(String, String)> = img
-            .repo_tags
-            .iter()
-            .filter(|t| t.as_str() != "<none>:<none>")
-            .map(|t| split_ref(t))
-            .collect();
-        if refs.is_empty() {
-            // Untagged: the repository from a digest if there is one, as docker shows it.
-            let repo = img
-                .repo_digests
-                .iter()
-                .find_map(|d| d.split_once('@').map(|(r, _)| r.to_string()))
-                .filter(|r| r != "<none>")
-                .unwrap_or_else(|| "<none>".into());
-            refs.push((repo, "<none>".into()));
-        }
-        for (repo, tag) in refs {
-            if a.quiet {
-                println!("{id}");
-                continue;
-            }
-            rows.push(vec![
-                repo,
-                tag,
-                id.clone(),
-                ago(img.created, now),
-                human_size(img.size),
-            ]);
+        // docker resolves digests for --digests or a format naming {{.Digest}}.
+        let digests = a.digests
+            || a.format
+                .as_deref()
+                .is_some_and(|f| f.contains("{{.Digest}}"));
+        for (repo, tag, digest) in image_rows(img, digests) {
+            rows.push(json!({
+                "Containers": if img.containers < 0 { "N/A".to_string() } else { img.containers.to_string() },
+                "CreatedAt": go_time(img.created),
+                "CreatedSince": ago(img.created, now),
+                "Digest": digest,
+                "ID": id,
+                "Repository": repo,
+                "SharedSize": if img.shared_size < 0 { "N/A".to_string() } else { human_size4(img.shared_size) },
+                "Size": human_size(img.size),
+                "Tag": tag,
+                "UniqueSize": if img.shared_size < 0 { "N/A".to_string() } else { human_size4(img.size - img.shared_size) },
+                "VirtualSize": human_size4(img.size),
+            }));
         }
     }
-    if !a.quiet {
-        print!("{}", table(&rows));
+    if a.quiet {
+        for r in &rows {
+            println!("{}", r["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(());
     }
+    let default: &[(&str, &str)] = if a.digests {
+        &[
+            ("Repository", ""),
+            ("Tag", ""),
+            ("Digest", ""),
+            ("ID", ""),
+            ("CreatedSince", ""),
+            ("Size", ""),
+        ]
+    } else {
+        &[
+            ("Repository", ""),
+            ("Tag", ""),
+            ("ID", ""),
+            ("CreatedSince", ""),
+            ("Size", ""),
+        ]
+    };
+    let format = Format::parse(a.format.as_deref());
+    let out = template::print(&format, &rows, default, IMAGE_TITLES).map_err(Failure::Usage)?;
+    print!("{out}");
     Ok(())
 }
 
@@ -151,50 +412,110 @@ fn split_ref(r: &str) -> (String, String) {
     }
 }
 
-/// Pull `image` printing docker's plain progress: one line per status change, per-byte
-/// progress left out (a terminal progress display is a later step).
+/// Whether a reference names a tag or digest (a registry port is neither).
+fn has_tag_or_digest(image: &str) -> bool {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.contains(':') || last.contains('@')
+}
+
+// ---- pull ----
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Skip image verification (accepted for compatibility)
+    #[arg(long, hide = true)]
+    pub disable_content_trust: bool,
+    pub image: String,
+}
+
+async fn pull_cmd(c: &Ctx, a: PullArgs) -> Res<()> {
+    if a.all_tags {
+        if has_tag_or_digest(&a.image) {
+            return Err(Failure::Usage(
+                "tag can't be used with --all-tags/-a: give the repository alone".into(),
+            ));
+        }
+        return Err(Failure::Usage(
+            "pull --all-tags is not supported by Berth yet: pull each tag by name".into(),
+        ));
+    }
+    pull_with(
+        c,
+        &a.image,
+        a.platform.as_deref(),
+        a.quiet,
+        Out::Stdout,
+        false,
+    )
+    .await
+}
+
+/// Pull `image` as `run` does: progress on stderr so stdout carries only the container's
+/// output. `quiet_tag_default`: the `run` shape (no "Using default tag", no final reference).
 pub async fn pull(c: &Ctx, image: &str, quiet_tag_default: bool) -> Res<()> {
+    let out = if quiet_tag_default {
+        Out::Stderr
+    } else {
+        Out::Stdout
+    };
+    pull_with(c, image, None, false, out, quiet_tag_default).await
+}
+
+async fn pull_with(
+    c: &Ctx,
+    image: &str,
+    platform: Option<&str>,
+    quiet: bool,
+    out: Out,
+    for_run: bool,
+) -> Res<()> {
     let (repo, tag) = split_ref(image);
     let (from, tag) = match image.split_once('@') {
         Some(_) => (image.to_string(), String::new()),
-        None => (repo.clone(), tag),
+        None => (repo, tag),
     };
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if !quiet_tag_default && !last.contains(':') && !last.contains('@') {
-        println!("Using default tag: latest");
+    if !for_run && !quiet && !has_tag_or_digest(image) {
+        out.line("Using default tag: latest");
     }
     let o = CreateImageOptions {
         from_image: Some(from),
         tag: (!tag.is_empty()).then_some(tag),
+        platform: platform.unwrap_or_default().to_string(),
         ..Default::default()
     };
-    let mut s = c.docker.create_image(Some(o), None, None);
-    let mut out = std::io::stdout();
+    let creds = auth::credentials_for_image(image);
+    let mut s = c.docker.create_image(Some(o), None, creds);
+    let mut show = Layers::new(out, quiet);
     while let Some(item) = s.next().await {
-        let info = item.map_err(|e| c.err(e))?;
+        let info = match item {
+            Ok(i) => i,
+            Err(e) => {
+                show.finish();
+                return Err(c.err(e));
+            }
+        };
         if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            show.finish();
             return Err(Failure::Daemon(err));
         }
         let Some(status) = info.status else { continue };
-        let moving = info
+        let (cur, total) = info
             .progress_detail
             .as_ref()
-            .is_some_and(|p| p.current.is_some() || p.total.is_some());
-        if moving {
-            continue;
-        }
-        let line = match info.id.filter(|i| !i.is_empty()) {
-            Some(id) => format!("{id}: {status}"),
-            None => status,
-        };
-        // In `run`, pull progress goes to stderr so stdout carries only the container's output.
-        if quiet_tag_default {
-            eprintln!("{line}");
-        } else {
-            let _ = writeln!(out, "{line}");
-        }
+            .map_or((None, None), |p| (p.current, p.total));
+        show.message(info.id.as_deref(), &status, cur, total);
     }
-    if !quiet_tag_default {
+    show.finish();
+    if !for_run {
         println!("{}", canonical_ref(image));
     }
     Ok(())
@@ -213,18 +534,600 @@ fn canonical_ref(image: &str) -> String {
     } else {
         format!("docker.io/{image}")
     };
-    let last = full.rsplit('/').next().unwrap_or_default();
-    if !last.contains(':') && !last.contains('@') {
+    if !has_tag_or_digest(&full) {
         full.push_str(":latest");
     }
     full
 }
+
+// ---- push ----
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Skip image signing (accepted for compatibility)
+    #[arg(long, hide = true)]
+    pub disable_content_trust: bool,
+    pub image: String,
+}
+
+async fn push(c: &Ctx, a: PushArgs) -> Res<()> {
+    let (repo, tag) = split_ref(&a.image);
+    if a.image.contains('@') {
+        return Err(Failure::Usage(format!(
+            "cannot push a digest reference {:?}: push a repository:tag",
+            a.image
+        )));
+    }
+    let tagged = has_tag_or_digest(&a.image);
+    if a.all_tags && tagged {
+        return Err(Failure::Usage(
+            "tag can't be used with --all-tags/-a: give the repository alone".into(),
+        ));
+    }
+    if !a.all_tags && !tagged && !a.quiet {
+        println!("Using default tag: latest");
+    }
+    let tags = if a.all_tags {
+        let o = ListImagesOptions {
+            filters: Some(HashMap::from([(
+                "reference".to_string(),
+                vec![repo.clone()],
+            )])),
+            ..Default::default()
+        };
+        let list = c.docker.list_images(Some(o)).await.map_err(|e| c.err(e))?;
+        let mut tags: Vec<String> = list
+            .iter()
+            .flat_map(|i| i.repo_tags.iter())
+            .map(|t| split_ref(t))
+            .filter(|(r, _)| *r == repo)
+            .map(|(_, t)| t)
+            .collect();
+        tags.sort();
+        tags.dedup();
+        if tags.is_empty() {
+            return Err(Failure::Daemon(format!(
+                "An image does not exist locally with the tag: {repo}"
+            )));
+        }
+        tags
+    } else {
+        vec![tag]
+    };
+    let mut headers = Vec::new();
+    if let Some(h) = auth::registry_auth_header(&a.image) {
+        headers.push(("X-Registry-Auth", h));
+    }
+    for tag in &tags {
+        push_one(c, &repo, tag, &headers, a.quiet)?;
+    }
+    if a.quiet {
+        println!("{}", canonical_ref(&a.image));
+    }
+    Ok(())
+}
+
+fn push_one(c: &Ctx, repo: &str, tag: &str, headers: &[(&str, String)], quiet: bool) -> Res<()> {
+    let resp = raw(
+        c,
+        "POST",
+        &format!("/images/{}/push?tag={}", enc(repo), enc(tag)),
+        headers,
+        b"",
+    )?;
+    let mut show = Layers::new(Out::Stdout, quiet);
+    for m in resp.messages() {
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                show.finish();
+                return Err(Failure::Usage(e));
+            }
+        };
+        if let Some(err) = m
+            .get("errorDetail")
+            .and_then(|d| d.get("message"))
+            .or_else(|| m.get("error"))
+            .and_then(Value::as_str)
+        {
+            show.finish();
+            return Err(Failure::Daemon(err.to_string()));
+        }
+        let Some(status) = m.get("status").and_then(Value::as_str) else {
+            continue;
+        };
+        let detail = m.get("progressDetail");
+        let num = |k: &str| detail.and_then(|d| d.get(k)).and_then(Value::as_i64);
+        show.message(
+            m.get("id").and_then(Value::as_str),
+            status,
+            num("current"),
+            num("total"),
+        );
+    }
+    show.finish();
+    Ok(())
+}
+
+// ---- history ----
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format (--human=false for raw values)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    pub image: String,
+}
+
+const HISTORY_TITLES: &[(&str, &str)] = &[
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
+
+/// Go's RFC 3339 for a unix time in UTC: `2024-05-01T12:34:56Z`.
+fn rfc3339(unix: i64) -> String {
+    let s = berth_time::format(std::time::Duration::from_secs(unix.max(0) as u64));
+    format!("{}Z", &s[..19])
+}
+
+async fn history(c: &Ctx, a: HistoryArgs) -> Res<()> {
+    let items = c
+        .docker
+        .image_history(&a.image)
+        .await
+        .map_err(|e| c.err(e))?;
+    let now = now_unix();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|h| {
+            let id = if a.no_trunc || h.id == "<missing>" {
+                h.id.clone()
+            } else {
+                short_id(&h.id)
+            };
+            let by = h.created_by.replace('\t', " ");
+            json!({
+                "ID": id,
+                "CreatedSince": match (a.human, h.created > 0) {
+                    (false, _) => rfc3339(h.created),
+                    (true, true) => ago(h.created, now),
+                    (true, false) => "N/A".to_string(),
+                },
+                "CreatedAt": rfc3339(h.created),
+                "CreatedBy": if a.no_trunc { by } else { ellipsis(&by, 45) },
+                "Size": if a.human { human_size(h.size) } else { h.size.to_string() },
+                "Comment": h.comment,
+            })
+        })
+        .collect();
+    if a.quiet {
+        for r in &rows {
+            println!("{}", r["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    let default = [
+        ("ID", ""),
+        ("CreatedSince", ""),
+        ("CreatedBy", ""),
+        ("Size", ""),
+        ("Comment", ""),
+    ];
+    let format = Format::parse(a.format.as_deref());
+    let titles: Vec<(&str, &str)> = HISTORY_TITLES
+        .iter()
+        .map(|&(k, t)| match (k, a.human) {
+            ("CreatedSince", false) => (k, "CREATED AT"),
+            _ => (k, t),
+        })
+        .collect();
+    let out = template::print(&format, &rows, &default, &titles).map_err(Failure::Usage)?;
+    print!("{out}");
+    Ok(())
+}
+
+// ---- inspect ----
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// Go's `json.Indent` with four spaces: the engine's key order and escapes stay as sent.
+fn indent_json(raw: &[u8]) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    let s = String::from_utf8_lossy(raw);
+    let chars: Vec<char> = s.chars().collect();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"    ".repeat(depth));
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let ch = chars[i];
+        i += 1;
+        if in_str {
+            out.push(ch);
+            if esc {
+                esc = false;
+            } else if ch == '\\' {
+                esc = true;
+            } else if ch == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match ch {
+            ' ' | '\t' | '\n' | '\r' => {}
+            '"' => {
+                in_str = true;
+                out.push(ch);
+            }
+            '{' | '[' => {
+                out.push(ch);
+                // An empty object or array stays `{}` / `[]`.
+                let next = chars[i..].iter().find(|c| !c.is_whitespace());
+                if matches!(next, Some('}') | Some(']')) {
+                    continue;
+                }
+                depth += 1;
+                newline(&mut out, depth);
+            }
+            '}' | ']' => {
+                let prev = out.trim_end().chars().last();
+                if !matches!(prev, Some('{') | Some('[')) {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                }
+                out.push(ch);
+            }
+            ',' => {
+                out.push(ch);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn inspect(c: &Ctx, a: InspectArgs) -> Res<()> {
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut errors = Vec::new();
+    for name in &a.images {
+        match raw(c, "GET", &format!("/images/{}/json", enc(name)), &[], b"") {
+            Ok(mut r) => found.push(r.bytes()?),
+            Err(Failure::Daemon(m)) => errors.push(m),
+            Err(f) => return Err(f),
+        }
+    }
+    match a.format.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        None => {
+            let mut all = b"[".to_vec();
+            for (i, b) in found.iter().enumerate() {
+                if i > 0 {
+                    all.push(b',');
+                }
+                all.extend_from_slice(b.trim_ascii());
+            }
+            all.push(b']');
+            println!("{}", indent_json(&all));
+        }
+        Some(f) => {
+            let tmpl = if f == "json" { "{{json .}}" } else { f };
+            let tmpl = tmpl.replace("\\t", "\t").replace("\\n", "\n");
+            for b in &found {
+                let v: Value = serde_json::from_slice(b).map_err(|e| {
+                    Failure::Usage(format!("unexpected answer from the engine: {e}"))
+                })?;
+                println!("{}", template::render(&tmpl, &v).map_err(Failure::Usage)?);
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    for e in &errors {
+        eprintln!("Error response from daemon: {e}");
+    }
+    Err(Failure::Exit(1))
+}
+
+// ---- prune ----
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+}
+
+/// Go's `%.{prec}g`.
+fn go_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{:.*e}", prec - 1, v);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if exp < -4 || exp >= prec as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
+    }
+    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+    trim(&format!("{v:.decimals$}"))
+}
+
+/// go-units `HumanSize` (4 significant digits), as the prune summary prints it.
+fn human_size4(bytes: i64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes as f64;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, 4), UNITS[i])
+}
+
+fn confirm(warning: &str) -> bool {
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES")
+}
+
+async fn prune(c: &Ctx, a: PruneArgs) -> Res<()> {
+    let mut filters: HashMap<String, Vec<String>> = parse_filters(&a.filter)?.unwrap_or_default();
+    filters.insert("dangling".into(), vec![(!a.all).to_string()]);
+    if !a.force {
+        let warning = if a.all {
+            "WARNING! This will remove all images without at least one container associated to them."
+        } else {
+            "WARNING! This will remove all dangling images."
+        };
+        if !confirm(warning) {
+            return Ok(());
+        }
+    }
+    let o = PruneImagesOptions {
+        filters: Some(filters),
+    };
+    let r = c.docker.prune_images(Some(o)).await.map_err(|e| c.err(e))?;
+    let deleted = r.images_deleted.unwrap_or_default();
+    if !deleted.is_empty() {
+        let mut s = String::from("Deleted Images:\n");
+        for d in &deleted {
+            if let Some(u) = d.untagged.as_deref().filter(|u| !u.is_empty()) {
+                s.push_str(&format!("untagged: {u}\n"));
+            }
+            if let Some(x) = d.deleted.as_deref().filter(|x| !x.is_empty()) {
+                s.push_str(&format!("deleted: {x}\n"));
+            }
+        }
+        println!("{s}");
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size4(r.space_reclaimed.unwrap_or(0))
+    );
+    Ok(())
+}
+
+// ---- save / load ----
+
+#[derive(Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+async fn save(c: &Ctx, a: SaveArgs) -> Res<()> {
+    if a.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(Failure::Usage(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+        ));
+    }
+    let names: Vec<&str> = a.images.iter().map(String::as_str).collect();
+    let mut s = c.docker.export_images(&names);
+    let io = |what: &str, e: std::io::Error| Failure::Usage(format!("{what}: {e}"));
+    match &a.output {
+        Some(path) => {
+            // Written next to the target and renamed, so a failed save leaves no half file.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let tmp = dir.join(format!(
+                ".{}.{}.tmp",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("save"),
+                std::process::id()
+            ));
+            let mut f = std::fs::File::create(&tmp)
+                .map_err(|e| io(&format!("cannot create {}", tmp.display()), e))?;
+            let bar = progress::bytes(Out::Stdout, false, "Saving", None);
+            let res: Res<()> = async {
+                while let Some(chunk) = s.next().await {
+                    let chunk = chunk.map_err(|e| c.err(e))?;
+                    f.write_all(&chunk)
+                        .map_err(|e| io(&format!("writing {}", path.display()), e))?;
+                    if let Some(b) = &bar {
+                        b.inc(chunk.len() as u64);
+                    }
+                }
+                f.sync_all()
+                    .map_err(|e| io(&format!("writing {}", path.display()), e))?;
+                std::fs::rename(&tmp, path)
+                    .map_err(|e| io(&format!("cannot write {}", path.display()), e))
+            }
+            .await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = s.next().await {
+                let chunk = chunk.map_err(|e| c.err(e))?;
+                out.write_all(&chunk)
+                    .map_err(|e| io("writing to stdout", e))?;
+            }
+            out.flush().map_err(|e| io("writing to stdout", e))
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+async fn load(c: &Ctx, a: LoadArgs) -> Res<()> {
+    let (reader, total): (Box<dyn Read + Send>, Option<u64>) = match &a.input {
+        Some(p) => {
+            let f = std::fs::File::open(p)
+                .map_err(|e| Failure::Usage(format!("cannot open {}: {e}", p.display())))?;
+            let len = f.metadata().ok().map(|m| m.len());
+            (Box::new(f), len)
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                return Err(Failure::Usage(
+                    "requested load from stdin, but stdin is empty: use -i FILE or pipe an archive in"
+                        .into(),
+                ));
+            }
+            (Box::new(std::io::stdin()), None)
+        }
+    };
+    let bar = progress::bytes(Out::Stdout, a.quiet, "Loading", total);
+    let bar2 = bar.clone();
+    // Read on the blocking pool, a chunk at a time.
+    let body = futures_util::stream::unfold(Some(reader), move |r| {
+        let bar = bar2.clone();
+        async move {
+            let mut r = r?;
+            let res = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; 256 << 10];
+                let n = r.read(&mut buf);
+                (r, buf, n)
+            })
+            .await;
+            match res {
+                Ok((_, _, Ok(0))) => None,
+                Ok((r, mut buf, Ok(n))) => {
+                    buf.truncate(n);
+                    if let Some(b) = &bar {
+                        b.inc(n as u64);
+                    }
+                    Some((Ok(bytes::Bytes::from(buf)), Some(r)))
+                }
+                Ok((_, _, Err(e))) => Some((Err(e), None)),
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    let o = ImportImageOptions {
+        quiet: a.quiet,
+        ..Default::default()
+    };
+    let mut s = c.docker.import_image_stream(o, body, None);
+    let mut lines = Vec::new();
+    let mut failed = None;
+    while let Some(item) = s.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    failed = Some(Failure::Daemon(e));
+                    break;
+                }
+                if let Some(text) = info.stream {
+                    lines.push(text.trim_end().to_string());
+                }
+            }
+            Err(e) => {
+                failed = Some(c.err(e));
+                break;
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if let Some(f) = failed {
+        return Err(f);
+    }
+    for l in lines.iter().filter(|l| !l.is_empty()) {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+// ---- rmi ----
 
 #[derive(Args)]
 pub struct RmiArgs {
     /// Force removal of the image
     #[arg(short, long)]
     pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    pub no_prune: bool,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -234,6 +1137,7 @@ async fn rmi(c: &Ctx, a: RmiArgs) -> Res<()> {
     for img in &a.images {
         let o = RemoveImageOptions {
             force: a.force,
+            noprune: a.no_prune,
             ..Default::default()
         };
         match c.docker.remove_image(img, Some(o), None).await {
@@ -275,6 +1179,8 @@ mod tests {
             split_ref("localhost:5000/app"),
             ("localhost:5000/app".into(), "latest".into())
         );
+        assert!(!has_tag_or_digest("127.0.0.1:5000/a"));
+        assert!(has_tag_or_digest("127.0.0.1:5000/a:1"));
     }
 
     #[test]
@@ -289,5 +1195,60 @@ mod tests {
             canonical_ref("localhost/b@sha256:ab"),
             "localhost/b@sha256:ab"
         );
+    }
+
+    #[test]
+    fn rows_like_docker() {
+        let img = bollard::models::ImageSummary {
+            repo_tags: vec!["a:1".into(), "a:2".into(), "b:1".into()],
+            repo_digests: vec!["a@sha256:aa".into(), "c@sha256:cc".into()],
+            ..Default::default()
+        };
+        let r = |v: &[(&str, &str, &str)]| {
+            v.iter()
+                .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            image_rows(&img, false),
+            r(&[
+                ("a", "1", "<none>"),
+                ("a", "2", "<none>"),
+                ("b", "1", "<none>"),
+                ("c", "<none>", "")
+            ])
+        );
+        assert_eq!(
+            image_rows(&img, true),
+            r(&[
+                ("a", "1", "sha256:aa"),
+                ("a", "2", "sha256:aa"),
+                ("b", "1", "<none>"),
+                ("c", "<none>", "sha256:cc")
+            ])
+        );
+        let dangling = bollard::models::ImageSummary::default();
+        assert_eq!(
+            image_rows(&dangling, false),
+            r(&[("<none>", "<none>", "<none>")])
+        );
+    }
+
+    #[test]
+    fn indent_like_go() {
+        assert_eq!(
+            indent_json(br#"[{"a":1,"b":[],"c":{"d":"x:,{"},"e":[1,2]}]"#),
+            "[\n    {\n        \"a\": 1,\n        \"b\": [],\n        \"c\": {\n            \"d\": \"x:,{\"\n        },\n        \"e\": [\n            1,\n            2\n        ]\n    }\n]"
+        );
+        assert_eq!(indent_json(b"[]"), "[]");
+    }
+
+    #[test]
+    fn sizes_and_times() {
+        assert_eq!(human_size4(0), "0B");
+        assert_eq!(human_size4(4_276_123), "4.276MB");
+        assert_eq!(go_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(rfc3339(86_400 + 61), "1970-01-02T00:01:01Z");
+        assert_eq!(enc("a b/c:1"), "a%20b/c:1");
     }
 }

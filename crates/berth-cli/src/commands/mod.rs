@@ -1,6 +1,7 @@
 //! The commands: each talks to the engine through bollard and prints docker's output shapes.
 //! One module per family; each owns its clap enum and its dispatch.
 
+pub mod auth;
 pub mod containers;
 pub mod images;
 pub mod ops;
@@ -117,6 +118,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
         Command::Network(n) => resources::network(c, n).await,
         Command::System(cmd) => system::dispatch(c, cmd).await,
         Command::Top(cmd) => system::dispatch_top(c, cmd).await,
+        Command::Auth(cmd) => auth::dispatch(c, cmd).await,
     }
 }
 
