@@ -556,7 +556,7 @@ struct Parser {
 }
 
 /// How a list of nodes ended.
-enum End {
+enum Stop {
     Eof,
     End,
     Else(Vec<(Tok, Pos, String)>, Pos),
@@ -569,9 +569,9 @@ impl Template {
         };
         let (nodes, end) = p.list()?;
         match end {
-            End::Eof => Ok(Template { nodes }),
-            End::End => Err(perr(last_line(src), "unexpected {{end}}")),
-            End::Else(_, pos) => Err(perr(pos.line, "unexpected {{else}}")),
+            Stop::Eof => Ok(Template { nodes }),
+            Stop::End => Err(perr(last_line(src), "unexpected {{end}}")),
+            Stop::Else(_, pos) => Err(perr(pos.line, "unexpected {{else}}")),
         }
     }
 
@@ -597,7 +597,7 @@ fn last_line(src: &str) -> usize {
 }
 
 impl Parser {
-    fn list(&mut self) -> Result<(Vec<Node>, End), String> {
+    fn list(&mut self) -> Result<(Vec<Node>, Stop), String> {
         let mut nodes = Vec::new();
         while let Some(item) = self.items.next() {
             let (toks, pos) = match item {
@@ -619,9 +619,9 @@ impl Parser {
                     if toks.len() > 1 {
                         return Err(perr(pos.line, "unexpected tokens in end"));
                     }
-                    return Ok((nodes, End::End));
+                    return Ok((nodes, Stop::End));
                 }
-                "else" => return Ok((nodes, End::Else(toks[1..].to_vec(), pos))),
+                "else" => return Ok((nodes, Stop::Else(toks[1..].to_vec(), pos))),
                 "if" | "with" | "range" => {
                     nodes.push(self.control(kw, &toks[1..], pos)?);
                 }
@@ -634,7 +634,7 @@ impl Parser {
                 _ => nodes.push(Node::Action(pipeline(&toks, pos, "command")?)),
             }
         }
-        Ok((nodes, End::Eof))
+        Ok((nodes, Stop::Eof))
     }
 
     fn control(&mut self, kw: &str, toks: &[(Tok, Pos, String)], pos: Pos) -> Result<Node, String> {
@@ -647,15 +647,15 @@ impl Parser {
         }
         let (body, end) = self.list()?;
         let els = match end {
-            End::Eof => return Err(perr(pos.line, "unexpected EOF")),
-            End::End => Vec::new(),
-            End::Else(rest, epos) => {
+            Stop::Eof => return Err(perr(pos.line, "unexpected EOF")),
+            Stop::End => Vec::new(),
+            Stop::Else(rest, epos) => {
                 if rest.is_empty() {
                     let (els, end) = self.list()?;
                     match end {
-                        End::End => els,
-                        End::Eof => return Err(perr(epos.line, "unexpected EOF")),
-                        End::Else(_, p) => {
+                        Stop::End => els,
+                        Stop::Eof => return Err(perr(epos.line, "unexpected EOF")),
+                        Stop::Else(_, p) => {
                             return Err(perr(p.line, "expected end; found {{else}}"))
                         }
                     }
@@ -1537,7 +1537,7 @@ mod tests {
         assert_eq!(r("{{.Map.n}}"), "<nil>");
         assert_eq!(r("{{if .Map.missing}}t{{else}}f{{end}}"), "f");
         assert_eq!(r("{{with .Map}}{{$.Names}}/{{.k1}}{{end}}"), "web/v1");
-        assert_eq!(r("{{$}}").starts_with("map[Count:3"), true);
+        assert!(r("{{$}}").starts_with("map[Count:3"));
         assert_eq!(r("plain text"), "plain text");
         assert_eq!(r(""), "");
     }
