@@ -187,6 +187,11 @@ fn ps_formats_match_docker() {
              \t{{.Size}}\t{{.Labels}}\t{{.Mounts}}\t{{.Networks}}\t{{.LocalVolumes}}\t{{.Platform}}",
         ],
     );
+    // An empty last column.
+    same(
+        &d,
+        &["ps", "-a", "--format", "table {{.Names}}\t{{.Ports}}"],
+    );
     same(&d, &["ps", "-a", "--format", "raw"]);
     same(&d, &["ps", "-a", "-s", "--format", "raw"]);
     // -q wins over a custom format, with docker's warning.
