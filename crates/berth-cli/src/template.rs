@@ -1775,7 +1775,7 @@ mod tests {
                 &titles
             )
             .unwrap(),
-            "NAMES     team\nweb       blue\ndb\n"
+            "NAMES     team\nweb       blue\ndb        \n"
         );
         assert_eq!(
             print(
