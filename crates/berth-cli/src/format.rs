@@ -142,8 +142,8 @@ pub fn go_quote(s: &str) -> String {
 }
 
 /// Rows aligned like Go's tabwriter with docker's settings (minwidth 10, padding 3): every
-/// column but the last is padded to max(widest cell + 3, 10) characters; the last is not
-/// padded. Widths count characters, so "…" is one.
+/// column but the last is padded to max(widest cell + 3, 10) characters (even when the
+/// last cell is empty); the last is not padded. Widths count characters, so "…" is one.
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; cols];
@@ -165,7 +165,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
                 line.push_str(&" ".repeat(pad));
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -255,8 +255,8 @@ mod tests {
             table(&header),
             "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n"
         );
-        // Empty trailing cells leave no trailing blanks.
+        // A cell before an empty last one is padded all the same, as tabwriter does.
         let rows = vec![vec!["a".into(), "".into()]];
-        assert_eq!(table(&rows), "a\n");
+        assert_eq!(table(&rows), "a         \n");
     }
 }

@@ -3,10 +3,11 @@
 mod commands;
 mod format;
 mod progress;
-#[allow(dead_code)] // wired into the commands next
 mod template;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::io::Write;
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
@@ -14,14 +15,35 @@ pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 #[command(
     name = "berth",
     version,
-    about = "Run and manage containers on the Berth engine"
+    about = "Run and manage containers on the Berth engine",
+    arg_required_else_help = true
 )]
 pub struct Cli {
     /// Engine socket (unix:///path); else $BERTH_HOST, $DOCKER_HOST, unix:///run/berth/berth.sock
     #[arg(short = 'H', long = "host", global = true)]
     pub host: Option<String>,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Top,
+}
+
+/// The commands: the engine's, and those berth answers itself.
+#[derive(Subcommand)]
+pub enum Top {
+    #[command(flatten)]
+    Engine(Command),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(long_about = "Print a shell completion script.\n\n\
+        bash:  source <(berth completion bash)\n\
+        zsh:   berth completion zsh > \"${fpath[1]}/_berth\"\n\
+        fish:  berth completion fish > ~/.config/fish/completions/berth.fish")]
+    Completion(CompletionArgs),
+}
+
+#[derive(Args)]
+pub struct CompletionArgs {
+    /// The shell to write the script for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Subcommand)]
@@ -60,8 +82,109 @@ pub fn pick_host(flag: Option<String>, berth: Option<String>, docker: Option<Str
         .unwrap_or_else(|| DEFAULT_HOST.to_string())
 }
 
+/// What berth prints for a command line clap refused, docker's way: one line saying what
+/// is wrong, clap's tip when it has one ("a similar subcommand exists"), where to read
+/// more; exit 125. Help and version go to stdout and exit 0.
+pub fn parse_failure(e: &clap::Error) -> (String, bool, i32) {
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return (e.render().to_string(), true, 0)
+        }
+        _ => {}
+    }
+    let rendered = e.render().to_string();
+    let path = command_path(&rendered);
+    let strs = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let mut lines = Vec::new();
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => {
+            let bad = strs(ContextKind::InvalidSubcommand).join(" ");
+            let what = if path == "berth" {
+                format!("berth: '{bad}' is not a berth command.")
+            } else {
+                format!("{path}: '{bad}' is not a {path} command.")
+            };
+            lines.push(what);
+        }
+        ErrorKind::UnknownArgument => {
+            let bad = strs(ContextKind::InvalidArg).join(" ");
+            if bad.starts_with('-') {
+                let flag = bad.split('=').next().unwrap_or(&bad);
+                lines.push(format!("unknown flag: {flag}"));
+            } else {
+                lines.push(format!("\"{path}\" got an unexpected argument: '{bad}'"));
+            }
+        }
+        _ => {
+            // clap's first paragraph, on one line.
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            lines.push(first.strip_prefix("error: ").unwrap_or(&first).to_string());
+        }
+    }
+    for l in rendered.lines() {
+        let l = l.trim();
+        if l.starts_with("tip:") {
+            lines.push(l.to_string());
+        }
+    }
+    lines.push(format!("See '{path} --help'."));
+    (lines.join("\n") + "\n", false, 125)
+}
+
+/// "berth volume ls" from clap's "Usage: berth volume ls [OPTIONS] <NAME>" line.
+fn command_path(rendered: &str) -> String {
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("berth");
+    let words: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|w| {
+            !w.starts_with(['[', '<', '-']) && !w.chars().all(|c| c.is_uppercase() || c == '_')
+        })
+        .collect();
+    if words.is_empty() {
+        "berth".into()
+    } else {
+        words.join(" ")
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let (text, stdout, code) = parse_failure(&e);
+            if stdout {
+                print!("{text}");
+            } else {
+                eprint!("{text}");
+            }
+            std::process::exit(code);
+        }
+    };
+    let command = match cli.command {
+        Top::Completion(a) => {
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "berth", &mut script);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&script).and_then(|()| out.flush());
+            return;
+        }
+        Top::Engine(command) => command,
+    };
     let host = pick_host(
         cli.host,
         std::env::var("BERTH_HOST").ok(),
@@ -78,7 +201,7 @@ fn main() {
             std::process::exit(125);
         }
     };
-    let code = rt.block_on(commands::run(&host, cli.command));
+    let code = rt.block_on(commands::run(&host, command));
     // Don't wait for stream tasks still parked on the socket (e.g. logs -f).
     rt.shutdown_background();
     std::process::exit(code);
@@ -122,7 +245,9 @@ mod tests {
             "80",
         ])
         .unwrap();
-        let Command::Containers(commands::containers::ContainerCmd::Run(r)) = cli.command else {
+        let Top::Engine(Command::Containers(commands::containers::ContainerCmd::Run(r))) =
+            cli.command
+        else {
             panic!("not run")
         };
         assert!(r.detach);
