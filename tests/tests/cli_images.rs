@@ -167,9 +167,9 @@ fn images_table_quiet_filters_and_formats_match_docker() {
     assert_eq!(out, "");
     let out = b_ok(&d, cfg, &["images", "--filter", "since=busybox", "-q"]);
     assert_eq!(out, "");
-    // A missing reference image and a malformed filter: one line, exit 125.
+    // A missing reference image and a malformed filter: one line, exit 1 like docker.
     let o = b(&d, cfg, &["images", "--filter", "before=nope:1"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     let o = b(&d, cfg, &["images", "--filter", "dangling"]);
     assert_eq!(o.status.code(), Some(125));
@@ -262,7 +262,7 @@ fn push_pull_round_trip_plain_and_on_a_pty() {
 
     // A missing image: the engine's reason, exit 125.
     let o = b(&d, cfg, &["pull", &format!("{repo}:nope")]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).starts_with("Error response from daemon: "),
         "{}",
@@ -327,7 +327,7 @@ fn history_matches_docker() {
         );
     }
     let o = b(&d, cfg, &["history", "nope:1"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
 }
 
@@ -457,10 +457,10 @@ fn save_rmi_load_round_trip() {
 
     // Errors: a missing image, garbage input, a terminal as the target.
     let o = b(&d, cfgp, &["save", "-o", tar.to_str().unwrap(), "nope:1"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     let o = b_stdin(&d, cfgp, &["load"], b"not a tarball");
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let cmd = format!(
         "{} -H unix://{} save busybox",
         berth_bin().display(),
@@ -514,7 +514,7 @@ fn login_logout_with_an_htpasswd_registry() {
         &["login", "-u", "tester", "--password-stdin", &host],
         b"wrong\n",
     );
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("Error response from daemon: "), "{err}");
@@ -579,5 +579,5 @@ fn login_logout_with_an_htpasswd_registry() {
     // Logged out again: the pull is refused.
     b_ok(&d, cfgp, &["rmi", &image]);
     let o = b(&d, cfgp, &["pull", &image]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
 }

@@ -476,7 +476,24 @@ fn volumes_networks_and_prunes() {
     ]);
     assert!(nets.contains("\"db\""), "{nets}");
     assert!(nets.contains("\"Gateway\":\"10.123.0.1\""), "{nets}");
-    // (berthd does not yet honour a requested --ip on connect; the address comes from the pool.)
+    // The address asked for, outside the pool's --ip-range, in inspect and inside.
+    assert!(nets.contains("\"IPAddress\":\"10.123.0.200\""), "{nets}");
+    let inside = d.ok(&["exec", "c1", "ip", "-4", "addr"]);
+    assert!(inside.contains("inet 10.123.0.200/24"), "{inside}");
+    // An address in use, or outside the subnet, is refused with one line.
+    d.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "1000"]);
+    one_line_failure(
+        &berth(
+            &d,
+            &["network", "connect", "--ip", "10.123.0.200", "n1", "c2"],
+        ),
+        "10.123.0.200",
+    );
+    one_line_failure(
+        &berth(&d, &["network", "connect", "--ip", "10.9.9.9", "n1", "c2"]),
+        "10.9.9.9",
+    );
+    d.ok(&["rm", "-f", "c2"]);
     berth_ok(&d, &["network", "disconnect", "-f", "n1", "c1"]);
     let nets = d.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "c1"]);
     assert!(!nets.contains("\"n1\""), "{nets}");

@@ -69,6 +69,7 @@ fn connect_message(host: &str, e: &(dyn std::error::Error + 'static)) -> String 
 
 /// Run one command against `host`; the process exit code.
 pub async fn run(host: &str, cmd: Command) -> i32 {
+    let failed = engine_failure_code(&cmd);
     let result = match connect(host) {
         Ok(ctx) => dispatch(&ctx, cmd).await,
         Err(f) => Err(f),
@@ -79,12 +80,30 @@ pub async fn run(host: &str, cmd: Command) -> i32 {
         Err(Failure::Exit(code)) => code,
         Err(Failure::Daemon(m)) => {
             eprintln!("Error response from daemon: {m}");
-            125
+            failed
         }
-        Err(Failure::Connect(m)) | Err(Failure::Usage(m)) => {
+        Err(Failure::Connect(m)) => {
+            eprintln!("{m}");
+            failed
+        }
+        Err(Failure::Usage(m)) => {
             eprintln!("{m}");
             125
         }
+    }
+}
+
+/// docker's exit code when the engine refuses or cannot be reached: 125 for `run` and
+/// `create` (so it cannot be mistaken for the container's own code), 1 for the rest.
+fn engine_failure_code(cmd: &Command) -> i32 {
+    use containers::{ContainerCmd as C, ContainerMgmt as M};
+    let c = match cmd {
+        Command::Containers(c) | Command::Container(M::Common(c)) => c,
+        _ => return 1,
+    };
+    match c {
+        C::Run(_) => 125,
+        _ => 1,
     }
 }
 
