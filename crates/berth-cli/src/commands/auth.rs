@@ -11,6 +11,7 @@ use bollard::auth::DockerCredentials;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
+use super::raw::{request, Body};
 use super::{Ctx, Failure, Res};
 
 /// Docker Hub's key in `auths`.
@@ -275,14 +276,11 @@ async fn login(c: &Ctx, a: LoginArgs) -> Res<()> {
     let body = json!({"username": username, "password": password, "serveraddress": key})
         .to_string()
         .into_bytes();
-    let mut resp = super::images::raw(
-        c,
-        "POST",
-        "/auth",
-        &[("Content-Type", "application/json".into())],
-        &body,
-    )?;
-    let answer: Value = resp.json()?;
+    let body = Body::Bytes {
+        content_type: "application/json",
+        data: &body,
+    };
+    let answer: Value = request(c, "POST", "/auth", body)?.json()?;
     let status = answer
         .get("Status")
         .and_then(Value::as_str)
