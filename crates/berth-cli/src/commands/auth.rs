@@ -81,12 +81,16 @@ pub fn server_key(server: &str) -> String {
     }
 }
 
+/// Whether the first `/`-separated part of an image reference names a registry (a domain, a
+/// port or `localhost`) rather than a Docker Hub namespace.
+pub fn is_registry_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
 /// The registry host of an image reference (`docker.io` when it names none).
 pub fn registry_of(image: &str) -> String {
     match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first.to_string()
-        }
+        Some((first, _)) if is_registry_host(first) => first.to_string(),
         _ => "docker.io".to_string(),
     }
 }

@@ -425,8 +425,7 @@ async fn pull_with(
 /// official images, and `:latest` when neither tag nor digest is given.
 fn canonical_ref(image: &str) -> String {
     let (first, rest) = image.split_once('/').unwrap_or(("", image));
-    let has_domain =
-        !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain = !first.is_empty() && auth::is_registry_host(first);
     let mut full = if has_domain {
         image.to_string()
     } else if first.is_empty() {

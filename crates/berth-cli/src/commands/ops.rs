@@ -268,26 +268,23 @@ pub struct Pruner {
     key: &'static str,
 }
 
-pub const PRUNE_CONTAINERS: Pruner = Pruner {
-    path: "/containers/prune",
-    heading: "Deleted Containers:",
-    key: "ContainersDeleted",
-};
-pub const PRUNE_VOLUMES: Pruner = Pruner {
-    path: "/volumes/prune",
-    heading: "Deleted Volumes:",
-    key: "VolumesDeleted",
-};
-pub const PRUNE_NETWORKS: Pruner = Pruner {
-    path: "/networks/prune",
-    heading: "Deleted Networks:",
-    key: "NetworksDeleted",
-};
-pub const PRUNE_BUILD_CACHE: Pruner = Pruner {
-    path: "/build/prune",
-    heading: "Deleted build cache objects:",
-    key: "CachesDeleted",
-};
+const fn pruner(path: &'static str, heading: &'static str, key: &'static str) -> Pruner {
+    Pruner { path, heading, key }
+}
+
+pub const PRUNE_CONTAINERS: Pruner = pruner(
+    "/containers/prune",
+    "Deleted Containers:",
+    "ContainersDeleted",
+);
+pub const PRUNE_VOLUMES: Pruner = pruner("/volumes/prune", "Deleted Volumes:", "VolumesDeleted");
+pub const PRUNE_NETWORKS: Pruner =
+    pruner("/networks/prune", "Deleted Networks:", "NetworksDeleted");
+pub const PRUNE_BUILD_CACHE: Pruner = pruner(
+    "/build/prune",
+    "Deleted build cache objects:",
+    "CachesDeleted",
+);
 
 /// Prune with `query` (empty, or starting with `?`): docker's report of what went (empty
 /// when nothing did) and the space reclaimed.
