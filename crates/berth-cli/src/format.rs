@@ -60,17 +60,40 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// go-units `CustomSize`: `size` divided by `base` until it is below it, shown with
+/// `precision` significant digits and the unit reached.
+fn custom_size(size: f64, precision: usize, base: f64, units: &[&str]) -> String {
+    let (mut size, mut i) = (size, 0);
+    while size >= base && i < units.len() - 1 {
+        size /= base;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, precision), units[i])
+}
+
+const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+
+/// go-units `HumanSizeWithPrecision(size, precision)`: decimal units.
+pub fn decimal_size(size: f64, precision: usize) -> String {
+    custom_size(size, precision, 1000.0, &DECIMAL)
+}
+
 /// docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits
 /// ("1.18MB", "4.27kB", "512B").
 pub fn human_size(bytes: i64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut size = bytes as f64;
-    let mut i = 0;
-    while size >= 1000.0 && i < UNITS.len() - 1 {
-        size /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", go_g(size, 3), UNITS[i])
+    decimal_size(bytes as f64, 3)
+}
+
+/// go-units `HumanSize` (4 significant digits, decimal): "Total reclaimed space", `system df`,
+/// the image list's virtual/shared sizes.
+pub fn human_size4(n: f64) -> String {
+    decimal_size(n, 4)
+}
+
+/// go-units `BytesSize` (4 significant digits, binary): `stats`' memory, `info`'s total memory.
+pub fn bytes_size(n: f64) -> String {
+    custom_size(n, 4, 1024.0, &BINARY)
 }
 
 /// Go's `%.{prec}g`: `prec` significant digits, trailing zeros dropped, exponent form when
@@ -98,6 +121,101 @@ fn trim_zeros(s: &str) -> &str {
     } else {
         s
     }
+}
+
+/// A unix time as Go's RFC 3339 in UTC: `2024-05-01T12:34:56Z` (times before the epoch
+/// show as the epoch).
+pub fn rfc3339(unix: i64) -> String {
+    let s = berth_time::format(std::time::Duration::from_secs(unix.max(0) as u64));
+    format!("{}Z", &s[..19])
+}
+
+/// Go's `time.Time.String()` of an RFC 3339 UTC timestamp, fraction kept without trailing
+/// zeros: `2024-01-01T00:00:00.120Z` → `2024-01-01 00:00:00.12 +0000 UTC`. Anything not in
+/// UTC is returned as it is.
+pub fn go_time_of(rfc3339: &str) -> String {
+    let Some(z) = rfc3339.strip_suffix('Z') else {
+        return rfc3339.to_string();
+    };
+    let (date, time) = z.split_once('T').unwrap_or((z, ""));
+    let time = match time.split_once('.') {
+        Some((hms, frac)) => {
+            let f = frac.trim_end_matches('0');
+            if f.is_empty() {
+                hms.to_string()
+            } else {
+                format!("{hms}.{f}")
+            }
+        }
+        None => time.to_string(),
+    };
+    format!("{date} {time} +0000 UTC")
+}
+
+/// Go's `time.Unix(t, 0).String()` in UTC: `2024-05-01 12:34:56 +0000 UTC`.
+pub fn go_time(unix: i64) -> String {
+    go_time_of(&rfc3339(unix))
+}
+
+/// Go's `json.Indent(dst, src, "", indent)`: strings kept as they are (key order and escapes
+/// as the engine sent them), whitespace between tokens dropped, empty objects and arrays
+/// stay `{}`/`[]`.
+pub fn go_indent(src: &[u8], indent: &str) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(src.len() * 2);
+    let (mut depth, mut need, mut in_str, mut esc) = (0usize, false, false, false);
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        for _ in 0..depth {
+            out.extend_from_slice(indent.as_bytes());
+        }
+    };
+    for &b in src {
+        if in_str {
+            out.push(b);
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        }
+        if need && b != b']' && b != b'}' {
+            need = false;
+            depth += 1;
+            newline(&mut out, depth);
+        }
+        match b {
+            b'"' => {
+                in_str = true;
+                out.push(b);
+            }
+            b'{' | b'[' => {
+                out.push(b);
+                need = true;
+            }
+            b',' => {
+                out.push(b);
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            b'}' | b']' => {
+                if need {
+                    need = false;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                }
+                out.push(b);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A 64-hex ID (with or without `sha256:`) cut to docker's 12 characters.
@@ -145,6 +263,12 @@ pub fn go_quote(s: &str) -> String {
 /// column but the last is padded to max(widest cell + 3, 10) characters (even when the
 /// last cell is empty); the last is not padded. Widths count characters, so "…" is one.
 pub fn table(rows: &[Vec<String>]) -> String {
+    tabwriter(rows, 10, 3)
+}
+
+/// Go's tabwriter with `minwidth` and `padding`: every cell but a line's last is padded to
+/// max(widest cell in its column + `padding`, `minwidth`).
+pub fn tabwriter(rows: &[Vec<String>], minwidth: usize, padding: usize) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; cols];
     for row in rows {
@@ -156,16 +280,13 @@ pub fn table(rows: &[Vec<String>]) -> String {
     }
     let mut out = String::new();
     for row in rows {
-        let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
+            out.push_str(cell);
             if i + 1 < row.len() {
-                let width = (widths[i] + 3).max(10);
-                let pad = width - cell.chars().count();
-                line.push_str(&" ".repeat(pad));
+                let width = (widths[i] + padding).max(minwidth);
+                out.push_str(&" ".repeat(width - cell.chars().count()));
             }
         }
-        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -258,5 +379,46 @@ mod tests {
         // A cell before an empty last one is padded all the same, as tabwriter does.
         let rows = vec![vec!["a".into(), "".into()]];
         assert_eq!(table(&rows), "a         \n");
+    }
+    #[test]
+    fn other_size_units() {
+        assert_eq!(human_size4(0.0), "0B");
+        assert_eq!(human_size4(4_276_123.0), "4.276MB");
+        assert_eq!(human_size4(12_345.0), "12.35kB");
+        assert_eq!(decimal_size(2048.0, 3), "2.05kB");
+        assert_eq!(bytes_size(1536.0), "1.5KiB");
+        assert_eq!(bytes_size(0.0), "0B");
+        assert_eq!(bytes_size(8.0 * 1024.0 * 1024.0 * 1024.0), "8GiB");
+    }
+
+    #[test]
+    fn times_like_go() {
+        assert_eq!(go_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(go_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
+        assert_eq!(go_time(951_782_400), "2000-02-29 00:00:00 +0000 UTC");
+        assert_eq!(rfc3339(86_400 + 61), "1970-01-02T00:01:01Z");
+        assert_eq!(
+            go_time_of("2024-01-02T03:04:05.120000000Z"),
+            "2024-01-02 03:04:05.12 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_of("2024-01-02T03:04:05Z"),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
+    }
+
+    #[test]
+    fn indent_like_go() {
+        assert_eq!(
+            go_indent(br#"[{"a":1,"b":[],"c":{"d":"x:,{"},"e":[1,2]}]"#, "    "),
+            "[\n    {\n        \"a\": 1,\n        \"b\": [],\n        \"c\": {\n            \"d\": \"x:,{\"\n        },\n        \"e\": [\n            1,\n            2\n        ]\n    }\n]"
+        );
+        assert_eq!(go_indent(b"[]", "    "), "[]");
+        let raw = br#"{"A":1,"B":[],"C":{},"D":[1,{"E":"x, y: {z}"}],"F":null}"#;
+        assert_eq!(
+            go_indent(raw, "    "),
+            "{\n    \"A\": 1,\n    \"B\": [],\n    \"C\": {},\n    \"D\": [\n        1,\n        {\n            \"E\": \"x, y: {z}\"\n        }\n    ],\n    \"F\": null\n}"
+        );
+        assert_eq!(go_indent(b" [ ] ", "  "), "[]");
     }
 }

@@ -11,6 +11,7 @@ use bollard::auth::DockerCredentials;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
+use super::raw::{request, Body};
 use super::{Ctx, Failure, Res};
 
 /// Docker Hub's key in `auths`.
@@ -80,12 +81,16 @@ pub fn server_key(server: &str) -> String {
     }
 }
 
+/// Whether the first `/`-separated part of an image reference names a registry (a domain, a
+/// port or `localhost`) rather than a Docker Hub namespace.
+pub fn is_registry_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
 /// The registry host of an image reference (`docker.io` when it names none).
 pub fn registry_of(image: &str) -> String {
     match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first.to_string()
-        }
+        Some((first, _)) if is_registry_host(first) => first.to_string(),
         _ => "docker.io".to_string(),
     }
 }
@@ -275,14 +280,11 @@ async fn login(c: &Ctx, a: LoginArgs) -> Res<()> {
     let body = json!({"username": username, "password": password, "serveraddress": key})
         .to_string()
         .into_bytes();
-    let mut resp = super::images::raw(
-        c,
-        "POST",
-        "/auth",
-        &[("Content-Type", "application/json".into())],
-        &body,
-    )?;
-    let answer: Value = resp.json()?;
+    let body = Body::Bytes {
+        content_type: "application/json",
+        data: &body,
+    };
+    let answer: Value = request(c, "POST", "/auth", body)?.json()?;
     let status = answer
         .get("Status")
         .and_then(Value::as_str)

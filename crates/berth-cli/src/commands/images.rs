@@ -3,7 +3,7 @@
 //! plain lines elsewhere.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use bollard::query_parameters::*;
@@ -11,8 +11,10 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::{auth, parse_filters, Ctx, Failure, Res};
-use crate::format::{ago, ellipsis, human_size, now_unix, short_id};
+use super::ops::inspect_each;
+use super::raw::{enc_ref, request, request_with, Body};
+use super::{auth, confirm, parse_filters, Ctx, Failure, Res};
+use crate::format::{ago, ellipsis, go_time, human_size, human_size4, now_unix, rfc3339, short_id};
 use crate::progress::{self, Layers, Out};
 use crate::template::{self, Format};
 
@@ -100,102 +102,6 @@ async fn shared(c: &Ctx, cmd: ImageShared) -> Res<()> {
     }
 }
 
-// ---- raw engine requests (answers bollard's types would reshape or drop) ----
-
-/// An engine answer read straight off the socket.
-pub struct Raw {
-    body: BufReader<std::os::unix::net::UnixStream>,
-}
-
-impl Raw {
-    pub fn bytes(&mut self) -> Res<Vec<u8>> {
-        let mut v = Vec::new();
-        self.body
-            .read_to_end(&mut v)
-            .map_err(|e| Failure::Usage(format!("reading the engine's answer: {e}")))?;
-        Ok(v)
-    }
-
-    pub fn json(&mut self) -> Res<Value> {
-        let b = self.bytes()?;
-        serde_json::from_slice(&b)
-            .map_err(|e| Failure::Usage(format!("unexpected answer from the engine: {e}")))
-    }
-
-    /// A stream of JSON messages, each as it arrives.
-    pub fn messages(self) -> impl Iterator<Item = Result<Value, String>> {
-        serde_json::Deserializer::from_reader(self.body)
-            .into_iter::<Value>()
-            .map(|r| r.map_err(|e| format!("reading the engine's progress: {e}")))
-    }
-}
-
-/// One HTTP/1.0 request to the engine (the connection closes after the answer). An error
-/// status becomes the engine's message.
-pub fn raw(c: &Ctx, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Res<Raw> {
-    let sock = c.host.strip_prefix("unix://").unwrap_or(&c.host);
-    let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| {
-        Failure::Connect(format!(
-            "Cannot connect to the Berth engine at {}: {e}. Is berthd running? \
-             Start it with: sudo bash .ci/berth",
-            c.host
-        ))
-    })?;
-    let mut req = format!("{method} /v1.45{path} HTTP/1.0\r\nHost: berth\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let io = |e: std::io::Error| Failure::Usage(format!("talking to the engine: {e}"));
-    s.write_all(req.as_bytes()).map_err(io)?;
-    s.write_all(body).map_err(io)?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).map_err(io)?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Failure::Usage(format!("unexpected answer from the engine: {line:?}")))?;
-    loop {
-        line.clear();
-        if r.read_line(&mut line).map_err(io)? == 0 || line.trim().is_empty() {
-            break;
-        }
-    }
-    let mut raw = Raw { body: r };
-    if status >= 400 {
-        let b = raw.bytes()?;
-        let msg = serde_json::from_slice::<Value>(&b)
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&b).trim().to_string());
-        return Err(Failure::Daemon(msg));
-    }
-    Ok(raw)
-}
-
-/// Percent-encode a path segment or query value (references keep `/`, `:` and `@`).
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'a'..=b'z'
-            | b'A'..=b'Z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'.'
-            | b'_'
-            | b'~'
-            | b'/'
-            | b':'
-            | b'@' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 // ---- images ----
 
 #[derive(Args)]
@@ -235,12 +141,6 @@ const IMAGE_TITLES: &[(&str, &str)] = &[
     ("UniqueSize", "UNIQUE SIZE"),
     ("VirtualSize", "SIZE"),
 ];
-
-/// Go's `time.Time.String()` of a unix time, in UTC: `2024-05-01 12:34:56 +0000 UTC`.
-fn go_time(unix: i64) -> String {
-    let s = berth_time::format(std::time::Duration::from_secs(unix.max(0) as u64));
-    format!("{} {} +0000 UTC", &s[..10], &s[11..19])
-}
 
 /// docker's rows for one image: one per repository:tag (per digest with `--digests`), then
 /// repositories known only by digest; `<none>` for a dangling image.
@@ -365,11 +265,11 @@ async fn images(c: &Ctx, a: ImagesArgs) -> Res<()> {
                 "Digest": digest,
                 "ID": id,
                 "Repository": repo,
-                "SharedSize": if img.shared_size < 0 { "N/A".to_string() } else { human_size4(img.shared_size) },
+                "SharedSize": if img.shared_size < 0 { "N/A".to_string() } else { human_size4(img.shared_size as f64) },
                 "Size": human_size(img.size),
                 "Tag": tag,
-                "UniqueSize": if img.shared_size < 0 { "N/A".to_string() } else { human_size4(img.size - img.shared_size) },
-                "VirtualSize": human_size4(img.size),
+                "UniqueSize": if img.shared_size < 0 { "N/A".to_string() } else { human_size4((img.size - img.shared_size) as f64) },
+                "VirtualSize": human_size4(img.size as f64),
             }));
         }
     }
@@ -525,8 +425,7 @@ async fn pull_with(
 /// official images, and `:latest` when neither tag nor digest is given.
 fn canonical_ref(image: &str) -> String {
     let (first, rest) = image.split_once('/').unwrap_or(("", image));
-    let has_domain =
-        !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain = !first.is_empty() && auth::is_registry_host(first);
     let mut full = if has_domain {
         image.to_string()
     } else if first.is_empty() {
@@ -614,12 +513,12 @@ async fn push(c: &Ctx, a: PushArgs) -> Res<()> {
 }
 
 fn push_one(c: &Ctx, repo: &str, tag: &str, headers: &[(&str, String)], quiet: bool) -> Res<()> {
-    let resp = raw(
+    let resp = request_with(
         c,
         "POST",
-        &format!("/images/{}/push?tag={}", enc(repo), enc(tag)),
+        &format!("/images/{}/push?tag={}", enc_ref(repo), enc_ref(tag)),
         headers,
-        b"",
+        Body::Empty,
     )?;
     let mut show = Layers::new(Out::Stdout, quiet);
     for m in resp.messages() {
@@ -682,12 +581,6 @@ const HISTORY_TITLES: &[(&str, &str)] = &[
     ("Size", "SIZE"),
     ("Comment", "COMMENT"),
 ];
-
-/// Go's RFC 3339 for a unix time in UTC: `2024-05-01T12:34:56Z`.
-fn rfc3339(unix: i64) -> String {
-    let s = berth_time::format(std::time::Duration::from_secs(unix.max(0) as u64));
-    format!("{}Z", &s[..19])
-}
 
 async fn history(c: &Ctx, a: HistoryArgs) -> Res<()> {
     let items = c
@@ -756,108 +649,16 @@ pub struct InspectArgs {
     pub images: Vec<String>,
 }
 
-/// Go's `json.Indent` with four spaces: the engine's key order and escapes stay as sent.
-fn indent_json(raw: &[u8]) -> String {
-    let mut out = String::new();
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut esc = false;
-    let s = String::from_utf8_lossy(raw);
-    let chars: Vec<char> = s.chars().collect();
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.push_str(&"    ".repeat(depth));
-    };
-    let mut i = 0;
-    while i < chars.len() {
-        let ch = chars[i];
-        i += 1;
-        if in_str {
-            out.push(ch);
-            if esc {
-                esc = false;
-            } else if ch == '\\' {
-                esc = true;
-            } else if ch == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match ch {
-            ' ' | '\t' | '\n' | '\r' => {}
-            '"' => {
-                in_str = true;
-                out.push(ch);
-            }
-            '{' | '[' => {
-                out.push(ch);
-                // An empty object or array stays `{}` / `[]`.
-                let next = chars[i..].iter().find(|c| !c.is_whitespace());
-                if matches!(next, Some('}') | Some(']')) {
-                    continue;
-                }
-                depth += 1;
-                newline(&mut out, depth);
-            }
-            '}' | ']' => {
-                let prev = out.trim_end().chars().last();
-                if !matches!(prev, Some('{') | Some('[')) {
-                    depth = depth.saturating_sub(1);
-                    newline(&mut out, depth);
-                }
-                out.push(ch);
-            }
-            ',' => {
-                out.push(ch);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn inspect(c: &Ctx, a: InspectArgs) -> Res<()> {
-    let mut found: Vec<Vec<u8>> = Vec::new();
-    let mut errors = Vec::new();
-    for name in &a.images {
-        match raw(c, "GET", &format!("/images/{}/json", enc(name)), &[], b"") {
-            Ok(mut r) => found.push(r.bytes()?),
-            Err(Failure::Daemon(m)) => errors.push(m),
-            Err(f) => return Err(f),
-        }
-    }
-    match a.format.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        None => {
-            let mut all = b"[".to_vec();
-            for (i, b) in found.iter().enumerate() {
-                if i > 0 {
-                    all.push(b',');
-                }
-                all.extend_from_slice(b.trim_ascii());
-            }
-            all.push(b']');
-            println!("{}", indent_json(&all));
-        }
-        Some(f) => {
-            let tmpl = if f == "json" { "{{json .}}" } else { f };
-            let tmpl = tmpl.replace("\\t", "\t").replace("\\n", "\n");
-            for b in &found {
-                let v: Value = serde_json::from_slice(b).map_err(|e| {
-                    Failure::Usage(format!("unexpected answer from the engine: {e}"))
-                })?;
-                println!("{}", template::render(&tmpl, &v).map_err(Failure::Usage)?);
-            }
-        }
-    }
-    if errors.is_empty() {
-        return Ok(());
-    }
-    for e in &errors {
-        eprintln!("Error response from daemon: {e}");
-    }
-    Err(Failure::Exit(1))
+    inspect_each(&a.images, a.format.as_deref(), |name| {
+        request(
+            c,
+            "GET",
+            &format!("/images/{}/json", enc_ref(name)),
+            Body::Empty,
+        )?
+        .bytes()
+    })
 }
 
 // ---- prune ----
@@ -875,49 +676,22 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-/// Go's `%.{prec}g`.
-fn go_g(v: f64, prec: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let sci = format!("{:.*e}", prec - 1, v);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
+/// docker's report of an image prune: "Deleted Images:" and an "untagged: "/"deleted: " line
+/// per (untagged, deleted) entry; empty when nothing went.
+pub fn deleted_images(items: impl IntoIterator<Item = (Option<String>, Option<String>)>) -> String {
+    let mut lines = String::new();
+    for (untagged, deleted) in items {
+        if let Some(u) = untagged.filter(|u| !u.is_empty()) {
+            lines.push_str(&format!("untagged: {u}\n"));
         }
-    };
-    if exp < -4 || exp >= prec as i32 {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
+        if let Some(x) = deleted.filter(|x| !x.is_empty()) {
+            lines.push_str(&format!("deleted: {x}\n"));
+        }
     }
-    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-    trim(&format!("{v:.decimals$}"))
-}
-
-/// go-units `HumanSize` (4 significant digits), as the prune summary prints it.
-fn human_size4(bytes: i64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut size = bytes as f64;
-    let mut i = 0;
-    while size >= 1000.0 && i < UNITS.len() - 1 {
-        size /= 1000.0;
-        i += 1;
+    if lines.is_empty() {
+        return lines;
     }
-    format!("{}{}", go_g(size, 4), UNITS[i])
-}
-
-fn confirm(warning: &str) -> bool {
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES")
+    format!("Deleted Images:\n{lines}")
 }
 
 async fn prune(c: &Ctx, a: PruneArgs) -> Res<()> {
@@ -938,21 +712,13 @@ async fn prune(c: &Ctx, a: PruneArgs) -> Res<()> {
     };
     let r = c.docker.prune_images(Some(o)).await.map_err(|e| c.err(e))?;
     let deleted = r.images_deleted.unwrap_or_default();
-    if !deleted.is_empty() {
-        let mut s = String::from("Deleted Images:\n");
-        for d in &deleted {
-            if let Some(u) = d.untagged.as_deref().filter(|u| !u.is_empty()) {
-                s.push_str(&format!("untagged: {u}\n"));
-            }
-            if let Some(x) = d.deleted.as_deref().filter(|x| !x.is_empty()) {
-                s.push_str(&format!("deleted: {x}\n"));
-            }
-        }
-        println!("{s}");
+    let out = deleted_images(deleted.into_iter().map(|d| (d.untagged, d.deleted)));
+    if !out.is_empty() {
+        println!("{out}");
     }
     println!(
         "Total reclaimed space: {}",
-        human_size4(r.space_reclaimed.unwrap_or(0))
+        human_size4(r.space_reclaimed.unwrap_or(0) as f64)
     );
     Ok(())
 }
@@ -1232,23 +998,5 @@ mod tests {
             image_rows(&dangling, false),
             r(&[("<none>", "<none>", "<none>")])
         );
-    }
-
-    #[test]
-    fn indent_like_go() {
-        assert_eq!(
-            indent_json(br#"[{"a":1,"b":[],"c":{"d":"x:,{"},"e":[1,2]}]"#),
-            "[\n    {\n        \"a\": 1,\n        \"b\": [],\n        \"c\": {\n            \"d\": \"x:,{\"\n        },\n        \"e\": [\n            1,\n            2\n        ]\n    }\n]"
-        );
-        assert_eq!(indent_json(b"[]"), "[]");
-    }
-
-    #[test]
-    fn sizes_and_times() {
-        assert_eq!(human_size4(0), "0B");
-        assert_eq!(human_size4(4_276_123), "4.276MB");
-        assert_eq!(go_time(0), "1970-01-01 00:00:00 +0000 UTC");
-        assert_eq!(rfc3339(86_400 + 61), "1970-01-02T00:01:01Z");
-        assert_eq!(enc("a b/c:1"), "a%20b/c:1");
     }
 }

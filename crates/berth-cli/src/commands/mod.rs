@@ -6,6 +6,7 @@ pub mod containers;
 pub mod images;
 pub mod ops;
 pub mod ps;
+pub mod raw;
 pub mod resources;
 pub mod system;
 
@@ -52,7 +53,8 @@ impl Ctx {
     }
 }
 
-fn connect_message(host: &str, e: &(dyn std::error::Error + 'static)) -> String {
+/// docker's words when the engine cannot be reached; the innermost cause of `e` says why.
+pub(crate) fn connect_message(host: &str, e: &(dyn std::error::Error + 'static)) -> String {
     let mut why: &dyn std::error::Error = e;
     while let Some(src) = why.source() {
         why = src;
@@ -168,6 +170,18 @@ where
         Some(_) => Err(Failure::Exit(1)),
         None => Ok(()),
     }
+}
+
+/// docker's prune prompt: `message`, then "Are you sure you want to continue? [y/N] "; true
+/// on y/Y only, as docker.
+pub fn confirm(message: &str) -> bool {
+    print!("{message}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    answer.trim().eq_ignore_ascii_case("y")
 }
 
 pub fn parse_filters(raw: &[String]) -> Res<Option<HashMap<String, Vec<String>>>> {

@@ -1,332 +1,20 @@
 //! Container inspection and maintenance: pause/unpause, inspect, cp, stats, top, port, wait,
-//! rename, diff, export and `container prune`; plus the helpers the volume, network and
-//! system commands share (a raw HTTP client that keeps the engine's JSON as it came, Go's
-//! `json.Indent`, docker's size units and the prune prompt).
+//! rename, diff, export and `container prune`; plus the inspect and prune output the volume,
+//! network and system commands share.
 
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{each, parse_filters, usage, Ctx, Failure, Res};
-use crate::format::short_id;
+use super::raw::{enc, filters_query, io_fail, request, Body, Response};
+use super::{confirm, each, usage, Ctx, Failure, Res};
+use crate::format::{bytes_size, decimal_size, go_indent, human_size4, short_id, tabwriter};
 use crate::template::{self, Format};
 
 // ---------------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client on the engine socket: inspect prints the engine's JSON byte for byte
-// (key order included), and cp/export/events stream bodies.
-
-/// An engine answer whose body is read as it arrives.
-pub struct Response {
-    pub status: u16,
-    headers: Vec<(String, String)>,
-    body: Body,
-}
-
-enum Mode {
-    Length(u64),
-    Chunked { left: u64, crlf: bool, done: bool },
-    Eof,
-}
-
-struct Body {
-    r: BufReader<UnixStream>,
-    mode: Mode,
-}
-
-impl Read for Body {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match &mut self.mode {
-            Mode::Length(0) => Ok(0),
-            Mode::Length(n) => {
-                let want = (*n).min(buf.len() as u64) as usize;
-                let got = self.r.read(&mut buf[..want])?;
-                if got == 0 && want > 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                *n -= got as u64;
-                Ok(got)
-            }
-            Mode::Eof => self.r.read(buf),
-            Mode::Chunked { left, crlf, done } => {
-                if *done || buf.is_empty() {
-                    return Ok(0);
-                }
-                if *left == 0 {
-                    let mut line = String::new();
-                    if *crlf {
-                        self.r.read_line(&mut line)?;
-                        line.clear();
-                        *crlf = false;
-                    }
-                    if self.r.read_line(&mut line)? == 0 {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    let hex = line.trim().split(';').next().unwrap_or("");
-                    let size = u64::from_str_radix(hex, 16).map_err(|_| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("bad chunk size {hex:?} from the engine"),
-                        )
-                    })?;
-                    if size == 0 {
-                        // Trailers end with an empty line.
-                        loop {
-                            line.clear();
-                            if self.r.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                                break;
-                            }
-                        }
-                        *done = true;
-                        return Ok(0);
-                    }
-                    *left = size;
-                }
-                let want = (*left).min(buf.len() as u64) as usize;
-                let got = self.r.read(&mut buf[..want])?;
-                if got == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                *left -= got as u64;
-                if *left == 0 {
-                    *crlf = true;
-                }
-                Ok(got)
-            }
-        }
-    }
-}
-
-impl Read for Response {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.body.read(buf)
-    }
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The whole body.
-    pub fn bytes(mut self, c: &Ctx) -> Res<Vec<u8>> {
-        let mut v = Vec::new();
-        self.read_to_end(&mut v).map_err(|e| io_fail(c, e))?;
-        Ok(v)
-    }
-
-    /// The body as JSON.
-    pub fn json(self, c: &Ctx) -> Res<Value> {
-        let b = self.bytes(c)?;
-        serde_json::from_slice(&b)
-            .map_err(|e| usage(format!("unexpected answer from the engine: {e}")))
-    }
-}
-
-fn io_fail(c: &Ctx, e: std::io::Error) -> Failure {
-    c.err(bollard::errors::Error::from(e))
-}
-
-/// The engine's socket path.
-fn socket(c: &Ctx) -> &str {
-    c.host.strip_prefix("unix://").unwrap_or(&c.host)
-}
-
-/// Send one request; `body` (a tar stream) goes out chunked. Answers of 400 and above become
-/// the engine's message.
-pub fn request(c: &Ctx, method: &str, path: &str, body: Option<&mut dyn Read>) -> Res<Response> {
-    let r = send(c, method, path, body).map_err(|e| io_fail(c, e))?;
-    if r.status >= 400 {
-        let status = r.status;
-        let b = r.bytes(c).unwrap_or_default();
-        let msg = serde_json::from_slice::<Value>(&b)
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
-            .unwrap_or_else(|| {
-                let t = String::from_utf8_lossy(&b).trim().to_string();
-                if t.is_empty() {
-                    format!("the engine answered {status}")
-                } else {
-                    t
-                }
-            });
-        return Err(Failure::Daemon(msg));
-    }
-    Ok(r)
-}
-
-fn send(
-    c: &Ctx,
-    method: &str,
-    path: &str,
-    body: Option<&mut dyn Read>,
-) -> std::io::Result<Response> {
-    let mut s = UnixStream::connect(socket(c))?;
-    let mut head = format!(
-        "{method} /v1.45{path} HTTP/1.1\r\nHost: berth\r\nUser-Agent: berth-cli\r\nConnection: close\r\n"
-    );
-    if body.is_some() {
-        head.push_str("Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n");
-    } else if method == "POST" || method == "PUT" {
-        head.push_str("Content-Length: 0\r\n\r\n");
-    } else {
-        head.push_str("\r\n");
-    }
-    s.write_all(head.as_bytes())?;
-    if let Some(body) = body {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = body.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            s.write_all(format!("{n:x}\r\n").as_bytes())?;
-            s.write_all(&buf[..n])?;
-            s.write_all(b"\r\n")?;
-        }
-        s.write_all(b"0\r\n\r\n")?;
-    }
-    s.flush()?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not an HTTP answer: {:?}", line.trim()),
-            )
-        })?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
-    };
-    let mode = if method == "HEAD" || status == 204 || status == 304 {
-        Mode::Length(0)
-    } else if get("transfer-encoding").is_some_and(|t| t.to_lowercase().contains("chunked")) {
-        Mode::Chunked {
-            left: 0,
-            crlf: false,
-            done: false,
-        }
-    } else if let Some(n) = get("content-length").and_then(|n| n.parse().ok()) {
-        Mode::Length(n)
-    } else {
-        Mode::Eof
-    };
-    Ok(Response {
-        status,
-        headers,
-        body: Body { r, mode },
-    })
-}
-
-/// A path segment or query value, percent-encoded.
-pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `&filters=...` for the raw `--filter key=value` flags (empty when there are none).
-pub fn filters_query(raw: &[String]) -> Res<String> {
-    match parse_filters(raw)? {
-        None => Ok(String::new()),
-        Some(m) => {
-            let v = serde_json::to_string(&m).unwrap_or_default();
-            Ok(format!("&filters={}", enc(&v)))
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Output helpers.
-
-/// Go's `json.Indent(dst, src, "", indent)`: strings kept as they are, empty objects and
-/// arrays stay `{}`/`[]`.
-pub fn go_indent(src: &[u8], indent: &str) -> String {
-    let mut out: Vec<u8> = Vec::with_capacity(src.len() * 2);
-    let (mut depth, mut need, mut in_str, mut esc) = (0usize, false, false, false);
-    let newline = |out: &mut Vec<u8>, depth: usize| {
-        out.push(b'\n');
-        for _ in 0..depth {
-            out.extend_from_slice(indent.as_bytes());
-        }
-    };
-    for &b in src {
-        if in_str {
-            out.push(b);
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            continue;
-        }
-        if need && b != b']' && b != b'}' {
-            need = false;
-            depth += 1;
-            newline(&mut out, depth);
-        }
-        match b {
-            b'"' => {
-                in_str = true;
-                out.push(b);
-            }
-            b'{' | b'[' => {
-                out.push(b);
-                need = true;
-            }
-            b',' => {
-                out.push(b);
-                newline(&mut out, depth);
-            }
-            b':' => out.extend_from_slice(b": "),
-            b'}' | b']' => {
-                if need {
-                    need = false;
-                } else {
-                    depth = depth.saturating_sub(1);
-                    newline(&mut out, depth);
-                }
-                out.push(b);
-            }
-            _ => out.push(b),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// docker's inspect output: the raw objects as one indented JSON array.
 pub fn print_raw_array(raws: &[Vec<u8>]) {
@@ -345,81 +33,20 @@ pub fn print_raw_array(raws: &[Vec<u8>]) {
     println!("{}", go_indent(&all, "    "));
 }
 
-/// Go's `%.{prec}g`.
-pub fn go_g(v: f64, prec: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let sci = format!("{:.*e}", prec - 1, v);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    if exp < -4 || exp >= prec as i32 {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
-    }
-    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-    trim(&format!("{v:.decimals$}"))
-}
-
-fn custom_size(size: f64, prec: usize, base: f64, units: &[&str]) -> String {
-    let (mut size, mut i) = (size, 0);
-    while size >= base && i < units.len() - 1 {
-        size /= base;
-        i += 1;
-    }
-    format!("{}{}", go_g(size, prec), units[i])
-}
-
-const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-
-/// go-units `HumanSize` (4 significant digits, decimal): "Total reclaimed space".
-pub fn human_size4(n: f64) -> String {
-    custom_size(n, 4, 1000.0, &DECIMAL)
-}
-
-/// go-units `HumanSizeWithPrecision(n, 3)`.
-pub fn human_size3(n: f64) -> String {
-    custom_size(n, 3, 1000.0, &DECIMAL)
-}
-
-/// go-units `BytesSize` (4 significant digits, binary): `stats`' memory.
-pub fn bytes_size(n: f64) -> String {
-    custom_size(n, 4, 1024.0, &BINARY)
-}
-
-/// docker's prune prompt: `message`, then "Are you sure you want to continue? [y/N] "; true
-/// on y/Y.
-pub fn confirm(message: &str) -> bool {
-    print!("{message}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    answer.trim().eq_ignore_ascii_case("y")
-}
-
-fn render_line(tmpl: &str, v: &Value) -> Res<String> {
+/// One object through a `-f`/`--format` template (`json` is `{{json .}}`).
+pub fn render_line(tmpl: &str, v: &Value) -> Res<String> {
     let t = match Format::parse(Some(tmpl)) {
         Format::Template(t) | Format::TableTemplate(t) => t,
         Format::Json => "{{json .}}".to_string(),
         Format::Table => tmpl.to_string(),
     };
-    template::render(&t, v).map_err(|e| usage(format!("template parsing error: {e}")))
+    template::render(&t, v).map_err(usage)
 }
 
 /// `-f` for inspect commands: the template per object, else the indented JSON array.
 pub fn print_inspected(format: Option<&str>, raws: &[Vec<u8>]) -> Res<()> {
-    match format {
-        Some(f) if !f.is_empty() => {
+    match format.map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => {
             for r in raws {
                 let v: Value = serde_json::from_slice(r)
                     .map_err(|e| usage(format!("unexpected answer from the engine: {e}")))?;
@@ -600,7 +227,7 @@ pub async fn dispatch(c: &Ctx, cmd: OpsCmd) -> Res<()> {
                     enc(&container),
                     enc(&new_name)
                 ),
-                None,
+                Body::Empty,
             )?;
             Ok(())
         }
@@ -623,29 +250,76 @@ pub fn container_raw(c: &Ctx, name: &str, size: bool) -> Res<Vec<u8>> {
         c,
         "GET",
         &format!("/containers/{}/json{q}", enc(name)),
-        None,
+        Body::Empty,
     )?
-    .bytes(c)
+    .bytes()
 }
 
 /// `container prune`.
 pub async fn prune_containers(c: &Ctx, a: PruneArgs) -> Res<()> {
-    let q = filters_query(&a.filter)?;
-    if !a.force && !confirm("WARNING! This will remove all stopped containers.") {
+    let warning = "WARNING! This will remove all stopped containers.";
+    prune_cmd(c, &PRUNE_CONTAINERS, &a.filter, a.force, warning, true)
+}
+
+/// One engine prune endpoint and where its answer lists what went.
+pub struct Pruner {
+    path: &'static str,
+    heading: &'static str,
+    key: &'static str,
+}
+
+const fn pruner(path: &'static str, heading: &'static str, key: &'static str) -> Pruner {
+    Pruner { path, heading, key }
+}
+
+pub const PRUNE_CONTAINERS: Pruner = pruner(
+    "/containers/prune",
+    "Deleted Containers:",
+    "ContainersDeleted",
+);
+pub const PRUNE_VOLUMES: Pruner = pruner("/volumes/prune", "Deleted Volumes:", "VolumesDeleted");
+pub const PRUNE_NETWORKS: Pruner =
+    pruner("/networks/prune", "Deleted Networks:", "NetworksDeleted");
+pub const PRUNE_BUILD_CACHE: Pruner = pruner(
+    "/build/prune",
+    "Deleted build cache objects:",
+    "CachesDeleted",
+);
+
+/// Prune with `query` (empty, or starting with `?`): docker's report of what went (empty
+/// when nothing did) and the space reclaimed.
+pub fn prune_request(c: &Ctx, p: &Pruner, query: &str) -> Res<(String, f64)> {
+    let r = request(c, "POST", &format!("{}{query}", p.path), Body::Empty)?.json()?;
+    Ok(prune_output(p.heading, &r[p.key], &r))
+}
+
+/// `container/volume/network prune`: docker's prompt with `warning` unless `force`, the
+/// report, and the space reclaimed when `total`.
+pub fn prune_cmd(
+    c: &Ctx,
+    p: &Pruner,
+    filter: &[String],
+    force: bool,
+    warning: &str,
+    total: bool,
+) -> Res<()> {
+    let q = filters_query(filter)?;
+    if !force && !confirm(warning) {
         return Ok(());
     }
-    let v = request(c, "POST", &format!("/containers/prune?{q}"), None)?.json(c)?;
-    let (out, space) = prune_output("Deleted Containers:", &v["ContainersDeleted"], &v);
+    let (out, space) = prune_request(c, p, &format!("?{q}"))?;
     if !out.is_empty() {
         println!("{out}");
     }
-    println!("Total reclaimed space: {}", human_size4(space));
+    if total {
+        println!("Total reclaimed space: {}", human_size4(space));
+    }
     Ok(())
 }
 
 /// docker's prune report: the heading and one line per deleted thing (empty when nothing
 /// went), and the space reclaimed.
-pub fn prune_output(heading: &str, deleted: &Value, report: &Value) -> (String, f64) {
+fn prune_output(heading: &str, deleted: &Value, report: &Value) -> (String, f64) {
     let items: Vec<&str> = deleted
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -669,9 +343,9 @@ fn wait(c: &Ctx, containers: &[String]) -> Res<()> {
             c,
             "POST",
             &format!("/containers/{}/wait?condition=not-running", enc(ct)),
-            None,
+            Body::Empty,
         )
-        .and_then(|r| r.json(c));
+        .and_then(|r| r.json());
         match r {
             Ok(v) => println!("{}", v["StatusCode"].as_i64().unwrap_or(-1)),
             Err(Failure::Daemon(m)) => {
@@ -693,9 +367,9 @@ fn diff(c: &Ctx, container: &str) -> Res<()> {
         c,
         "GET",
         &format!("/containers/{}/changes", enc(container)),
-        None,
+        Body::Empty,
     )?
-    .json(c)?;
+    .json()?;
     for ch in v.as_array().into_iter().flatten() {
         let kind = match ch["Kind"].as_i64() {
             Some(0) => "C",
@@ -718,7 +392,7 @@ fn export(c: &Ctx, container: &str, output: Option<&str>) -> Res<()> {
         c,
         "GET",
         &format!("/containers/{}/export", enc(container)),
-        None,
+        Body::Empty,
     )?;
     match output {
         Some(path) => {
@@ -745,9 +419,9 @@ fn top(c: &Ctx, container: &str, ps_args: &[String]) -> Res<()> {
         c,
         "GET",
         &format!("/containers/{}/top{q}", enc(container)),
-        None,
+        Body::Empty,
     )?
-    .json(c)?;
+    .json()?;
     let strs = |v: &Value| -> Vec<String> {
         v.as_array()
             .into_iter()
@@ -761,31 +435,6 @@ fn top(c: &Ctx, container: &str, ps_args: &[String]) -> Res<()> {
     }
     print!("{}", tabwriter(&rows, 20, 3));
     Ok(())
-}
-
-/// Go's tabwriter with `minwidth` and `padding`: every cell but a line's last is padded.
-pub fn tabwriter(rows: &[Vec<String>], minwidth: usize, padding: usize) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; cols];
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 < row.len() {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            out.push_str(cell);
-            if i + 1 < row.len() {
-                let w = (widths[i] + padding).max(minwidth);
-                out.push_str(&" ".repeat(w - cell.chars().count()));
-            }
-        }
-        out.push('\n');
-    }
-    out
 }
 
 fn port_cmd(c: &Ctx, container: &str, port: Option<&str>) -> Res<()> {
@@ -859,16 +508,8 @@ const STATS_TITLES: [(&str, &str); 9] = [
     ("PIDs", "PIDS"),
 ];
 
-const STATS_DEFAULT: [(&str, &str); 8] = [
-    ("ID", "CONTAINER ID"),
-    ("Name", "NAME"),
-    ("CPUPerc", "CPU %"),
-    ("MemUsage", "MEM USAGE / LIMIT"),
-    ("MemPerc", "MEM %"),
-    ("NetIO", "NET I/O"),
-    ("BlockIO", "BLOCK I/O"),
-    ("PIDs", "PIDS"),
-];
+/// The default columns: all but `Container`.
+const STATS_DEFAULT: &[(&str, &str)] = STATS_TITLES.split_at(1).1;
 
 /// One `stats` row from the engine's stats JSON (docker's arithmetic).
 pub fn stats_row(s: &Value, container: &str, no_trunc: bool) -> Value {
@@ -951,8 +592,8 @@ pub fn stats_row(s: &Value, container: &str, no_trunc: bool) -> Value {
         "CPUPerc": format!("{cpu_pct:.2}%"),
         "MemUsage": format!("{} / {}", bytes_size(usage), bytes_size(limit)),
         "MemPerc": format!("{mem_pct:.2}%"),
-        "NetIO": format!("{} / {}", human_size3(rx), human_size3(tx)),
-        "BlockIO": format!("{} / {}", human_size3(rd), human_size3(wr)),
+        "NetIO": format!("{} / {}", decimal_size(rx, 3), decimal_size(tx, 3)),
+        "BlockIO": format!("{} / {}", decimal_size(rd, 3), decimal_size(wr, 3)),
         "PIDs": pids.to_string(),
     })
 }
@@ -962,7 +603,7 @@ fn stats(c: &Ctx, a: StatsArgs) -> Res<()> {
     // Which containers: the named ones, else the running (or all) ones.
     let targets: Vec<String> = if a.containers.is_empty() {
         let q = if a.all { "?all=1" } else { "" };
-        let list = request(c, "GET", &format!("/containers/json{q}"), None)?.json(c)?;
+        let list = request(c, "GET", &format!("/containers/json{q}"), Body::Empty)?.json()?;
         list.as_array()
             .into_iter()
             .flatten()
@@ -985,9 +626,9 @@ fn stats(c: &Ctx, a: StatsArgs) -> Res<()> {
                             c,
                             "GET",
                             &format!("/containers/{}/stats?stream=false", enc(t)),
-                            None,
+                            Body::Empty,
                         )?
-                        .json(c)
+                        .json()
                     })
                 })
                 .collect();
@@ -1011,8 +652,7 @@ fn stats(c: &Ctx, a: StatsArgs) -> Res<()> {
                 Err(e) => return Err(e),
             }
         }
-        let out = template::print(&format, &rows, &STATS_DEFAULT, &STATS_TITLES)
-            .map_err(|e| usage(format!("template parsing error: {e}")))?;
+        let out = template::print(&format, &rows, STATS_DEFAULT, &STATS_TITLES).map_err(usage)?;
         if tty && !a.no_stream {
             // Redraw in place: home, clear, table.
             print!("\x1b[2J\x1b[H{out}");
@@ -1132,7 +772,7 @@ fn cp_from(c: &Ctx, a: &CpArgs, ct: &str, src: &str, dst: &str) -> Res<()> {
             c,
             "HEAD",
             &format!("/containers/{}/archive?path={}", enc(ct), enc(&src)),
-            None,
+            Body::Empty,
         )?;
         if let Some(link) = path_stat(&st).map(|s| s.link).filter(|l| !l.is_empty()) {
             src = if link.starts_with('/') {
@@ -1146,7 +786,7 @@ fn cp_from(c: &Ctx, a: &CpArgs, ct: &str, src: &str, dst: &str) -> Res<()> {
         c,
         "GET",
         &format!("/containers/{}/archive?path={}", enc(ct), enc(&src)),
-        None,
+        Body::Empty,
     )?;
     if dst == "-" {
         let mut r = r;
@@ -1244,7 +884,7 @@ fn cp_from(c: &Ctx, a: &CpArgs, ct: &str, src: &str, dst: &str) -> Res<()> {
     if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "Successfully copied {} to {dst}",
-            human_size3(counted.n as f64)
+            decimal_size(counted.n as f64, 3)
         );
     }
     Ok(())
@@ -1261,7 +901,7 @@ fn cp_to(c: &Ctx, a: &CpArgs, src: &str, ct: &str, dst: &str) -> Res<()> {
             c,
             "HEAD",
             &format!("/containers/{}/archive?path={}", enc(ct), enc(p)),
-            None,
+            Body::Empty,
         )
     };
     if src == "-" {
@@ -1277,7 +917,10 @@ fn cp_to(c: &Ctx, a: &CpArgs, src: &str, ct: &str, dst: &str) -> Res<()> {
             c,
             "PUT",
             &format!("/containers/{}/archive?path={}", enc(ct), enc(dst)),
-            Some(&mut stdin),
+            Body::Stream {
+                content_type: "application/x-tar",
+                reader: &mut stdin,
+            },
         )?;
         return Ok(());
     }
@@ -1342,12 +985,15 @@ fn cp_to(c: &Ctx, a: &CpArgs, src: &str, ct: &str, dst: &str) -> Res<()> {
         c,
         "PUT",
         &format!("/containers/{}/archive?path={}", enc(ct), enc(&dir)),
-        Some(&mut body),
+        Body::Stream {
+            content_type: "application/x-tar",
+            reader: &mut body,
+        },
     )?;
     if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "Successfully copied {} to {ct}:{dst}",
-            human_size3(size as f64)
+            decimal_size(size as f64, 3)
         );
     }
     Ok(())
@@ -1365,26 +1011,6 @@ fn parent_of(p: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn indent_like_go() {
-        let raw = br#"{"A":1,"B":[],"C":{},"D":[1,{"E":"x, y: {z}"}],"F":null}"#;
-        assert_eq!(
-            go_indent(raw, "    "),
-            "{\n    \"A\": 1,\n    \"B\": [],\n    \"C\": {},\n    \"D\": [\n        1,\n        {\n            \"E\": \"x, y: {z}\"\n        }\n    ],\n    \"F\": null\n}"
-        );
-        assert_eq!(go_indent(b" [ ] ", "  "), "[]");
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_size4(0.0), "0B");
-        assert_eq!(human_size4(12_345.0), "12.35kB");
-        assert_eq!(human_size3(2048.0), "2.05kB");
-        assert_eq!(bytes_size(1536.0), "1.5KiB");
-        assert_eq!(bytes_size(0.0), "0B");
-        assert_eq!(bytes_size(8.0 * 1024.0 * 1024.0 * 1024.0), "8GiB");
-    }
 
     #[test]
     fn cp_args() {

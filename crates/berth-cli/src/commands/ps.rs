@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{parse_filters, Ctx, Failure, Res};
-use crate::format::{ago, ellipsis, go_quote, human_size, now_unix, short_id};
+use crate::format::{ago, ellipsis, go_quote, go_time, human_size, now_unix, short_id};
 use crate::template::{self, Format};
 
 #[derive(Args)]
@@ -279,28 +279,6 @@ fn image(s: &ContainerSummary, trunc: bool) -> String {
     familiar.to_string()
 }
 
-/// Go's `time.Unix(t, 0).String()` in UTC: "2006-01-02 15:04:05 +0000 UTC".
-pub fn go_time(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} +0000 UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 /// docker's `DisplayablePorts`: ports sorted by (private port, ip, public port, type);
 /// runs of unpublished (or published-to-the-same-number) ports grouped as "80-81/tcp" in
 /// the order the groups appear, then the host mappings "0.0.0.0:8080->80/tcp".
@@ -410,13 +388,6 @@ mod tests {
             "0.0.0.0:80->80/tcp, [::]:8080->80/tcp"
         );
         assert_eq!(ports(&[]), "");
-    }
-
-    #[test]
-    fn go_time_string() {
-        assert_eq!(go_time(0), "1970-01-01 00:00:00 +0000 UTC");
-        assert_eq!(go_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
-        assert_eq!(go_time(951_782_400), "2000-02-29 00:00:00 +0000 UTC");
     }
 
     #[test]

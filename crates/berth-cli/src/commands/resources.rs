@@ -7,9 +7,10 @@ use bollard::models::*;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::ops::{confirm, enc, filters_query, human_size4, inspect_each, prune_output, request};
+use super::ops::{inspect_each, prune_cmd, PRUNE_NETWORKS, PRUNE_VOLUMES};
+use super::raw::{enc, filters_query, request, Body};
 use super::{each, usage, Ctx, Res};
-use crate::format::short_id;
+use crate::format::{go_time_of, human_size, short_id};
 use crate::template::{self, Format};
 
 #[derive(Subcommand)]
@@ -122,10 +123,6 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     x.len().cmp(&y.len())
 }
 
-fn fmt_err(e: String) -> super::Failure {
-    usage(format!("template parsing error: {e}"))
-}
-
 const VOLUME_TITLES: [(&str, &str); 8] = [
     ("Driver", "DRIVER"),
     ("Name", "VOLUME NAME"),
@@ -141,7 +138,7 @@ fn volume_row(v: &Value) -> Value {
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     let usage = &v["UsageData"];
     let (size, links) = match (usage["Size"].as_i64(), usage["RefCount"].as_i64()) {
-        (Some(sz), Some(rc)) if sz >= 0 => (crate::format::human_size(sz), rc.to_string()),
+        (Some(sz), Some(rc)) if sz >= 0 => (human_size(sz), rc.to_string()),
         (_, Some(rc)) if rc >= 0 => ("N/A".to_string(), rc.to_string()),
         _ => ("N/A".to_string(), "N/A".to_string()),
     };
@@ -167,7 +164,7 @@ pub async fn volume(c: &Ctx, v: VolumeCmd) -> Res<()> {
             format,
         } => {
             let q = filters_query(&filter)?;
-            let r = request(c, "GET", &format!("/volumes?{q}"), None)?.json(c)?;
+            let r = request(c, "GET", &format!("/volumes?{q}"), Body::Empty)?.json()?;
             let mut vols: Vec<Value> = r["Volumes"].as_array().cloned().unwrap_or_default();
             vols.sort_by(|a, b| {
                 natural_cmp(
@@ -188,7 +185,7 @@ pub async fn volume(c: &Ctx, v: VolumeCmd) -> Res<()> {
                 &[("Driver", "DRIVER"), ("Name", "VOLUME NAME")],
                 &VOLUME_TITLES,
             )
-            .map_err(fmt_err)?;
+            .map_err(usage)?;
             print!("{out}");
             Ok(())
         }
@@ -211,13 +208,19 @@ pub async fn volume(c: &Ctx, v: VolumeCmd) -> Res<()> {
         }
         VolumeCmd::Inspect { format, volumes } => {
             inspect_each(&volumes, format.as_deref(), |name| {
-                request(c, "GET", &format!("/volumes/{}", enc(name)), None)?.bytes(c)
+                request(c, "GET", &format!("/volumes/{}", enc(name)), Body::Empty)?.bytes()
             })
         }
         VolumeCmd::Rm { force, volumes } => {
             each(&volumes, |name| async move {
                 let q = if force { "?force=1" } else { "" };
-                request(c, "DELETE", &format!("/volumes/{}{q}", enc(&name)), None).map(|_| ())
+                request(
+                    c,
+                    "DELETE",
+                    &format!("/volumes/{}{q}", enc(&name)),
+                    Body::Empty,
+                )
+                .map(|_| ())
             })
             .await
         }
@@ -226,22 +229,12 @@ pub async fn volume(c: &Ctx, v: VolumeCmd) -> Res<()> {
             if all {
                 filter.push("all=true".into());
             }
-            let q = filters_query(&filter)?;
             let warning = if all {
                 "WARNING! This will remove all local volumes not used by at least one container."
             } else {
                 "WARNING! This will remove anonymous local volumes not used by at least one container."
             };
-            if !force && !confirm(warning) {
-                return Ok(());
-            }
-            let r = request(c, "POST", &format!("/volumes/prune?{q}"), None)?.json(c)?;
-            let (out, space) = prune_output("Deleted Volumes:", &r["VolumesDeleted"], &r);
-            if !out.is_empty() {
-                println!("{out}");
-            }
-            println!("Total reclaimed space: {}", human_size4(space));
-            Ok(())
+            prune_cmd(c, &PRUNE_VOLUMES, &filter, force, warning, true)
         }
     }
 }
@@ -350,27 +343,6 @@ const NETWORK_TITLES: [(&str, &str); 8] = [
     ("CreatedAt", "CREATED AT"),
 ];
 
-/// Go's `time.Time.String()` of an RFC 3339 UTC timestamp:
-/// `2024-01-01 00:00:00.123456789 +0000 UTC`.
-fn go_time_string(rfc3339: &str) -> String {
-    let Some(z) = rfc3339.strip_suffix('Z') else {
-        return rfc3339.to_string();
-    };
-    let (date, time) = z.split_once('T').unwrap_or((z, ""));
-    let time = match time.split_once('.') {
-        Some((hms, frac)) => {
-            let f = frac.trim_end_matches('0');
-            if f.is_empty() {
-                hms.to_string()
-            } else {
-                format!("{hms}.{f}")
-            }
-        }
-        None => time.to_string(),
-    };
-    format!("{date} {time} +0000 UTC")
-}
-
 fn network_row(n: &Value, no_trunc: bool) -> Value {
     let s = |k: &str| n[k].as_str().unwrap_or_default().to_string();
     let id = s("Id");
@@ -382,7 +354,7 @@ fn network_row(n: &Value, no_trunc: bool) -> Value {
         "IPv6": n["EnableIPv6"].as_bool().unwrap_or(false).to_string(),
         "Internal": n["Internal"].as_bool().unwrap_or(false).to_string(),
         "Labels": labels_text(&n["Labels"]),
-        "CreatedAt": go_time_string(&s("Created")),
+        "CreatedAt": go_time_of(&s("Created")),
     })
 }
 
@@ -459,7 +431,7 @@ pub async fn network(c: &Ctx, n: NetworkCmd) -> Res<()> {
             format,
         } => {
             let q = filters_query(&filter)?;
-            let r = request(c, "GET", &format!("/networks?{q}"), None)?.json(c)?;
+            let r = request(c, "GET", &format!("/networks?{q}"), Body::Empty)?.json()?;
             let mut nets: Vec<Value> = r.as_array().cloned().unwrap_or_default();
             nets.sort_by(|a, b| {
                 natural_cmp(
@@ -480,7 +452,7 @@ pub async fn network(c: &Ctx, n: NetworkCmd) -> Res<()> {
                 &NETWORK_TITLES[..4],
                 &NETWORK_TITLES,
             )
-            .map_err(fmt_err)?;
+            .map_err(usage)?;
             print!("{out}");
             Ok(())
         }
@@ -518,7 +490,7 @@ pub async fn network(c: &Ctx, n: NetworkCmd) -> Res<()> {
         }
         NetworkCmd::Inspect { format, networks } => {
             inspect_each(&networks, format.as_deref(), |name| {
-                request(c, "GET", &format!("/networks/{}", enc(name)), None)?.bytes(c)
+                request(c, "GET", &format!("/networks/{}", enc(name)), Body::Empty)?.bytes()
             })
         }
         NetworkCmd::Rm { networks } => {
@@ -564,20 +536,9 @@ pub async fn network(c: &Ctx, n: NetworkCmd) -> Res<()> {
                 .map_err(|e| c.err(e))
         }
         NetworkCmd::Prune { force, filter } => {
-            let q = filters_query(&filter)?;
-            if !force
-                && !confirm(
-                    "WARNING! This will remove all custom networks not used by at least one container.",
-                )
-            {
-                return Ok(());
-            }
-            let r = request(c, "POST", &format!("/networks/prune?{q}"), None)?.json(c)?;
-            let (out, _) = prune_output("Deleted Networks:", &r["NetworksDeleted"], &r);
-            if !out.is_empty() {
-                println!("{out}");
-            }
-            Ok(())
+            let warning =
+                "WARNING! This will remove all custom networks not used by at least one container.";
+            prune_cmd(c, &PRUNE_NETWORKS, &filter, force, warning, false)
         }
     }
 }
@@ -611,17 +572,5 @@ mod tests {
             &[]
         )
         .is_err());
-    }
-
-    #[test]
-    fn created_at_like_go() {
-        assert_eq!(
-            go_time_string("2024-01-02T03:04:05.120000000Z"),
-            "2024-01-02 03:04:05.12 +0000 UTC"
-        );
-        assert_eq!(
-            go_time_string("2024-01-02T03:04:05Z"),
-            "2024-01-02 03:04:05 +0000 UTC"
-        );
     }
 }

@@ -6,12 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use super::images::deleted_images;
 use super::ops::{
-    bytes_size, confirm, container_raw, enc, filters_query, human_size4, inspect_each,
-    prune_output, request,
+    container_raw, inspect_each, prune_request, render_line, PRUNE_BUILD_CACHE, PRUNE_CONTAINERS,
+    PRUNE_NETWORKS, PRUNE_VOLUMES,
 };
-use super::{usage, Ctx, Failure, Res};
-use crate::format::{ago, now_unix, short_id};
+use super::raw::{enc, filters_query, request, Body};
+use super::{confirm, usage, Ctx, Failure, Res};
+use crate::format::{ago, bytes_size, human_size4, now_unix, short_id};
 use crate::template::{self, Format};
 
 /// Engine-wide commands at the top level.
@@ -122,15 +124,6 @@ pub async fn dispatch(c: &Ctx, cmd: SystemCmd) -> Res<()> {
     }
 }
 
-fn render(tmpl: &str, v: &Value) -> Res<String> {
-    let t = match Format::parse(Some(tmpl)) {
-        Format::Json => "{{json .}}".to_string(),
-        Format::Template(t) | Format::TableTemplate(t) => t,
-        Format::Table => tmpl.to_string(),
-    };
-    template::render(&t, v).map_err(|e| usage(format!("template parsing error: {e}")))
-}
-
 fn client_info() -> Value {
     json!({
         "Version": env!("CARGO_PKG_VERSION"),
@@ -144,7 +137,7 @@ fn client_info() -> Value {
 }
 
 fn version(c: &Ctx, format: Option<&str>) -> Res<()> {
-    let server = request(c, "GET", "/version", None).and_then(|r| r.json(c));
+    let server = request(c, "GET", "/version", Body::Empty).and_then(|r| r.json());
     if let Some(f) = format.filter(|f| !f.is_empty()) {
         let mut s = server?;
         if let Some(api) = s.get("ApiVersion").cloned() {
@@ -152,7 +145,7 @@ fn version(c: &Ctx, format: Option<&str>) -> Res<()> {
         }
         println!(
             "{}",
-            render(f, &json!({"Client": client_info(), "Server": s}))?
+            render_line(f, &json!({"Client": client_info(), "Server": s}))?
         );
         return Ok(());
     }
@@ -192,10 +185,10 @@ fn version(c: &Ctx, format: Option<&str>) -> Res<()> {
 }
 
 fn info(c: &Ctx, format: Option<&str>) -> Res<()> {
-    let mut i = request(c, "GET", "/info", None)?.json(c)?;
+    let mut i = request(c, "GET", "/info", Body::Empty)?.json()?;
     if let Some(f) = format.filter(|f| !f.is_empty()) {
         i["ClientInfo"] = client_info();
-        println!("{}", render(f, &i)?);
+        println!("{}", render_line(f, &i)?);
         return Ok(());
     }
     let n = |k: &str| i[k].as_i64().unwrap_or(0);
@@ -303,7 +296,7 @@ fn inspect(c: &Ctx, a: InspectArgs) -> Res<()> {
             let got = if path.is_empty() {
                 container_raw(c, name, size)
             } else {
-                request(c, "GET", &path, None).and_then(|r| r.bytes(c))
+                request(c, "GET", &path, Body::Empty).and_then(|r| r.bytes())
             };
             match got {
                 Ok(raw) => return Ok(raw),
@@ -426,7 +419,7 @@ fn events(c: &Ctx, a: EventsArgs) -> Res<()> {
         c,
         "GET",
         &format!("/events?{}", q.trim_start_matches('&')),
-        None,
+        Body::Empty,
     )?;
     let stream = serde_json::Deserializer::from_reader(r).into_iter::<Value>();
     let mut out = std::io::stdout();
@@ -437,7 +430,7 @@ fn events(c: &Ctx, a: EventsArgs) -> Res<()> {
             Err(e) => return Err(usage(format!("reading events from the engine: {e}"))),
         };
         let line = match &tmpl {
-            Some(t) => render(t, &e)?,
+            Some(t) => render_line(t, &e)?,
             None => event_line(&e),
         };
         if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
@@ -558,11 +551,10 @@ pub fn df_rows(v: &Value) -> Vec<Value> {
 }
 
 fn df(c: &Ctx, a: DfArgs) -> Res<()> {
-    let v = request(c, "GET", "/system/df", None)?.json(c)?;
+    let v = request(c, "GET", "/system/df", Body::Empty)?.json()?;
     let format = Format::parse(a.format.as_deref());
     if !a.verbose {
-        let out = template::print(&format, &df_rows(&v), &DF_TITLES, &DF_TITLES)
-            .map_err(|e| usage(format!("template parsing error: {e}")))?;
+        let out = template::print(&format, &df_rows(&v), &DF_TITLES, &DF_TITLES).map_err(usage)?;
         print!("{out}");
         return Ok(());
     }
@@ -719,39 +711,35 @@ fn prune(c: &Ctx, a: SystemPruneArgs) -> Res<()> {
             println!("{out}");
         }
     };
-    let r = request(c, "POST", &format!("/containers/prune?{q}"), None)?.json(c)?;
-    let (o, s) = prune_output("Deleted Containers:", &r["ContainersDeleted"], &r);
+    let q = format!("?{q}");
+    let (o, s) = prune_request(c, &PRUNE_CONTAINERS, &q)?;
     report(o, s);
-    let r = request(c, "POST", &format!("/networks/prune?{q}"), None)?.json(c)?;
-    let (o, _) = prune_output("Deleted Networks:", &r["NetworksDeleted"], &r);
+    let (o, _) = prune_request(c, &PRUNE_NETWORKS, &q)?;
     report(o, 0.0);
     if a.volumes {
-        let r = request(c, "POST", &format!("/volumes/prune?{q}"), None)?.json(c)?;
-        let (o, s) = prune_output("Deleted Volumes:", &r["VolumesDeleted"], &r);
+        let (o, s) = prune_request(c, &PRUNE_VOLUMES, &q)?;
         report(o, s);
     }
     let mut img_filters = a.filter.clone();
     img_filters.push(format!("dangling={}", !a.all));
     let iq = filters_query(&img_filters)?;
-    let r = request(c, "POST", &format!("/images/prune?{iq}"), None)?.json(c)?;
-    let mut lines = String::new();
-    for d in r["ImagesDeleted"].as_array().into_iter().flatten() {
-        if let Some(u) = d["Untagged"].as_str() {
-            lines.push_str(&format!("untagged: {u}\n"));
-        }
-        if let Some(x) = d["Deleted"].as_str() {
-            lines.push_str(&format!("deleted: {x}\n"));
-        }
-    }
+    let r = request(c, "POST", &format!("/images/prune?{iq}"), Body::Empty)?.json()?;
+    let text = |d: &Value, k: &str| d[k].as_str().map(String::from);
+    let lines = deleted_images(
+        r["ImagesDeleted"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| (text(d, "Untagged"), text(d, "Deleted"))),
+    );
     let s = r["SpaceReclaimed"].as_f64().unwrap_or(0.0);
     if lines.is_empty() {
         report(String::new(), 0.0);
     } else {
-        report(format!("Deleted Images:\n{lines}"), s);
+        report(lines, s);
     }
     let bq = if a.all { "?all=1" } else { "" };
-    if let Ok(r) = request(c, "POST", &format!("/build/prune{bq}"), None).and_then(|r| r.json(c)) {
-        let (o, s) = prune_output("Deleted build cache objects:", &r["CachesDeleted"], &r);
+    if let Ok((o, s)) = prune_request(c, &PRUNE_BUILD_CACHE, bq) {
         report(o, s);
     }
     println!("Total reclaimed space: {}", human_size4(space));
