@@ -185,6 +185,19 @@ fn images_table_quiet_filters_and_formats_match_docker() {
     assert_eq!(out, "");
     let out = b_ok(&d, cfg, &["images", "--filter", "since=busybox", "-q"]);
     assert_eq!(out, "");
+    // The engine answers these filters, so the docker CLI gets the same rows.
+    for filter in [
+        "before=busybox",
+        "since=busybox",
+        "until=2000-01-01T00:00:00Z",
+    ] {
+        let args = ["images", "--filter", filter];
+        assert_eq!(
+            comparable(&args, &b_ok(&d, cfg, &args)),
+            comparable(&args, &d.ok(&args)),
+            "berth {args:?}"
+        );
+    }
     // A missing reference image and a malformed filter: one line, exit 1 like docker.
     let o = b(&d, cfg, &["images", "--filter", "before=nope:1"]);
     assert_eq!(o.status.code(), Some(1));

@@ -699,21 +699,49 @@ async fn list_images(svc: &ImageService, q: &Query) -> ApiResult {
         &f,
         &["dangling", "reference", "label", "before", "since", "until"],
     )?;
-    if ["before", "since", "until"]
-        .iter()
-        .any(|k| f.contains_key(*k))
-    {
-        return Err(ApiError::not_implemented(
-            "the before/since/until image filters",
-        ));
-    }
+    // before/since: created before/after the named image; until: created before a time.
+    let image_created = |key: &'static str| {
+        let names = f.get(key).cloned().unwrap_or_default();
+        async move {
+            let mut out = Vec::new();
+            for n in names {
+                let Some(id) = svc.resolve_id(&n).await else {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("No such image: {n} (in the {key} filter)"),
+                    ));
+                };
+                out.push(id);
+            }
+            Ok::<_, ApiError>(out)
+        }
+    };
+    let before = image_created("before").await?;
+    let since = image_created("since").await?;
+    let until = match f.get("until").and_then(|v| v.first()) {
+        Some(u) => Some(crate::api_containers::parse_ts(u)? as i64),
+        None => None,
+    };
     let mut reference = f.get("reference").cloned().unwrap_or_default();
     if let Some(legacy) = q.one("filter").filter(|s| !s.is_empty()) {
         reference.push(legacy.to_string());
     }
     // `docker images` (without -a) hides nothing extra here: Berth has no intermediate images.
     let labels = f.get("label").cloned().unwrap_or_default();
-    ok_json(&svc.list(dangling_filter(&f)?, reference, labels).await?)
+    let mut list = svc.list(dangling_filter(&f)?, reference, labels).await?;
+    if !before.is_empty() || !since.is_empty() || until.is_some() {
+        // The reference images' creation times come from the full list.
+        let all = svc.list(None, Vec::new(), Vec::new()).await?;
+        let created = |id: &String| all.iter().find(|i| &i.id == id).map(|i| i.created);
+        let before: Vec<i64> = before.iter().filter_map(created).collect();
+        let since: Vec<i64> = since.iter().filter_map(created).collect();
+        list.retain(|i| {
+            before.iter().all(|t| i.created < *t)
+                && since.iter().all(|t| i.created > *t)
+                && until.map_or(true, |t| i.created < t)
+        });
+    }
+    ok_json(&list)
 }
 
 /// `X-Registry-Auth`: base64url JSON `{username, password, auth, serveraddress, ...}`.

@@ -177,7 +177,7 @@ fn timeout(q: &Query) -> Result<Option<i64>, ApiError> {
 }
 
 /// A unix timestamp as the docker CLI sends it (`1700000000`, `1700000000.123456789`).
-fn parse_ts(s: &str) -> Result<f64, ApiError> {
+pub(crate) fn parse_ts(s: &str) -> Result<f64, ApiError> {
     if let Ok(v) = s.parse::<f64>() {
         return Ok(v);
     }

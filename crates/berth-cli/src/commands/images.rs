@@ -200,34 +200,8 @@ fn image_rows(img: &bollard::models::ImageSummary, digests: bool) -> Vec<(String
     out
 }
 
-/// The creation time of `image` as the image list reports it (before/since compare these).
-async fn created_of(c: &Ctx, image: &str) -> Res<i64> {
-    let i = c.docker.inspect_image(image).await.map_err(|e| c.err(e))?;
-    let id = i.id.unwrap_or_default();
-    let all = c
-        .docker
-        .list_images(Some(ListImagesOptions::default()))
-        .await
-        .map_err(|e| c.err(e))?;
-    all.iter()
-        .find(|s| s.id == id)
-        .map(|s| s.created)
-        .or_else(|| i.created.as_deref().and_then(berth_time::parse_unix))
-        .ok_or_else(|| Failure::Usage(format!("image {image} has no creation time")))
-}
-
 async fn images(c: &Ctx, a: ImagesArgs) -> Res<()> {
     let mut filters = parse_filters(&a.filter)?.unwrap_or_default();
-    // before/since are applied here: the engine's list has the creation times.
-    let mut before = None;
-    let mut since = None;
-    for (key, slot) in [("before", &mut before), ("since", &mut since)] {
-        if let Some(vals) = filters.remove(key) {
-            for v in vals {
-                *slot = Some(created_of(c, &v).await?);
-            }
-        }
-    }
     if let Some(r) = &a.reference {
         filters
             .entry("reference".into())
@@ -244,9 +218,6 @@ async fn images(c: &Ctx, a: ImagesArgs) -> Res<()> {
     let now = now_unix();
     let mut rows = Vec::new();
     for img in &list {
-        if before.is_some_and(|b| img.created >= b) || since.is_some_and(|s| img.created <= s) {
-            continue;
-        }
         let id = if a.no_trunc {
             img.id.clone()
         } else {
