@@ -158,14 +158,16 @@ fn same_network_talks_and_resolves_other_network_isolated() {
         ErrorKind::Conflict
     );
 
-    let a = nets.attach("neta", "ca", &[]).unwrap();
-    let b = nets.attach("neta", "cb", &["db".to_string()]).unwrap();
-    let c = nets.attach("netb", "cc", &[]).unwrap();
+    let a = nets.attach("neta", "ca", &[], None).unwrap();
+    let b = nets
+        .attach("neta", "cb", &["db".to_string()], None)
+        .unwrap();
+    let c = nets.attach("netb", "cc", &[], None).unwrap();
     assert_eq!(a.gateway, a_net.gateway);
     assert!(a_net.subnet.contains(a.ip) && a_net.subnet.contains(b.ip) && a.ip != b.ip);
     assert_eq!(a.ifname, "eth0");
     assert_eq!(
-        nets.attach("neta", "ca", &[]).unwrap_err().kind(),
+        nets.attach("neta", "ca", &[], None).unwrap_err().kind(),
         ErrorKind::Conflict
     );
 
@@ -202,9 +204,36 @@ fn same_network_talks_and_resolves_other_network_isolated() {
     assert!(got, "container on netb reached a container on neta");
 
     // A container added later resolves, a second interface via connect.
-    let d = nets.attach("neta", "cd", &[]).unwrap();
+    let d = nets.attach("neta", "cd", &[], None).unwrap();
     assert_eq!(resolve(&a.netns_path, a.gateway, "cd"), Some(d.ip));
-    let c2 = nets.connect("neta", "cc", &[]).unwrap();
+    // An address asked for (`--ip`): given, visible inside, then refused to a second taker;
+    // one outside the subnet is refused.
+    let o = a.ip.octets();
+    let want = std::net::Ipv4Addr::new(o[0], o[1], o[2], 200);
+    let e = nets.attach("neta", "ce", &[], Some(want)).unwrap();
+    assert_eq!(e.ip, want);
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", e.netns_path.display()))
+        .args(["ip", "-4", "addr", "show", "eth0"])
+        .output()
+        .unwrap();
+    let addrs = String::from_utf8_lossy(&out.stdout);
+    assert!(addrs.contains(&format!("inet {want}/")), "{addrs}");
+    assert_eq!(
+        nets.attach("neta", "cf", &[], Some(want))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    let outside = std::net::Ipv4Addr::new(o[0], o[1].wrapping_add(1), o[2], 7);
+    assert_eq!(
+        nets.attach("neta", "cf", &[], Some(outside))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+    nets.detach_all("ce").unwrap();
+    let c2 = nets.connect("neta", "cc", &[], None).unwrap();
     assert_eq!(c2.ifname, "eth1");
     let got = in_ns(&c.netns_path, move || echo_roundtrip(target).unwrap());
     assert_eq!(got, "hello");
@@ -250,7 +279,7 @@ fn published_ports_and_none_mode() {
     }
     let dir = state_dir("pub");
     let mut nets = Networks::open(&dir, opts("btpub0", "10.232.0.0/24", "10.232.16.0/20")).unwrap();
-    let e = nets.attach("bridge", "web", &[]).unwrap();
+    let e = nets.attach("bridge", "web", &[], None).unwrap();
     tcp_echo_server(
         &e.netns_path,
         SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5000),
