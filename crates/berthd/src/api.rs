@@ -738,7 +738,7 @@ async fn list_images(svc: &ImageService, q: &Query) -> ApiResult {
         list.retain(|i| {
             before.iter().all(|t| i.created < *t)
                 && since.iter().all(|t| i.created > *t)
-                && !until.is_some_and(|t| i.created >= t)
+                && until.is_none_or(|t| i.created < t)
         });
     }
     ok_json(&list)

@@ -2900,6 +2900,20 @@ fn name_match(name: &str, pat: &str) -> bool {
     })
 }
 
+/// The address `--ip` (EndpointSettings.IPAMConfig.IPv4Address) asks for on `network`.
+fn requested_ip(rec: &Record, network: &str) -> Option<std::net::Ipv4Addr> {
+    rec.networking
+        .endpoints_config
+        .get(network)?
+        .ipam_config
+        .as_ref()?
+        .get("IPv4Address")?
+        .as_str()
+        .filter(|s| !s.is_empty())?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2991,18 +3005,4 @@ mod tests {
         };
         assert_eq!(status_text(&st, 0, now), "Created");
     }
-}
-
-/// The address `--ip` (EndpointSettings.IPAMConfig.IPv4Address) asks for on `network`.
-fn requested_ip(rec: &Record, network: &str) -> Option<std::net::Ipv4Addr> {
-    rec.networking
-        .endpoints_config
-        .get(network)?
-        .ipam_config
-        .as_ref()?
-        .get("IPv4Address")?
-        .as_str()
-        .filter(|s| !s.is_empty())?
-        .parse()
-        .ok()
 }
