@@ -4,6 +4,7 @@ mod commands;
 mod format;
 #[allow(dead_code)] // wired into the commands next
 mod template;
+mod tty;
 
 use clap::{Parser, Subcommand};
 

@@ -2,6 +2,7 @@
 //! One module per family; each owns its clap enum and its dispatch.
 
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod ps;
 pub mod resources;
