@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::query_parameters::{KillContainerOptions, ResizeContainerTTYOptions, ResizeExecOptions};
+use bollard::query_parameters::{
+    KillContainerOptions, ResizeContainerTTYOptions, ResizeExecOptions,
+};
 use futures_util::{Stream, StreamExt};
 use nix::sys::termios::{self, SetArg, Termios};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -263,7 +265,12 @@ pub async fn pump(c: &Ctx, s: Session, mut output: Output, input: Input) -> Res<
                 }
                 None => break,
             },
-            chunk = async { stdin.as_mut().expect("guarded").recv().await },
+            chunk = async {
+                match stdin.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            },
                 if stdin.is_some() && !detached =>
             {
                 match chunk {
@@ -289,7 +296,12 @@ pub async fn pump(c: &Ctx, s: Session, mut output: Output, input: Input) -> Res<
                 }
                 continue;
             }
-            _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => break,
+            _ = async {
+                match grace.as_mut() {
+                    Some(g) => g.await,
+                    None => std::future::pending().await,
+                }
+            }, if grace.is_some() => break,
             _ = winch.recv() => {
                 if let Some(t) = &resizing {
                     resize(c, t).await;

@@ -409,10 +409,9 @@ fn parse_env(raw: &[String]) -> Vec<String> {
 /// docker's env/label file format: one KEY=VALUE a line (the value verbatim), blank lines
 /// and `#` comments skipped; a bare KEY takes this environment's value when `lookup`.
 pub fn read_kv_file(flag: &str, path: &str, lookup: bool) -> Res<Vec<String>> {
-    let text = std::fs::read(path)
-        .map_err(|e| usage(format!("cannot read {flag} {path}: {e}")))?;
-    let text = String::from_utf8(text)
-        .map_err(|_| usage(format!("{flag} {path} is not UTF-8 text")))?;
+    let text = std::fs::read(path).map_err(|e| usage(format!("cannot read {flag} {path}: {e}")))?;
+    let text =
+        String::from_utf8(text).map_err(|_| usage(format!("{flag} {path} is not UTF-8 text")))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_start();
@@ -558,18 +557,14 @@ pub fn parse_mount(spec: &str) -> Res<Mount> {
             })
         };
         match key.as_str() {
-            "type" => {
-                m.typ = Some(match need(val)?.as_str() {
-                    "bind" => MountType::BIND,
-                    "volume" => MountType::VOLUME,
-                    "tmpfs" => MountType::TMPFS,
-                    other => {
-                        return Err(usage(format!(
-                            "invalid {flag} {spec:?}: unknown type {other:?}; use bind, volume or tmpfs"
-                        )))
-                    }
-                })
-            }
+            "type" => m.typ = Some(match need(val)?.as_str() {
+                "bind" => MountType::BIND,
+                "volume" => MountType::VOLUME,
+                "tmpfs" => MountType::TMPFS,
+                other => return Err(usage(format!(
+                    "invalid {flag} {spec:?}: unknown type {other:?}; use bind, volume or tmpfs"
+                ))),
+            }),
             "source" | "src" => m.source = Some(need(val)?),
             "target" | "dst" | "destination" => m.target = Some(need(val)?),
             "readonly" | "ro" => m.read_only = Some(parse_bool(flag, &key, val.unwrap_or(""))?),
@@ -658,8 +653,21 @@ fn parse_ulimit(spec: &str) -> Res<ResourcesUlimits> {
     };
     let (name, limits) = spec.split_once('=').ok_or_else(bad)?;
     const NAMES: &[&str] = &[
-        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-        "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
     ];
     if !NAMES.contains(&name) {
         return Err(usage(format!(
@@ -852,11 +860,15 @@ pub fn build_spec(o: &ContainerOpts, detach: bool) -> Res<Spec> {
     let nano_cpus = match o.cpus.as_deref() {
         None => None,
         Some(s) => {
-            let n: f64 = s.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0).ok_or_else(|| {
-                usage(format!(
-                    "invalid --cpus {s:?}: expected a number of CPUs such as 1.5"
-                ))
-            })?;
+            let n: f64 = s
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "invalid --cpus {s:?}: expected a number of CPUs such as 1.5"
+                    ))
+                })?;
             Some((n * 1e9).round() as i64)
         }
     };
@@ -1017,9 +1029,9 @@ fn valid_signal(s: &str) -> bool {
     }
     let name = s.strip_prefix("SIG").unwrap_or(s).to_ascii_uppercase();
     const NAMES: &[&str] = &[
-        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV",
-        "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN",
-        "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
     ];
     NAMES.contains(&name.as_str()) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
 }
@@ -1240,8 +1252,7 @@ async fn start(c: &Ctx, a: StartArgs) -> Res<()> {
     }
     if a.containers.len() > 1 {
         return Err(usage(
-            "you cannot start and attach multiple containers at once: start them one by one"
-                .into(),
+            "you cannot start and attach multiple containers at once: start them one by one".into(),
         ));
     }
     let (keys_spec, keys) = detach_keys(a.detach_keys.as_deref())?;
@@ -1268,11 +1279,7 @@ async fn start(c: &Ctx, a: StartArgs) -> Res<()> {
         .attach_container(&id, Some(attach))
         .await
         .map_err(|e| c.err(e))?;
-    let running = info
-        .state
-        .as_ref()
-        .and_then(|s| s.running)
-        .unwrap_or(false);
+    let running = info.state.as_ref().and_then(|s| s.running).unwrap_or(false);
     if !running {
         if let Err(e) = c.docker.start_container(&id, None).await {
             return Err(start_failure(c, e));
@@ -1507,5 +1514,86 @@ mod tests {
         );
         assert_eq!(start_error_code("exec /etc: permission denied"), 126);
         assert_eq!(start_error_code("cgroup setup failed"), 125);
+    }
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_bytes("-m", "64m").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("-m", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("-m", "512k").unwrap(), 512 << 10);
+        assert_eq!(parse_bytes("-m", "100").unwrap(), 100);
+        assert_eq!(parse_bytes("-m", "2MB").unwrap(), 2 << 20);
+        assert!(parse_bytes("-m", "12x").is_err());
+        assert!(parse_bytes("-m", "").is_err());
+        assert_eq!(parse_duration("--x", "1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(parse_duration("--x", "500ms").unwrap(), 500_000_000);
+        assert_eq!(parse_duration("--x", "1.5h").unwrap(), 5_400_000_000_000);
+        assert_eq!(parse_duration("--x", "0").unwrap(), 0);
+        assert!(parse_duration("--x", "5").is_err());
+        assert!(parse_duration("--x", "5 s").is_err());
+        assert!(parse_duration("--x", "-1s").is_err());
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("type=bind,src=/a,dst=/b,readonly").unwrap();
+        assert_eq!(m.typ, Some(MountType::BIND));
+        assert_eq!(m.source.as_deref(), Some("/a"));
+        assert_eq!(m.target.as_deref(), Some("/b"));
+        assert_eq!(m.read_only, Some(true));
+        let m = parse_mount("type=tmpfs,destination=/t,tmpfs-size=1m").unwrap();
+        assert_eq!(m.tmpfs_options.unwrap().size_bytes, Some(1 << 20));
+        let m = parse_mount("source=v,target=/d,volume-opt=type=nfs,ro=false").unwrap();
+        assert_eq!(m.typ, Some(MountType::VOLUME));
+        assert_eq!(m.read_only, Some(false));
+        let opts = m
+            .volume_options
+            .unwrap()
+            .driver_config
+            .unwrap()
+            .options
+            .unwrap();
+        assert_eq!(opts["type"], "nfs");
+        let Err(Failure::Usage(e)) = parse_mount("type=bind,src=/a,target=/b,colour=red") else {
+            panic!("unknown key accepted")
+        };
+        assert!(e.contains("\"colour\""), "{e}");
+        assert!(parse_mount("type=bind,target=/b").is_err());
+        assert!(parse_mount("type=volume,src=v").is_err());
+        assert!(parse_mount("type=bind,src=/a,target=/b,tmpfs-size=1m").is_err());
+    }
+
+    #[test]
+    fn kv_files() {
+        let dir = std::env::temp_dir().join(format!("berth-kv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("env");
+        std::fs::write(&f, "# c\n\nA=1 2\n  B=\nPATH\nBERTH_SURELY_UNSET_VAR\n").unwrap();
+        let v = read_kv_file("--env-file", f.to_str().unwrap(), true).unwrap();
+        assert_eq!(v[0], "A=1 2");
+        assert_eq!(v[1], "B=");
+        assert!(v[2].starts_with("PATH="));
+        assert_eq!(v.len(), 3);
+        std::fs::write(&f, "BAD KEY=1\n").unwrap();
+        assert!(read_kv_file("--env-file", f.to_str().unwrap(), true).is_err());
+        assert!(read_kv_file("--env-file", "/no/such/file", true).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ulimits_hosts_and_signals() {
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.soft, u.hard), (Some(1024), Some(2048)));
+        assert!(parse_ulimit("nofile=10:5").is_err());
+        assert!(parse_ulimit("bogus=1").is_err());
+        assert_eq!(parse_add_host("db:10.0.0.5").unwrap(), "db:10.0.0.5");
+        assert_eq!(parse_add_host("db=::1").unwrap(), "db:::1");
+        assert!(parse_add_host("db:nope").is_err());
+        assert!(valid_signal("SIGTERM") && valid_signal("usr1") && valid_signal("9"));
+        assert!(!valid_signal("SIGNOPE"));
+        assert_eq!(
+            parse_expose(&["7000-7001/udp".into()]).unwrap(),
+            ["7000/udp", "7001/udp"]
+        );
+        assert!(parse_expose(&["9-1".into()]).is_err());
     }
 }
