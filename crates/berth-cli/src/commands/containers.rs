@@ -557,14 +557,18 @@ pub fn parse_mount(spec: &str) -> Res<Mount> {
             })
         };
         match key.as_str() {
-            "type" => m.typ = Some(match need(val)?.as_str() {
-                "bind" => MountType::BIND,
-                "volume" => MountType::VOLUME,
-                "tmpfs" => MountType::TMPFS,
-                other => return Err(usage(format!(
+            "type" => {
+                m.typ = Some(match need(val)?.as_str() {
+                    "bind" => MountType::BIND,
+                    "volume" => MountType::VOLUME,
+                    "tmpfs" => MountType::TMPFS,
+                    other => {
+                        return Err(usage(format!(
                     "invalid {flag} {spec:?}: unknown type {other:?}; use bind, volume or tmpfs"
-                ))),
-            }),
+                )))
+                    }
+                })
+            }
             "source" | "src" => m.source = Some(need(val)?),
             "target" | "dst" | "destination" => m.target = Some(need(val)?),
             "readonly" | "ro" => m.read_only = Some(parse_bool(flag, &key, val.unwrap_or(""))?),
@@ -600,8 +604,8 @@ pub fn parse_mount(spec: &str) -> Res<Mount> {
             }
         }
     }
-    let typ = m.typ.clone().unwrap_or(MountType::VOLUME);
-    m.typ = Some(typ.clone());
+    let typ = m.typ.unwrap_or(MountType::VOLUME);
+    m.typ = Some(typ);
     if m.target.as_deref().is_none_or(str::is_empty) {
         return Err(usage(format!(
             "invalid {flag} {spec:?}: target is required (target=/path/in/container)"
