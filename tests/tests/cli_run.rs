@@ -712,8 +712,9 @@ fn exec_exit_codes_detach_and_options() {
 }
 
 /// sig-proxy: a signal sent to an attached `berth run` reaches the container's process.
-/// (SIGTERM: on berthd an `INT` trap in busybox sh did not fire even for
-/// `docker kill -s INT`, an engine-side matter; berth forwards SIGINT the same way.)
+/// (SIGTERM: berthd's container processes start with SIGHUP/SIGINT/SIGPIPE/SIGCHLD blocked
+/// (SigBlk 0x11003), so an `INT` trap never fires even for `docker kill -s INT`; berth
+/// forwards SIGINT the same way.)
 #[test]
 fn signals_are_proxied_to_the_container() {
     let Some(d) = daemon("signals_are_proxied_to_the_container") else {
