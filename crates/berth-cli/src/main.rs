@@ -4,6 +4,7 @@ mod commands;
 mod format;
 mod progress;
 mod template;
+mod tty;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -251,11 +252,11 @@ mod tests {
             panic!("not run")
         };
         assert!(r.detach);
-        assert_eq!(r.name.as_deref(), Some("web"));
-        assert_eq!(r.publish, ["8080:80"]);
-        assert_eq!(r.image, "busybox");
+        assert_eq!(r.opts.name.as_deref(), Some("web"));
+        assert_eq!(r.opts.publish, ["8080:80"]);
+        assert_eq!(r.opts.image, "busybox");
         // Flags after the image belong to the command.
-        assert_eq!(r.cmd, ["httpd", "-f", "-p", "80"]);
+        assert_eq!(r.opts.cmd, ["httpd", "-f", "-p", "80"]);
         assert!(Cli::try_parse_from(["berth", "pss"]).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod ops;
 pub mod ps;
@@ -104,7 +105,7 @@ fn engine_failure_code(cmd: &Command) -> i32 {
         _ => return 1,
     };
     match c {
-        C::Run(_) => 125,
+        C::Run(_) | C::Create(_) => 125,
         _ => 1,
     }
 }
