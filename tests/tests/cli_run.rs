@@ -311,7 +311,8 @@ fn run_flags_take_effect_inside_the_container() {
                   touch /host/x 2>/dev/null && echo host-rw || echo host-ro; \
                   touch /rootfile 2>/dev/null && echo root-rw || echo root-ro; \
                   touch /scratch/ok && echo scratch-rw; \
-                  grep -c ' /scratch tmpfs' /proc/mounts";
+                  grep -c ' /scratch tmpfs' /proc/mounts; \
+                  grep dbhost /etc/hosts; grep -c gw /etc/hosts";
     let out = berth_ok(
         &d,
         &[
@@ -329,6 +330,8 @@ fn run_flags_take_effect_inside_the_container() {
             "65534",
             "--add-host",
             "dbhost:10.1.2.3",
+            "--add-host",
+            "gw:host-gateway",
             "--mount",
             &bind,
             "--read-only",
@@ -352,6 +355,8 @@ fn run_flags_take_effect_inside_the_container() {
             "host-ro",
             "root-ro",
             "scratch-rw",
+            "1",
+            "10.1.2.3\tdbhost",
             "1"
         ],
         "{out}"
@@ -720,33 +725,71 @@ fn signals_are_proxied_to_the_container() {
     let Some(d) = daemon("signals_are_proxied_to_the_container") else {
         return;
     };
-    let mut child = berth_cmd(
+    // Ctrl-C (SIGINT) and SIGTERM sent to berth reach the container's shell, whose trap
+    // runs: the container starts with no signal blocked or ignored.
+    for (sig, name) in [
+        (nix::sys::signal::Signal::SIGINT, "INT"),
+        (nix::sys::signal::Signal::SIGTERM, "TERM"),
+    ] {
+        let script =
+            format!("trap 'echo got; exit 7' {name}; echo ready; while true; do sleep 1; done");
+        let mut child = berth_cmd(
+            &d,
+            &[
+                "run", "--rm", "--name", "sigc", "busybox", "sh", "-c", &script,
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+        let code = wait_child(&mut child, Duration::from_secs(30));
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        assert_eq!(rest, ["got"], "{name}: exit {code:?}, stderr: {err}");
+        assert_eq!(code, Some(7), "{name}");
+    }
+    // Nothing blocked or ignored in the container's init or in an exec'd process.
+    let out = berth_ok(
         &d,
         &[
             "run",
             "--rm",
-            "--name",
-            "sigc",
             "busybox",
-            "sh",
-            "-c",
-            "trap 'echo got; exit 7' INT TERM; echo ready; while true; do sleep 1; done",
+            "grep",
+            "-E",
+            "^Sig(Blk|Ign)",
+            "/proc/self/status",
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let code = wait_child(&mut child, Duration::from_secs(30));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert_eq!(rest, ["got"], "exit {code:?}, stderr: {err}");
-    assert_eq!(code, Some(7));
+    );
+    assert_eq!(
+        out,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+    berth_ok(
+        &d,
+        &["run", "-d", "--name", "sigx", "busybox", "sleep", "600"],
+    );
+    let out = berth_ok(
+        &d,
+        &[
+            "exec",
+            "sigx",
+            "grep",
+            "-E",
+            "^Sig(Blk|Ign)",
+            "/proc/self/status",
+        ],
+    );
+    assert_eq!(
+        out,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
 }
 
 #[test]

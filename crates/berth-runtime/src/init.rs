@@ -206,6 +206,10 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
     if r != 0 {
         return Err(Error::last_os("close_range"));
     }
+    // The process starts with no signal blocked or ignored, whatever the runtime inherited
+    // (a supervisor's signalfd mask, Rust's ignored SIGPIPE): a shell's `trap ... INT` and
+    // Ctrl-C must work as on any host.
+    reset_signals();
     // Tell `start` we are about to exec: its poststart hooks run after this byte.
     if let Some(f) = fifo {
         use std::io::Write;
@@ -237,6 +241,49 @@ fn run(cfg: &InitConfig, sock: &mut UnixStream, stub: RawFd) -> Result<Never> {
         )
     };
     Err(Error::last_os(format!("exec {}", exe.display())))
+}
+
+/// Unblock every signal and put every disposition back to the default (exec keeps ignored
+/// signals and the mask; handlers are reset by exec anyway). The raw syscall, because libc
+/// refuses to touch the signals it reserves (32, 33), which may be inherited ignored too.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` (x86-64 layout; all zeros, so the arm64 layout without
+    /// `restorer` reads the same values).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let empty: u64 = 0;
+    // SAFETY: rt_sigprocmask/rt_sigaction read the local structs above (8-byte sigset).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
+        for s in 1..=64 {
+            if s != libc::SIGKILL && s != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    s,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
+    }
 }
 
 /// Hand the seccomp notification fd to the agent at `listenerPath` with the container

@@ -738,6 +738,19 @@ impl ContainerService {
         }
         // Bad capabilities, security options, ulimits, ... are refused now, not at start.
         super::spec::validate(&config, &body.host_config)?;
+        for entry in body.host_config.extra_hosts.iter().flatten() {
+            let ok = entry.split_once([':', '=']).is_some_and(|(name, addr)| {
+                let addr = addr.trim_start_matches('[').trim_end_matches(']');
+                !name.is_empty()
+                    && (addr == "host-gateway" || addr.parse::<std::net::IpAddr>().is_ok())
+            });
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "invalid ExtraHosts entry {entry:?}: expected name:ip (or name:host-gateway), \
+                     e.g. --add-host db:10.0.0.5"
+                )));
+            }
+        }
         let image_volumes = config.volumes.clone().unwrap_or_default();
         let requests = super::mounts::parse(&body.host_config, &image_volumes)?;
         let mut mounts = Vec::new();
@@ -1076,6 +1089,7 @@ impl ContainerService {
             a
         };
         let hostname = rec.config.hostname.clone();
+        let mut gateway = None;
         let (netns, hosts, resolv) = match net_mode(&rec.host) {
             NetMode::Host => {
                 let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -1109,7 +1123,7 @@ impl ContainerService {
                         rec,
                         rootfs,
                         NetNs::Path(p),
-                        base_hosts(&hostname, &[]),
+                        base_hosts(&hostname, &[]) + &extra_hosts(&rec.host, None),
                         String::new(),
                         t0,
                         t_mount,
@@ -1125,6 +1139,7 @@ impl ContainerService {
                     .map_err(net_err)?;
                 *undo_net = true;
                 let netns = ep.netns_path.clone();
+                gateway = Some(ep.gateway);
                 let mut ips = vec![ep.ip];
                 for extra in eps.keys() {
                     if extra == &primary {
@@ -1143,6 +1158,7 @@ impl ContainerService {
                 (NetNs::Path(netns), base_hosts(&hostname, &ips), resolv)
             }
         };
+        let hosts = hosts + &extra_hosts(&rec.host, gateway);
         self.start_rest(ctr, rec, rootfs, netns, hosts, resolv, t0, t_mount)
     }
 
@@ -2714,6 +2730,30 @@ fn base_hosts(hostname: &str, ips: &[Ipv4Addr]) -> String {
         s.push_str(&format!("{ip}\t{hostname}\n"));
     }
     s
+}
+
+/// `--add-host` lines (`ExtraHosts`, "name:ip" or "name=ip"); `host-gateway` is the primary
+/// network's gateway (the host, seen from the container). Names without a usable address
+/// were refused at create.
+fn extra_hosts(host: &HostConfig, gateway: Option<Ipv4Addr>) -> String {
+    let mut out = String::new();
+    for entry in host.extra_hosts.iter().flatten() {
+        let Some((name, addr)) = entry.split_once([':', '=']) else {
+            continue;
+        };
+        let addr = if addr == "host-gateway" {
+            match gateway {
+                Some(g) => g.to_string(),
+                None => continue,
+            }
+        } else {
+            addr.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        };
+        out.push_str(&format!("{addr}\t{name}\n"));
+    }
+    out
 }
 
 fn monitor_alive(pid: i32) -> bool {
