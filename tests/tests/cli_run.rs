@@ -581,7 +581,7 @@ fn interactive_terminal_resize_and_detach() {
             "busybox",
             "sh",
             "-c",
-            "sleep 1; test -t 0 && echo TTY-IN; tty; stty size; sleep 3; stty size",
+            "test -t 0 && echo TTY-IN; tty; stty size; sleep 4; stty size",
         ],
     );
     let script = format!("stty rows 33 cols 77; (sleep 3; stty rows 44 cols 88 </dev/tty) & {run}");

@@ -63,6 +63,8 @@ pub struct MonitorOpts {
     pub log_max_size: u64,
     /// Files kept, the live one included (Docker's `max-file`).
     pub log_max_files: u32,
+    /// With `tty`: the pty's (rows, cols) before the process starts (`HostConfig.ConsoleSize`).
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// A started container.
@@ -93,6 +95,9 @@ pub fn spawn(opts: &MonitorOpts) -> Result<MonitorHandle> {
         .arg(opts.log_max_files.to_string());
     if opts.tty {
         cmd.arg("--tty");
+        if let Some((rows, cols)) = opts.console_size {
+            cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
+        }
     }
     if opts.stdin {
         cmd.arg("--stdin");

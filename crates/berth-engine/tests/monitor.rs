@@ -61,6 +61,7 @@ impl Env {
             stdin_once: false,
             log_max_size: 0,
             log_max_files: 1,
+            console_size: None,
         }
     }
     fn wait_exit(&self, timeout: Duration) -> Status {
@@ -465,4 +466,22 @@ fn resize_changes_the_tty_size() {
         .unwrap_err()
         .to_string()
         .contains("at least 1"));
+}
+
+#[test]
+fn console_size_is_set_before_the_process_starts() {
+    let Some(env) = Env::new("console_size_is_set_before_the_process_starts") else {
+        return;
+    };
+    // No wait: the first thing the process does is ask for its size.
+    let b = busybox_bundle(&["stty", "size"]);
+    b.edit(|s| s["process"]["terminal"] = true.into());
+    let mut o = env.opts(&b);
+    o.tty = true;
+    o.console_size = Some((33, 77));
+    monitor::spawn(&o).unwrap();
+    let st = env.wait_exit(Duration::from_secs(10));
+    assert!(matches!(st, Status::Exited { code: 0, .. }), "{st:?}");
+    let logs = env.logs();
+    assert!(logs.iter().any(|(_, l)| l.contains("33 77")), "{logs:?}");
 }

@@ -58,10 +58,13 @@ struct Args {
     stdin_once: bool,
     log_max_size: u64,
     log_max_files: u32,
+    /// `--console-size ROWSxCOLS`: the pty's size before the process starts.
+    console_size: Option<(u16, u16)>,
 }
 
 const USAGE: &str = "usage: berth-monitor --runtime PATH --runtime-root DIR --bundle DIR --id ID \
-                     --state-dir DIR [--tty] [--stdin [--stdin-once]] [--log-max-size BYTES] [--log-max-files N]";
+                     --state-dir DIR [--tty] [--stdin [--stdin-once]] [--log-max-size BYTES] [--log-max-files N] \
+                     [--console-size ROWSxCOLS]";
 
 fn parse_args() -> Result<Args> {
     let mut runtime = None;
@@ -74,6 +77,7 @@ fn parse_args() -> Result<Args> {
     let mut stdin_once = false;
     let mut log_max_size = 0u64;
     let mut log_max_files = 1u32;
+    let mut console_size = None;
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
         let a = a.to_string_lossy().into_owned();
@@ -104,6 +108,17 @@ fn parse_args() -> Result<Args> {
             "--id" => id = Some(v.to_string_lossy().into_owned()),
             "--state-dir" => state_dir = Some(PathBuf::from(v)),
             "--log-max-size" => log_max_size = num(&v)?,
+            "--console-size" => {
+                let v = v.to_string_lossy();
+                let size = v
+                    .split_once('x')
+                    .and_then(|(r, c)| Some((r.parse::<u16>().ok()?, c.parse::<u16>().ok()?)))
+                    .filter(|(r, c)| *r > 0 && *c > 0)
+                    .ok_or_else(|| {
+                        format!("--console-size {v:?}: expected ROWSxCOLS, e.g. 24x80")
+                    })?;
+                console_size = Some(size);
+            }
             "--log-max-files" => {
                 log_max_files = u32::try_from(num(&v)?)
                     .map_err(|_| "--log-max-files: too large".to_string())?
@@ -140,6 +155,7 @@ fn parse_args() -> Result<Args> {
         stdin_once,
         log_max_size,
         log_max_files,
+        console_size,
     })
 }
 
@@ -401,6 +417,11 @@ fn run(args: &Args) -> Result<()> {
     if let Some((l, _)) = console.take() {
         match recv_console(&l) {
             Ok(master) => {
+                if let Some((rows, cols)) = args.console_size {
+                    if let Err(e) = input::resize(master.as_raw_fd(), rows, cols) {
+                        eprintln!("berth-monitor: container {}: initial size: {e}", args.id);
+                    }
+                }
                 let dups = input::dup(master.as_raw_fd()).and_then(|m| {
                     input.set_master(m);
                     if args.stdin {

@@ -92,6 +92,8 @@ pub struct HostConfig {
     pub dns_options: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub extra_hosts: Option<Vec<String>>,
+    /// `[height, width]` of the terminal a `-t` container starts with.
+    pub console_size: Option<[u64; 2]>,
     pub group_add: Option<Vec<String>>,
     pub ipc_mode: String,
     pub cgroup: String,

@@ -1310,6 +1310,12 @@ impl ContainerService {
             stdin_once: rec.config.stdin_once,
             log_max_size: max_size,
             log_max_files: max_files,
+            // The client's terminal size, so the first `stty size` is already right.
+            console_size: rec
+                .host
+                .console_size
+                .filter(|[h, w]| *h > 0 && *w > 0)
+                .map(|[h, w]| (h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16)),
         })
         .map_err(|e| Error::invalid(runtime_message(&e.0)))?;
         debug!(
