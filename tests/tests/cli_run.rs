@@ -609,9 +609,16 @@ fn interactive_terminal_resize_and_detach() {
     assert!(running(&d, "keep"), "detach stopped the container");
 
     // attach, then detach with custom keys (without them berth would not return).
+    // After the detach the shell still reads what a new client types (StdinOnce does not
+    // close a tty's stdin), then the custom keys detach again.
     let att = berth_line(&d, &["attach", "--detach-keys", "ctrl-a,x", "keep"]);
-    let (code, shown) = in_pty(&att, &[(1000, b"\x01x")], Duration::from_secs(30));
+    let (code, shown) = in_pty(
+        &att,
+        &[(1000, b"echo again-$((2*3))\r"), (1000, b"\x01x")],
+        Duration::from_secs(30),
+    );
     assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("again-6"), "{shown}");
     assert!(running(&d, "keep"));
 
     // exec -it: a terminal, its size, and detach.

@@ -1307,7 +1307,9 @@ impl ContainerService {
             state_dir,
             tty: rec.config.tty,
             stdin: rec.config.open_stdin,
-            stdin_once: rec.config.stdin_once,
+            // Docker's rule: StdinOnce closes stdin when the first client goes, but not with a
+            // tty (`run -it` then Ctrl-P Ctrl-Q leaves a shell a later `attach` types into).
+            stdin_once: rec.config.stdin_once && !rec.config.tty,
             log_max_size: max_size,
             log_max_files: max_files,
             // The client's terminal size, so the first `stty size` is already right.
