@@ -204,6 +204,28 @@ fn detached_ps_logs_stop_start_rm() {
     assert_eq!(String::from_utf8_lossy(&o.stderr), "two\n");
     let o = berth(&d, &["logs", "--tail", "1", "-t", "talker"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains(" two"), "{o:?}");
+    // --since/--until: a window before the run holds nothing, one after it everything; the
+    // docker CLI agrees on the same engine.
+    for (args, want_all) in [
+        (vec!["logs", "--since", "1h", "talker"], true),
+        (
+            vec!["logs", "--until", "2000-01-01T00:00:00Z", "talker"],
+            false,
+        ),
+        (vec!["logs", "--since", "2037-01-01", "talker"], false),
+    ] {
+        let o = berth(&d, &args);
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(out == "one\n", want_all, "{args:?}: {out:?}");
+        assert_eq!(out, d.ok(&args), "{args:?}");
+    }
+    let o = berth(&d, &["logs", "--since", "yesterday", "talker"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--since"),
+        "{o:?}"
+    );
     let ours = berth_ok(&d, &["ps", "-a"]);
     same_table("ps -a", &ours, &d.ok(&["ps", "-a"]));
     assert_eq!(rows(&ours), 2);

@@ -1450,7 +1450,22 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m for 42 minutes)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (2013-01-02T13:23:37Z) or relative (42m for 42 minutes)
+    #[arg(long)]
+    pub until: Option<String>,
     pub container: String,
+}
+
+/// A `--since`/`--until` value as the whole unix seconds the logs API takes.
+fn log_time(flag: &str, v: Option<&str>) -> Res<i32> {
+    let Some(v) = v else { return Ok(0) };
+    let t = super::system::timestamp(flag, v, std::time::SystemTime::now())?;
+    let secs = t.split('.').next().unwrap_or("0");
+    secs.parse::<i32>()
+        .map_err(|_| usage(format!("invalid value for {flag}: {v:?}: out of range")))
 }
 
 async fn logs(c: &Ctx, a: LogsArgs) -> Res<()> {
@@ -1460,12 +1475,16 @@ async fn logs(c: &Ctx, a: LogsArgs) -> Res<()> {
             a.tail
         )));
     }
+    let since = log_time("--since", a.since.as_deref())?;
+    let until = log_time("--until", a.until.as_deref())?;
     let o = LogsOptions {
         follow: a.follow,
         stdout: true,
         stderr: true,
         timestamps: a.timestamps,
         tail: a.tail,
+        since,
+        until,
         ..Default::default()
     };
     let mut s = c.docker.logs(&a.container, Some(o));
