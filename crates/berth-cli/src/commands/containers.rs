@@ -1485,7 +1485,6 @@ async fn logs(c: &Ctx, a: LogsArgs) -> Res<()> {
         tail: a.tail,
         since,
         until,
-        ..Default::default()
     };
     let mut s = c.docker.logs(&a.container, Some(o));
     while let Some(item) = s.next().await {
