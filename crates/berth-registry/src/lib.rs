@@ -36,6 +36,11 @@
 //! exponential backoff; an endpoint that cannot be reached is not retried for 10 s (still
 //! recorded as skipped each time).
 //!
+//! # Tags
+//! [`Client::list_tags`] lists a repository's tags (`GET /v2/<name>/tags/list`, following
+//! `Link` pages on the same host) from the first endpoint allowed to resolve tags, for
+//! `pull --all-tags`.
+//!
 //! # Push
 //! Only to the registry itself, never a mirror: each blob is checked with `HEAD`, mounted from
 //! [`BlobSource::source_repository`] when offered, else uploaded monolithically (`POST` then
@@ -49,6 +54,7 @@ mod error;
 pub mod image_pull;
 mod pull;
 mod push;
+mod tags;
 pub mod sink;
 pub mod store_sink;
 
