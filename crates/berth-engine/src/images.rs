@@ -203,7 +203,9 @@ pub struct PullOutcome {
 #[derive(Debug, Clone)]
 pub enum TagPull {
     /// The pull of one tag begins.
-    Started { tag: String },
+    Started {
+        tag: String,
+    },
     Progress(Progress),
     /// The tag is pulled, unpacked and tagged.
     Finished(Box<PullOutcome>),

@@ -54,9 +54,9 @@ mod error;
 pub mod image_pull;
 mod pull;
 mod push;
-mod tags;
 pub mod sink;
 pub mod store_sink;
+mod tags;
 
 pub use berth_store::reference::Reference;
 pub use berth_store::Digest;

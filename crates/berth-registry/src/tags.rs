@@ -161,8 +161,10 @@ mod tests {
             Some("/v2/a/b/tags/list?last=t2&n=2")
         );
         assert_eq!(
-            next_link(r#"<https://x/prev>; rel="prev", <https://x/v2/n/tags/list?last=z>; rel=next"#)
-                .as_deref(),
+            next_link(
+                r#"<https://x/prev>; rel="prev", <https://x/v2/n/tags/list?last=z>; rel=next"#
+            )
+            .as_deref(),
             Some("https://x/v2/n/tags/list?last=z")
         );
         assert_eq!(next_link(r#"</v2/a/tags/list>; rel="prev""#), None);

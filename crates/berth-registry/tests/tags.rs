@@ -67,8 +67,14 @@ async fn follows_link_pagination() {
         }
         s2.lock().unwrap().push(req.target.clone());
         let (tags, next): (&[&str], Option<&str>) = match req.target.as_str() {
-            "/v2/p/q/tags/list" => (&["a", "b"], Some("</v2/p/q/tags/list?last=b&n=2>; rel=\"next\"")),
-            "/v2/p/q/tags/list?last=b&n=2" => (&["b", "c"], Some("</v2/p/q/tags/list?last=c&n=2>; rel=\"next\"")),
+            "/v2/p/q/tags/list" => (
+                &["a", "b"],
+                Some("</v2/p/q/tags/list?last=b&n=2>; rel=\"next\""),
+            ),
+            "/v2/p/q/tags/list?last=b&n=2" => (
+                &["b", "c"],
+                Some("</v2/p/q/tags/list?last=c&n=2>; rel=\"next\""),
+            ),
             "/v2/p/q/tags/list?last=c&n=2" => (&["d"], None),
             _ => return Resp::new(404),
         };
@@ -96,7 +102,10 @@ async fn refuses_a_next_link_to_another_host() {
             return Resp::new(200);
         }
         Resp::new(200)
-            .header("Link", "<http://127.0.0.2:1/v2/p/q/tags/list?last=a>; rel=\"next\"")
+            .header(
+                "Link",
+                "<http://127.0.0.2:1/v2/p/q/tags/list?last=a>; rel=\"next\"",
+            )
             .body(br#"{"name":"p/q","tags":["a"]}"#.to_vec())
     })
     .await;
@@ -133,7 +142,11 @@ async fn only_tag_resolving_endpoints_list_tags() {
     );
     let (res, _) = tags(&no_tags, &format!("{}/test/m", up.host())).await;
     assert_eq!(res.unwrap(), ["up"]);
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the mirror was asked for tags");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the mirror was asked for tags"
+    );
 
     let resolving = client(json!({"registry-mirrors-by-host": {up.host(): [mirror]}}));
     let (res, _) = tags(&resolving, &format!("{}/test/m", up.host())).await;

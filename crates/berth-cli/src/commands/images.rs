@@ -320,7 +320,11 @@ async fn pull_cmd(c: &Ctx, a: PullArgs) -> Res<()> {
         a.platform.as_deref(),
         a.quiet,
         Out::Stdout,
-        if a.all_tags { Mode::AllTags } else { Mode::Pull },
+        if a.all_tags {
+            Mode::AllTags
+        } else {
+            Mode::Pull
+        },
     )
     .await
 }
