@@ -394,6 +394,31 @@ fn pull_all_tags_brings_every_tag_back_like_docker() {
     let theirs_again = d.ok(&["pull", "-a", &repo]);
     assert_eq!(theirs_again, ours_again);
 
+    // On a terminal: one block of bars per tag, the same final lines.
+    b_ok(&d, cfg, &["rmi", &t1, &t2]);
+    let cmd = format!(
+        "DOCKER_CONFIG={} {} -H unix://{} pull -a {repo}",
+        cfg.display(),
+        berth_bin().display(),
+        d.sock.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    for want in [
+        "1: Pulling from test/all".to_string(),
+        "2: Pulling from test/all".to_string(),
+        format!("Status: Downloaded newer image for {repo}"),
+    ] {
+        assert!(tty.contains(&want), "{want} missing: {tty:?}");
+    }
+    assert!(tty.contains('\u{1b}'), "expected terminal drawing: {tty:?}");
+    assert_eq!(local_tags(&d, cfg, &repo), ["1", "2"]);
+
     // A tag with -a is refused before the engine is asked; an unknown repository fails
     // naming it.
     let o = b(&d, cfg, &["pull", "-a", &t1]);
