@@ -320,6 +320,134 @@ fn push_pull_round_trip_plain_and_on_a_pty() {
     assert!(out.contains('\u{1b}'), "expected terminal drawing: {out:?}");
 }
 
+/// The tags of `repo` present in the engine, sorted.
+fn local_tags(d: &Berthd, cfg: &Path, repo: &str) -> Vec<String> {
+    let out = b_ok(d, cfg, &["images", "--format", "{{.Repository}} {{.Tag}}"]);
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix(repo)?.strip_prefix(' '))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn pull_all_tags_brings_every_tag_back_like_docker() {
+    let Some((d, cfg)) = setup("pull_all_tags_brings_every_tag_back_like_docker") else {
+        return;
+    };
+    let cfg = cfg.path();
+    let reg = Registry::start();
+    let repo = format!("{}/test/all", reg.host());
+    let (t1, t2) = (format!("{repo}:1"), format!("{repo}:2"));
+    b_ok(&d, cfg, &["tag", "busybox", &t1]);
+    b_ok(&d, cfg, &["tag", "busybox", &t2]);
+    b_ok(&d, cfg, &["push", "-a", &repo]);
+    b_ok(&d, cfg, &["rmi", &t1, &t2]);
+    assert!(local_tags(&d, cfg, &repo).is_empty());
+
+    // berth pull -a: every tag listed by the registry (in its order), one block per tag, one
+    // final status.
+    let out = b_ok(&d, cfg, &["pull", "-a", &repo]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.ends_with(": Pulling from test/all")),
+        "{out}"
+    );
+    assert!(lines.contains(&"1: Pulling from test/all"), "{out}");
+    assert!(lines.contains(&"2: Pulling from test/all"), "{out}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("Digest: sha256:"))
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        lines.contains(&format!("Status: Downloaded newer image for {repo}").as_str()),
+        "{out}"
+    );
+    assert_eq!(lines.last().copied(), Some(repo.as_str()), "{out}");
+    assert!(!out.contains("Using default tag"), "{out}");
+    assert_eq!(local_tags(&d, cfg, &repo), ["1", "2"]);
+    let ours_again = b_ok(&d, cfg, &["pull", "--all-tags", &repo]);
+    assert!(
+        ours_again.contains(&format!("Status: Image is up to date for {repo}")),
+        "{ours_again}"
+    );
+    let out = b_ok(&d, cfg, &["pull", "-a", "-q", &repo]);
+    assert_eq!(out, format!("{repo}\n"));
+
+    // docker pull -a against the same engine: the same tags back, the same lines.
+    b_ok(&d, cfg, &["rmi", &t1, &t2]);
+    let theirs = d.ok(&["pull", "-a", &repo]);
+    assert_eq!(local_tags(&d, cfg, &repo), ["1", "2"]);
+    assert_eq!(
+        theirs,
+        out_of_first_pull(&d, cfg, &repo, &t1, &t2),
+        "docker vs berth"
+    );
+    let theirs_again = d.ok(&["pull", "-a", &repo]);
+    assert_eq!(theirs_again, ours_again);
+
+    // On a terminal: one block of bars per tag, the same final lines.
+    b_ok(&d, cfg, &["rmi", &t1, &t2]);
+    let cmd = format!(
+        "DOCKER_CONFIG={} {} -H unix://{} pull -a {repo}",
+        cfg.display(),
+        berth_bin().display(),
+        d.sock.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    for want in [
+        "1: Pulling from test/all".to_string(),
+        "2: Pulling from test/all".to_string(),
+        format!("Status: Downloaded newer image for {repo}"),
+    ] {
+        assert!(tty.contains(&want), "{want} missing: {tty:?}");
+    }
+    assert!(tty.contains('\u{1b}'), "expected terminal drawing: {tty:?}");
+    assert_eq!(local_tags(&d, cfg, &repo), ["1", "2"]);
+
+    // A tag with -a is refused before the engine is asked; an unknown repository fails
+    // naming it.
+    let o = b(&d, cfg, &["pull", "-a", &t1]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tag can't be used with --all-tags/-a"),
+        "{}",
+        stderr(&o)
+    );
+    let missing = format!("{}/test/none", reg.host());
+    let o = b(&d, cfg, &["pull", "-a", &missing]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("Error response from daemon: ") && stderr(&o).contains("test/none"),
+        "{}",
+        stderr(&o)
+    );
+    let theirs = d.docker(&["pull", "-a", &missing]);
+    assert!(!theirs.status.success());
+}
+
+/// Remove both tags and pull them again with berth (the output to compare with docker's).
+fn out_of_first_pull(d: &Berthd, cfg: &Path, repo: &str, t1: &str, t2: &str) -> String {
+    b_ok(d, cfg, &["rmi", t1, t2]);
+    let out = b_ok(d, cfg, &["pull", "-a", repo]);
+    assert_eq!(local_tags(d, cfg, repo), ["1", "2"]);
+    out
+}
+
 #[test]
 fn history_matches_docker() {
     let Some((d, cfg)) = setup("history_matches_docker") else {

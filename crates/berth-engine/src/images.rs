@@ -198,6 +198,30 @@ pub struct PullOutcome {
     pub pulled: Pulled,
 }
 
+/// One step of `pull --all-tags`, in order: for each tag `Started`, its `Progress`, then
+/// `Finished`.
+#[derive(Debug, Clone)]
+pub enum TagPull {
+    /// The pull of one tag begins.
+    Started {
+        tag: String,
+    },
+    Progress(Progress),
+    /// The tag is pulled, unpacked and tagged.
+    Finished(Box<PullOutcome>),
+}
+
+/// What `pull --all-tags` did.
+#[derive(Debug, Clone)]
+pub struct AllTagsOutcome {
+    /// The repository as Docker prints it (`busybox`, `127.0.0.1:5000/x`).
+    pub familiar: String,
+    /// One outcome per tag, in the registry's order.
+    pub tags: Vec<PullOutcome>,
+    /// Every tag already pointed at the image it names now.
+    pub up_to_date: bool,
+}
+
 /// What a push did.
 #[derive(Debug, Clone)]
 pub struct PushOutcome {
@@ -609,6 +633,80 @@ impl ImageService {
             digest,
             up_to_date: before == Some(pulled.record.manifest),
             pulled,
+        })
+    }
+
+    /// Pull every tag of `repo`'s repository (its tag or digest is ignored), one after the
+    /// other, each pulled and tagged as [`ImageService::pull`] does. Tags are listed by the
+    /// registry or a mirror allowed to resolve tags. The first tag that fails stops the pull,
+    /// with the tag named in the error; tags pulled before it stay.
+    #[instrument(skip(self, auth, progress), fields(repository = %repo.repository()))]
+    pub async fn pull_all_tags(
+        &self,
+        repo: &Reference,
+        platform: Option<Platform>,
+        auth: Option<Credentials>,
+        progress: UnboundedSender<TagPull>,
+    ) -> Result<AllTagsOutcome> {
+        let name_only = Reference {
+            tag: None,
+            digest: None,
+            ..repo.clone()
+        };
+        let familiar = name_only.familiar();
+        let client = self.client_with(&repo.domain, auth.clone())?;
+        let (stx, mut srx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let tags = client.list_tags(&name_only, &stx).await;
+        drop(stx);
+        while let Ok(p) = srx.try_recv() {
+            let _ = progress.send(TagPull::Progress(p));
+        }
+        let tags = tags.map_err(|e| {
+            let msg = e.to_string();
+            Error::new(e.kind(), format!("pulling all tags of {familiar}: {msg}"))
+        })?;
+        if tags.is_empty() {
+            return Err(Error::not_found(format!(
+                "{familiar}: the registry lists no tags for this repository; nothing to pull"
+            )));
+        }
+        let mut out = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let r = Reference::parse_normalized(&format!("{}:{tag}", name_only.repository()))
+                .map_err(|e| {
+                    Error::invalid(format!(
+                        "{familiar}: the registry lists an invalid tag \"{tag}\": {e}"
+                    ))
+                })?;
+            let _ = progress.send(TagPull::Started { tag: tag.clone() });
+            let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+            let fwd = {
+                let progress = progress.clone();
+                tokio::spawn(async move {
+                    while let Some(p) = prx.recv().await {
+                        if progress.send(TagPull::Progress(p)).is_err() {
+                            break;
+                        }
+                    }
+                })
+            };
+            let res = self.pull(&r, platform.clone(), auth.clone(), ptx).await;
+            let _ = fwd.await;
+            let o = res.map_err(|e| {
+                let tagged = r.familiar();
+                if e.message.contains(&tagged) || e.message.contains(&r.to_string()) {
+                    e
+                } else {
+                    Error::new(e.kind, format!("pulling {tagged}: {}", e.message))
+                }
+            })?;
+            let _ = progress.send(TagPull::Finished(Box::new(o.clone())));
+            out.push(o);
+        }
+        Ok(AllTagsOutcome {
+            familiar,
+            up_to_date: out.iter().all(|o| o.up_to_date),
+            tags: out,
         })
     }
 

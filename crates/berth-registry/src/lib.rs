@@ -36,6 +36,11 @@
 //! exponential backoff; an endpoint that cannot be reached is not retried for 10 s (still
 //! recorded as skipped each time).
 //!
+//! # Tags
+//! [`Client::list_tags`] lists a repository's tags (`GET /v2/<name>/tags/list`, following
+//! `Link` pages on the same host) from the first endpoint allowed to resolve tags, for
+//! `pull --all-tags`.
+//!
 //! # Push
 //! Only to the registry itself, never a mirror: each blob is checked with `HEAD`, mounted from
 //! [`BlobSource::source_repository`] when offered, else uploaded monolithically (`POST` then
@@ -51,6 +56,7 @@ mod pull;
 mod push;
 pub mod sink;
 pub mod store_sink;
+mod tags;
 
 pub use berth_store::reference::Reference;
 pub use berth_store::Digest;

@@ -856,7 +856,51 @@ fn pull_message(p: &Progress) -> Option<Value> {
     })
 }
 
-/// `POST /images/create?fromImage=&tag=&platform=`: pull, streaming Docker's progress.
+/// Which pull progress events Docker shows, per image pulled: layers only (the config blob
+/// comes before the layers' `Waiting`), and a layer that already existed shows "Already
+/// exists" and nothing after it.
+#[derive(Default)]
+struct PullView {
+    layers: std::collections::HashSet<Digest>,
+    existing: std::collections::HashSet<Digest>,
+}
+
+impl PullView {
+    fn show(&mut self, p: &Progress) -> Option<Value> {
+        match p {
+            Progress::Waiting { digest } => {
+                self.layers.insert(*digest);
+            }
+            Progress::Exists { digest } if !self.existing.insert(*digest) => return None,
+            Progress::Extracting { digest } | Progress::Extracted { digest }
+                if self.existing.contains(digest) =>
+            {
+                return None;
+            }
+            Progress::Skipped { endpoint, reason } => {
+                warn!(endpoint = %endpoint, "skipped: {reason}");
+                return None;
+            }
+            _ => {}
+        }
+        let d = progress_digest(p)?;
+        if !self.layers.contains(&d) {
+            return None;
+        }
+        pull_message(p)
+    }
+}
+
+/// Whether `from` (the `fromImage` parameter) names a tag or a digest (a registry port is
+/// neither).
+fn names_tag_or_digest(from: &str) -> bool {
+    let last = from.rsplit('/').next().unwrap_or(from);
+    last.contains(':') || from.contains('@')
+}
+
+/// `POST /images/create?fromImage=&tag=&platform=`: pull, streaming Docker's progress. As in
+/// Docker, a `fromImage` without tag or digest and an empty `tag` pulls every tag of the
+/// repository (`docker pull --all-tags`; the docker CLI sends `tag=latest` for a plain pull).
 async fn pull<B>(
     svc: &ImageService,
     events: &berth_engine::events::Events,
@@ -871,6 +915,7 @@ async fn pull<B>(
         return Err(ApiError::bad("fromImage must be given: the image to pull"));
     }
     let tag = q.str("tag");
+    let all_tags = tag.is_empty() && !names_tag_or_digest(from);
     let full_ref = if tag.is_empty() {
         from.to_string()
     } else if tag.starts_with("sha256:") {
@@ -888,11 +933,19 @@ async fn pull<B>(
         None => None,
     };
     let auth = registry_auth(req);
-    info!(reference = %r, "pull");
     let (btx, brx) = mpsc::channel(64);
     let out = JsonStream(btx);
     let svc = svc.clone();
     let events = events.clone();
+    if all_tags {
+        info!(repository = %r.repository(), "pull all tags");
+        tokio::spawn(
+            async move { pull_all_tags(svc, events, r, platform, auth, out).await }
+                .in_current_span(),
+        );
+        return Ok(channel_body(brx, "application/json"));
+    }
+    info!(reference = %r, "pull");
     tokio::spawn(
         async move {
             let id = r
@@ -908,44 +961,18 @@ async fn pull<B>(
                 tokio::spawn(async move { svc.pull(&r, platform, auth, ptx).await })
             };
             tokio::pin!(job);
-            // Docker shows layers only: the config blob comes before the layers' `Waiting`.
-            // A layer that already existed shows "Already exists" and nothing after it.
-            let mut layers = std::collections::HashSet::new();
-            let mut existing = std::collections::HashSet::new();
-            let mut show = |p: &Progress| -> Option<Value> {
-                match p {
-                    Progress::Waiting { digest } => {
-                        layers.insert(*digest);
-                    }
-                    Progress::Exists { digest } if !existing.insert(*digest) => return None,
-                    Progress::Extracting { digest } | Progress::Extracted { digest }
-                        if existing.contains(digest) =>
-                    {
-                        return None;
-                    }
-                    Progress::Skipped { endpoint, reason } => {
-                        warn!(endpoint = %endpoint, "skipped: {reason}");
-                        return None;
-                    }
-                    _ => {}
-                }
-                let d = progress_digest(p)?;
-                if !layers.contains(&d) {
-                    return None;
-                }
-                pull_message(p)
-            };
+            let mut view = PullView::default();
             let res = loop {
                 tokio::select! {
                     biased;
                     Some(p) = prx.recv() => {
-                        if let Some(m) = show(&p) { out.send(m).await; }
+                        if let Some(m) = view.show(&p) { out.send(m).await; }
                     }
                     res = &mut job => break res,
                 }
             };
             while let Ok(p) = prx.try_recv() {
-                if let Some(m) = show(&p) {
+                if let Some(m) = view.show(&p) {
                     out.send(m).await;
                 }
             }
@@ -972,6 +999,69 @@ async fn pull<B>(
         .in_current_span(),
     );
     Ok(channel_body(brx, "application/json"))
+}
+
+/// The all-tags pull's stream, as Docker writes it: per tag "<tag>: Pulling from <path>", its
+/// layers and "Digest: …"; then one "Status: … for <repository>".
+async fn pull_all_tags(
+    svc: ImageService,
+    events: berth_engine::events::Events,
+    r: Reference,
+    platform: Option<berth_registry::Platform>,
+    auth: Option<Credentials>,
+    out: JsonStream,
+) {
+    let (ptx, mut prx) = mpsc::unbounded_channel();
+    let job = {
+        let r = r.clone();
+        tokio::spawn(async move { svc.pull_all_tags(&r, platform, auth, ptx).await })
+    };
+    tokio::pin!(job);
+    let mut view = PullView::default();
+    let path = r.path.clone();
+    let mut step = |t: images::TagPull| -> Option<Value> {
+        match t {
+            images::TagPull::Started { tag } => {
+                view = PullView::default();
+                Some(json!({"status": format!("Pulling from {path}"), "id": tag}))
+            }
+            images::TagPull::Progress(p) => view.show(&p),
+            images::TagPull::Finished(o) => {
+                info!(digest = %o.digest, reference = %o.familiar, "pulled");
+                Some(json!({"status": format!("Digest: {}", o.digest)}))
+            }
+        }
+    };
+    let res = loop {
+        tokio::select! {
+            biased;
+            Some(t) = prx.recv() => {
+                if let Some(m) = step(t) { out.send(m).await; }
+            }
+            res = &mut job => break res,
+        }
+    };
+    while let Ok(t) = prx.try_recv() {
+        if let Some(m) = step(t) {
+            out.send(m).await;
+        }
+    }
+    match res {
+        Ok(Ok(o)) => {
+            image_event(&events, "pull", &o.familiar, &o.familiar);
+            let status = if o.up_to_date {
+                format!("Status: Image is up to date for {}", o.familiar)
+            } else {
+                format!("Status: Downloaded newer image for {}", o.familiar)
+            };
+            out.send(json!({ "status": status })).await;
+        }
+        Ok(Err(e)) => {
+            warn!("pull of all tags failed: {e}");
+            out.error(&e.message).await;
+        }
+        Err(e) => out.error(&format!("pull worker failed: {e}")).await,
+    }
 }
 
 /// `POST /images/{name}/push?tag=`.

@@ -309,14 +309,9 @@ pub struct PullArgs {
 }
 
 async fn pull_cmd(c: &Ctx, a: PullArgs) -> Res<()> {
-    if a.all_tags {
-        if has_tag_or_digest(&a.image) {
-            return Err(Failure::Usage(
-                "tag can't be used with --all-tags/-a: give the repository alone".into(),
-            ));
-        }
+    if a.all_tags && has_tag_or_digest(&a.image) {
         return Err(Failure::Usage(
-            "pull --all-tags is not supported by Berth yet: pull each tag by name".into(),
+            "tag can't be used with --all-tags/-a: give the repository alone".into(),
         ));
     }
     pull_with(
@@ -325,9 +320,24 @@ async fn pull_cmd(c: &Ctx, a: PullArgs) -> Res<()> {
         a.platform.as_deref(),
         a.quiet,
         Out::Stdout,
-        false,
+        if a.all_tags {
+            Mode::AllTags
+        } else {
+            Mode::Pull
+        },
     )
     .await
+}
+
+/// What `pull_with` is pulling for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `berth pull IMAGE`.
+    Pull,
+    /// `berth pull --all-tags REPO`: an empty tag asks the engine for every tag.
+    AllTags,
+    /// `berth run`'s implicit pull: no "Using default tag", no final reference.
+    Run,
 }
 
 /// Pull `image` as `run` does: progress on stderr so stdout carries only the container's
@@ -338,7 +348,12 @@ pub async fn pull(c: &Ctx, image: &str, quiet_tag_default: bool) -> Res<()> {
     } else {
         Out::Stdout
     };
-    pull_with(c, image, None, false, out, quiet_tag_default).await
+    let mode = if quiet_tag_default {
+        Mode::Run
+    } else {
+        Mode::Pull
+    };
+    pull_with(c, image, None, false, out, mode).await
 }
 
 async fn pull_with(
@@ -347,14 +362,15 @@ async fn pull_with(
     platform: Option<&str>,
     quiet: bool,
     out: Out,
-    for_run: bool,
+    mode: Mode,
 ) -> Res<()> {
     let (repo, tag) = split_ref(image);
     let (from, tag) = match image.split_once('@') {
         Some(_) => (image.to_string(), String::new()),
+        None if mode == Mode::AllTags => (repo, String::new()),
         None => (repo, tag),
     };
-    if !for_run && !quiet && !has_tag_or_digest(image) {
+    if mode == Mode::Pull && !quiet && !has_tag_or_digest(image) {
         out.line("Using default tag: latest");
     }
     let o = CreateImageOptions {
@@ -366,6 +382,7 @@ async fn pull_with(
     let creds = auth::credentials_for_image(image);
     let mut s = c.docker.create_image(Some(o), None, creds);
     let mut show = Layers::new(out, quiet);
+    let mut tags_seen = 0;
     while let Some(item) = s.next().await {
         let info = match item {
             Ok(i) => i,
@@ -383,11 +400,20 @@ async fn pull_with(
             .progress_detail
             .as_ref()
             .map_or((None, None), |p| (p.current, p.total));
+        // Each tag of an all-tags pull gets its own block of layers (they may repeat).
+        if status.starts_with("Pulling from") {
+            tags_seen += 1;
+            if tags_seen > 1 {
+                std::mem::replace(&mut show, Layers::new(out, quiet)).finish();
+            }
+        }
         show.message(info.id.as_deref(), &status, cur, total);
     }
     show.finish();
-    if !for_run {
-        println!("{}", canonical_ref(image));
+    match mode {
+        Mode::Pull => println!("{}", canonical_ref(image)),
+        Mode::AllTags => println!("{}", canonical_repo(image)),
+        Mode::Run => {}
     }
     Ok(())
 }
@@ -408,6 +434,12 @@ fn canonical_ref(image: &str) -> String {
         full.push_str(":latest");
     }
     full
+}
+
+/// docker's full name for a repository (`pull --all-tags` prints it without a tag).
+fn canonical_repo(image: &str) -> String {
+    let full = canonical_ref(image);
+    full.strip_suffix(":latest").unwrap_or(&full).to_string()
 }
 
 // ---- push ----
@@ -932,6 +964,8 @@ mod tests {
             canonical_ref("localhost/b@sha256:ab"),
             "localhost/b@sha256:ab"
         );
+        assert_eq!(canonical_repo("busybox"), "docker.io/library/busybox");
+        assert_eq!(canonical_repo("127.0.0.1:5000/t/b"), "127.0.0.1:5000/t/b");
     }
 
     #[test]
