@@ -128,6 +128,17 @@ fn images_table_quiet_filters_and_formats_match_docker() {
     };
     let cfg = cfg.path();
     d.ok(&["tag", "busybox", "extra:1"]);
+    // A repository argument lists that repository's tags only, though the image has others.
+    let ours = b_ok(
+        &d,
+        cfg,
+        &["images", "--format", "{{.Repository}}:{{.Tag}}", "extra"],
+    );
+    assert_eq!(ours, "extra:1\n");
+    assert_eq!(
+        ours,
+        d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "extra"])
+    );
     d.ok(&["tag", "busybox", "extra:2"]);
     for args in [
         vec!["images"],

@@ -426,16 +426,26 @@ impl ImageService {
                         continue;
                     }
                 }
+                // With a reference filter, only the matching names are listed (Docker's rule:
+                // `docker images repo` shows that repository's tags, not every name the image
+                // also has).
+                let names: Vec<_> = if reference.is_empty() {
+                    names
+                } else {
+                    let matching: Vec<_> = names
+                        .into_iter()
+                        .filter(|r| {
+                            reference
+                                .iter()
+                                .any(|want| want == &r.familiar() || want == &r.familiar_name())
+                        })
+                        .collect();
+                    if matching.is_empty() {
+                        continue;
+                    }
+                    matching
+                };
                 let repo_tags: Vec<String> = names.iter().map(|r| r.familiar()).collect();
-                if !reference.is_empty()
-                    && !names.iter().any(|r| {
-                        reference
-                            .iter()
-                            .any(|want| want == &r.familiar() || want == &r.familiar_name())
-                    })
-                {
-                    continue;
-                }
                 let cfg = read_config(s, &rec)?;
                 if !labels.iter().all(|l| label_matches(&cfg.config.labels, l)) {
                     continue;
