@@ -85,7 +85,8 @@ pub fn pick_host(flag: Option<String>, berth: Option<String>, docker: Option<Str
 
 /// What berth prints for a command line clap refused, docker's way: one line saying what
 /// is wrong, clap's tip when it has one ("a similar subcommand exists"), where to read
-/// more; exit 125. Help and version go to stdout and exit 0.
+/// more; exit 125 for a bad flag or argument, 1 for an unknown command (docker's codes). Help
+/// and version go to stdout and exit 0.
 pub fn parse_failure(e: &clap::Error) -> (String, bool, i32) {
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -140,7 +141,12 @@ pub fn parse_failure(e: &clap::Error) -> (String, bool, i32) {
         }
     }
     lines.push(format!("See '{path} --help'."));
-    (lines.join("\n") + "\n", false, 125)
+    let code = if e.kind() == ErrorKind::InvalidSubcommand {
+        1
+    } else {
+        125
+    };
+    (lines.join("\n") + "\n", false, code)
 }
 
 /// "berth volume ls" from clap's "Usage: berth volume ls [OPTIONS] <NAME>" line.
