@@ -39,3 +39,17 @@ pub fn berth_ok(d: &Berthd, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// The column titles of a table's first line (columns are separated by 3+ blanks; titles
+/// such as "CONTAINER ID" hold one).
+pub fn titles(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("   ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}

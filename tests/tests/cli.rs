@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use berth_tests::berthd::Berthd;
-use berth_tests::cli::{berth, berth_bin, berth_ok};
+use berth_tests::cli::{berth, berth_bin, berth_ok, titles};
 use berth_tests::oci_image_layout;
 use berth_tests::require_root;
 use berth_tests::services::{free_port, Registry};
@@ -15,19 +15,6 @@ use std::time::Duration;
 
 fn daemon(test: &str) -> Option<Berthd> {
     Berthd::with_busybox(test)
-}
-
-/// The column titles of a table's first line (columns are separated by 3+ blanks; titles
-/// such as "CONTAINER ID" hold one).
-fn titles(out: &str) -> Vec<String> {
-    out.lines()
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 fn rows(out: &str) -> usize {

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use berth_tests::berthd::Berthd;
-use berth_tests::cli::{berth_bin, berth_cmd};
+use berth_tests::cli::{berth_bin, berth_cmd, titles};
 use berth_tests::services::Registry;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -74,17 +74,6 @@ fn base64(data: &[u8]) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn titles(out: &str) -> Vec<String> {
-    out.lines()
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// A table's first line, then its other lines sorted: docker orders the rows of one image

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use berth_tests::berthd::Berthd;
-use berth_tests::cli::{berth, berth_cmd, berth_ok};
+use berth_tests::cli::{berth, berth_cmd, berth_ok, titles};
 use berth_tests::services::free_port;
 use std::io::Write;
 use std::process::{Output, Stdio};
@@ -27,19 +27,6 @@ fn out(o: &Output) -> String {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The column titles of a table's first line (columns are separated by 3+ blanks).
-fn titles(table: &str) -> Vec<String> {
-    table
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// A failure: non-zero exit and exactly one line on stderr, which mentions `needle`.

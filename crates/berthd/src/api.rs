@@ -979,15 +979,9 @@ async fn pull<B>(
             match res {
                 Ok(Ok(o)) => {
                     info!(digest = %o.digest, "pulled");
-                    image_event(&events, "pull", &o.familiar, &o.familiar);
                     out.send(json!({"status": format!("Digest: {}", o.digest)}))
                         .await;
-                    let status = if o.up_to_date {
-                        format!("Status: Image is up to date for {}", o.familiar)
-                    } else {
-                        format!("Status: Downloaded newer image for {}", o.familiar)
-                    };
-                    out.send(json!({ "status": status })).await;
+                    pulled(&events, &out, &o.familiar, o.up_to_date).await;
                 }
                 Ok(Err(e)) => {
                     warn!("pull failed: {e}");
@@ -1047,21 +1041,29 @@ async fn pull_all_tags(
         }
     }
     match res {
-        Ok(Ok(o)) => {
-            image_event(&events, "pull", &o.familiar, &o.familiar);
-            let status = if o.up_to_date {
-                format!("Status: Image is up to date for {}", o.familiar)
-            } else {
-                format!("Status: Downloaded newer image for {}", o.familiar)
-            };
-            out.send(json!({ "status": status })).await;
-        }
+        Ok(Ok(o)) => pulled(&events, &out, &o.familiar, o.up_to_date).await,
         Ok(Err(e)) => {
             warn!("pull of all tags failed: {e}");
             out.error(&e.message).await;
         }
         Err(e) => out.error(&format!("pull worker failed: {e}")).await,
     }
+}
+
+/// The end of a successful pull: the pull event and Docker's final status line.
+async fn pulled(
+    events: &berth_engine::events::Events,
+    out: &JsonStream,
+    familiar: &str,
+    up_to_date: bool,
+) {
+    image_event(events, "pull", familiar, familiar);
+    let status = if up_to_date {
+        format!("Status: Image is up to date for {familiar}")
+    } else {
+        format!("Status: Downloaded newer image for {familiar}")
+    };
+    out.send(json!({ "status": status })).await;
 }
 
 /// `POST /images/{name}/push?tag=`.
