@@ -12,10 +12,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_tests::bench::{check, env_or, median, timed};
+use berth_tests::bench::{check, env_or, median, timed, CrunFloor};
 use berth_tests::berthd::Berthd;
 use berth_tests::cli::berth_cmd;
-use berth_tests::{busybox_bundle, find_in_path, fix_hybrid_hugetlb, require_root, unique_id};
+use berth_tests::require_root;
 use std::process::{Command, Stdio};
 
 fn quiet(mut c: Command) -> Command {
@@ -32,22 +32,7 @@ fn main() {
     let b = Berthd::start_with_config(Some(r#"{"log-level":"warn"}"#));
     b.load_busybox("busybox:latest");
 
-    // crun 1.8 refuses a v2 hierarchy holding hugetlb; this moves it to v1 if needed.
-    let _ = fix_hybrid_hugetlb();
-    let crun = find_in_path("crun");
-    let bundle = busybox_bundle(&["true"]);
-    // crun 1.8 takes runtime-spec 1.1.
-    bundle.edit(|s| s["ociVersion"] = serde_json::json!("1.1.0"));
-    let crun_root = tempfile::tempdir().unwrap();
-    let crun_run = || {
-        let mut c = Command::new(crun.as_ref().unwrap());
-        c.arg("--root")
-            .arg(crun_root.path())
-            .args(["run", "--bundle"])
-            .arg(&bundle.dir)
-            .arg(unique_id("bench-crun"));
-        c
-    };
+    let crun = CrunFloor::new();
 
     let berth_run = || quiet(berth_cmd(&b, &["run", "--rm", "busybox", "true"]));
     let berth_run_none = || {
@@ -73,8 +58,8 @@ fn main() {
         let (t, o) = timed(docker_run());
         check("docker run", &o);
         td.push(t);
-        if crun.is_some() {
-            let (t, o) = timed(crun_run());
+        if let Some(crun) = &crun {
+            let (t, o) = timed(crun.cmd());
             check("crun run", &o);
             tc.push(t);
         }

@@ -14,10 +14,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_tests::bench::{check, env_or, median, timed};
+use berth_tests::bench::{check, env_or, median, timed, CrunFloor};
 use berth_tests::berthd::Berthd;
 use berth_tests::services::Dockerd;
-use berth_tests::{busybox_bundle, find_in_path, fix_hybrid_hugetlb, require_root, unique_id};
+use berth_tests::require_root;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -133,35 +133,21 @@ fn main() {
     }
     // The floor: a bare OCI runtime run of the same busybox `true`.
     let mut crun_ms = None;
-    // crun 1.8 refuses a v2 hierarchy holding hugetlb; this moves it to v1 if needed.
-    let _ = fix_hybrid_hugetlb();
-    {
-        if let Some(crun) = find_in_path("crun") {
-            let bundle = busybox_bundle(&["true"]);
-            // crun 1.8 takes runtime-spec 1.1.
-            bundle.edit(|s| s["ociVersion"] = serde_json::json!("1.1.0"));
-            let root = tempfile::tempdir().unwrap();
-            let mut ts = Vec::new();
-            for _ in 0..runs {
-                let mut c = Command::new(&crun);
-                c.arg("--root")
-                    .arg(root.path())
-                    .args(["run", "--bundle"])
-                    .arg(&bundle.dir)
-                    .arg(unique_id("bench-crun"));
-                let (t, o) = timed(c);
-                if o.status.success() {
-                    ts.push(t);
-                } else if ts.is_empty() {
-                    eprintln!(
-                        "crun run failed: {}",
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    );
-                }
+    if let Some(crun) = CrunFloor::new() {
+        let mut ts = Vec::new();
+        for _ in 0..runs {
+            let (t, o) = timed(crun.cmd());
+            if o.status.success() {
+                ts.push(t);
+            } else if ts.is_empty() {
+                eprintln!(
+                    "crun run failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
             }
-            if !ts.is_empty() {
-                crun_ms = Some(median(&ts));
-            }
+        }
+        if !ts.is_empty() {
+            crun_ms = Some(median(&ts));
         }
     }
     let (mb, md) = (median(&tb), median(&td));

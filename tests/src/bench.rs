@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failure
 
 use std::process::{Command, Output, Stdio};
+
+use crate::bundle::Bundle;
 use std::time::Instant;
 
 /// `$name` as a number, else `default`.
@@ -33,4 +35,36 @@ pub fn check(what: &str, o: &Output) {
         "{what} failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// The floor the engine benchmarks compare with: a bare `crun run` of the busybox bundle
+/// running `true`. None when crun is not installed.
+pub struct CrunFloor {
+    crun: std::path::PathBuf,
+    bundle: Bundle,
+    root: tempfile::TempDir,
+}
+
+impl CrunFloor {
+    pub fn new() -> Option<CrunFloor> {
+        let crun = crate::find_in_path("crun")?;
+        // crun 1.8 refuses a v2 hierarchy holding hugetlb; this moves it to v1 if needed.
+        let _ = crate::fix_hybrid_hugetlb();
+        let bundle = crate::busybox_bundle(&["true"]);
+        // crun 1.8 takes runtime-spec 1.1.
+        bundle.edit(|s| s["ociVersion"] = serde_json::json!("1.1.0"));
+        let root = tempfile::tempdir().unwrap();
+        Some(CrunFloor { crun, bundle, root })
+    }
+
+    /// One `crun run` of the bundle under a fresh container id.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.crun);
+        c.arg("--root")
+            .arg(self.root.path())
+            .args(["run", "--bundle"])
+            .arg(&self.bundle.dir)
+            .arg(crate::unique_id("bench-crun"));
+        c
+    }
 }
