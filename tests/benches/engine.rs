@@ -16,8 +16,8 @@
 
 use berth_tests::bench::{check, env_or, median, timed, CrunFloor};
 use berth_tests::berthd::Berthd;
-use berth_tests::services::Dockerd;
 use berth_tests::require_root;
+use berth_tests::services::Dockerd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

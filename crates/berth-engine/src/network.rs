@@ -900,6 +900,11 @@ impl Networks {
                     "addr replace {}/{} dev {}",
                     cfg.gateway, cfg.subnet.prefix, cfg.bridge
                 ),
+                // A fixed address (02:42:<gateway ip>, as containers get 02:42:<their ip>):
+                // a bridge left to choose takes its lowest port's MAC and changes it when a
+                // container with a lower one joins, and packets other containers still send
+                // to the old gateway MAC are then dropped until their ARP entry expires.
+                format!("link set {} address {}", cfg.bridge, mac_for(cfg.gateway)),
                 format!("link set {} up", cfg.bridge),
             ],
         )

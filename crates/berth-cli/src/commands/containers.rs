@@ -1596,7 +1596,8 @@ mod tests {
         let u = parse_ulimit("nofile=1024:2048").unwrap();
         assert_eq!((u.soft, u.hard), (Some(1024), Some(2048)));
         assert!(parse_ulimit("nofile=10:5").is_err());
-        assert!(parse_ulimit("bogus=1").is_err());
+        assert!(parse_ulimit("=1").is_err());
+        assert!(parse_ulimit("nofile").is_err());
         assert_eq!(parse_add_host("db:10.0.0.5").unwrap(), "db:10.0.0.5");
         assert_eq!(parse_add_host("db=::1").unwrap(), "db:::1");
         assert!(parse_add_host("db:nope").is_err());
