@@ -104,6 +104,21 @@ fn comparable(args: &[&str], out: &str) -> (String, Vec<String>) {
     }
 }
 
+/// `berth ARGS` (a shell word list) on a terminal: a pty from util-linux's `script`.
+fn on_pty(d: &Berthd, cfg: &Path, args: &str) -> Output {
+    let cmd = format!(
+        "DOCKER_CONFIG={} {} -H unix://{} {args}",
+        cfg.display(),
+        berth_bin().display(),
+        d.sock.display()
+    );
+    Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 fn setup(test: &str) -> Option<(Berthd, tempfile::TempDir)> {
     let d = Berthd::with_busybox(test)?;
     let cfg = tempfile::tempdir().unwrap();
@@ -303,17 +318,7 @@ fn push_pull_round_trip_plain_and_on_a_pty() {
 
     // On a terminal (a pty from `script`): indicatif draws the layers.
     b_ok(&d, cfg, &["rmi", &tag1]);
-    let cmd = format!(
-        "DOCKER_CONFIG={} {} -H unix://{} pull {tag1}",
-        cfg.display(),
-        berth_bin().display(),
-        d.sock.display()
-    );
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = on_pty(&d, cfg, &format!("pull {tag1}"));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("Status: Downloaded newer image"), "{out}");
@@ -396,17 +401,7 @@ fn pull_all_tags_brings_every_tag_back_like_docker() {
 
     // On a terminal: one block of bars per tag, the same final lines.
     b_ok(&d, cfg, &["rmi", &t1, &t2]);
-    let cmd = format!(
-        "DOCKER_CONFIG={} {} -H unix://{} pull -a {repo}",
-        cfg.display(),
-        berth_bin().display(),
-        d.sock.display()
-    );
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = on_pty(&d, cfg, &format!("pull -a {repo}"));
     let tty = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{tty}");
     for want in [
