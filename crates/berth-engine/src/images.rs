@@ -267,6 +267,26 @@ pub struct ImageService {
     store: Arc<Store>,
     /// The registry settings and the client built from them; replaced as a whole on reload.
     registry: Arc<std::sync::RwLock<(RegistryConfig, Client)>>,
+    /// The last pulls, newest last, at most [`PULL_HISTORY`].
+    pulls: Arc<std::sync::Mutex<std::collections::VecDeque<PullRecord>>>,
+}
+
+/// How many pulls [`ImageService::recent_pulls`] remembers.
+pub const PULL_HISTORY: usize = 32;
+
+/// One finished pull and where its pieces came from (the desktop's mirror panel shows it;
+/// berthd serves it at `GET /berth/pulls`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PullRecord {
+    pub reference: String,
+    pub digest: String,
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    /// (digest, endpoint) for every manifest and blob downloaded; blobs that already existed
+    /// locally are not listed.
+    pub blobs: Vec<(String, String)>,
+    /// (endpoint, why) for every endpoint skipped.
+    pub skipped: Vec<(String, String)>,
 }
 
 impl ImageService {
@@ -275,7 +295,37 @@ impl ImageService {
         Ok(ImageService {
             store,
             registry: Arc::new(std::sync::RwLock::new((config, client))),
+            pulls: Arc::default(),
         })
+    }
+
+    /// The last pulls, newest first.
+    pub fn recent_pulls(&self) -> Vec<PullRecord> {
+        let q = self.pulls.lock().unwrap_or_else(|p| p.into_inner());
+        q.iter().rev().cloned().collect()
+    }
+
+    fn record_pull(&self, reference: String, digest: Digest, pulled: &Pulled) {
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let rec = PullRecord {
+            reference,
+            digest: digest.to_string(),
+            time_ms,
+            blobs: pulled
+                .result
+                .served_by
+                .iter()
+                .map(|(d, e)| (d.to_string(), e.clone()))
+                .collect(),
+            skipped: pulled.result.skipped.clone(),
+        };
+        let mut q = self.pulls.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= PULL_HISTORY {
+            q.pop_front();
+        }
+        q.push_back(rec);
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -638,6 +688,7 @@ impl ImageService {
             .index
             .as_ref()
             .map_or(pulled.record.manifest, |(d, _)| *d);
+        self.record_pull(r.familiar(), digest, &pulled);
         Ok(PullOutcome {
             familiar: r.familiar(),
             digest,

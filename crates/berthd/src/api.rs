@@ -441,6 +441,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, "/events") => return crate::api_system::events(state, req).await,
         (&Method::GET, "/system/df") => return crate::api_system::df(state, req).await,
         (&Method::POST, "/auth") => return crate::api_auth::login(state, req).await,
+        // Berth's own: the last pulls and the endpoint (mirror or registry) that served each
+        // blob, for the desktop's registry-mirror panel.
+        (&Method::GET, "/berth/pulls") => return ok_json(&state.images.recent_pulls()),
         // `docker system prune` also prunes the build cache; there is none until builds
         // exist (issue 7), so there is nothing to reclaim.
         (&Method::POST, "/build/prune") => {

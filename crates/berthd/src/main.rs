@@ -50,6 +50,10 @@ struct Cli {
     /// Daemon configuration (Docker's daemon.json format); a missing file is fine.
     #[arg(long = "config-file", default_value = "/etc/berth/daemon.json")]
     config_file: PathBuf,
+    /// Where to write berthd's pid [default: <exec-root>/berthd.pid]. A pid file naming a
+    /// live berthd stops a second one from starting on the same roots.
+    #[arg(short = 'p', long = "pidfile")]
+    pidfile: Option<PathBuf>,
     /// debug, info, warn, error or fatal (default: the config file's, else info).
     #[arg(short = 'l', long = "log-level")]
     log_level: Option<String>,
@@ -253,6 +257,7 @@ fn main() {
 }
 
 async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
+    let pidfile_flag = cli.pidfile.clone();
     // Flags win over daemon.json, which wins over the defaults.
     let cli = Resolved {
         data_root: cli
@@ -282,6 +287,9 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
         .with_context(|| format!("creating the data root {}", cli.data_root.display()))?;
     std::fs::create_dir_all(&cli.exec_root)
         .with_context(|| format!("creating the exec root {}", cli.exec_root.display()))?;
+    let pidfile = pidfile_flag.unwrap_or_else(|| cli.exec_root.join("berthd.pid"));
+    write_pidfile(&pidfile)?;
+    let _pidfile_guard = PidFile(pidfile);
     let store = Arc::new(
         Store::open(&cli.data_root)
             .with_context(|| format!("opening the store at {}", cli.data_root.display()))?,
@@ -368,6 +376,42 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
     }
     containers.shutdown().await;
     Ok(())
+}
+
+/// Writes our pid to `path`, refusing when it names another live berthd (two engines on one
+/// exec root would fight over containers and sockets).
+fn write_pidfile(path: &Path) -> Result<()> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if pid != std::process::id() && comm.trim() == "berthd" {
+                anyhow::bail!(
+                    "pid file {} names a running berthd (pid {pid}); stop it first, or give this \
+                     one its own --exec-root/--pidfile",
+                    path.display()
+                );
+            }
+        }
+    }
+    let tmp = path.with_extension("pid.tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing the pid file {}", path.display()))
+}
+
+/// Removes the pid file when berthd exits (if it still names us).
+struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            == Some(std::process::id());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }
 
 /// Where berth-runtime and berth-monitor are: `$BERTH_BIN_DIR`, else next to berthd.

@@ -1,0 +1,560 @@
+//! What the desktop app's Tauri commands take and return, and what their channels carry.
+//!
+//! These types are the one definition of the app's IPC contract: `cargo test -p
+//! berth-desktop-dto` writes their TypeScript twins to `ui/src/lib/bindings/` (ts-rs; the
+//! directory is set by `TS_RS_EXPORT_DIR` in `.cargo/config.toml`), and CI fails when the
+//! committed bindings differ from what the Rust types generate.
+//!
+//! Numbers that can pass 2^53 in theory (byte counts, timestamps) are still `number` on the
+//! TypeScript side: sizes and Unix seconds stay far below it in practice.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use ts_rs::TS;
+
+/// Why a command failed, as the front end sees it: a stable `code` to branch on and the
+/// engine's (or our) message to show.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, TS, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ErrorCode {
+    /// berthd's socket does not answer: the UI offers Start.
+    EngineUnreachable,
+    /// The engine says 404 (no such container, image, volume, network).
+    NotFound,
+    /// The engine says 409 (name in use, image in use, container running...).
+    Conflict,
+    /// The engine or the app refused the input (400, a malformed field).
+    InvalidInput,
+    /// Anything else the engine reported (500...).
+    Engine,
+    /// Starting/stopping the engine or editing its config failed (permissions, files).
+    System,
+    /// The stream or session named does not exist (already closed).
+    NoSuchSession,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+// ---------------------------------------------------------------- engine
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, TS, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum EngineState {
+    Running,
+    Starting,
+    Stopping,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct EngineStatus {
+    pub state: EngineState,
+    /// The socket the app talks to, e.g. `unix:///run/berth/berth.sock`.
+    pub host: String,
+    /// The engine's version when running.
+    pub version: Option<String>,
+    /// Why it is stopped or what went wrong starting it, for the user.
+    pub message: Option<String>,
+    /// Whether this app can start the engine here (a berthd binary, and root, pkexec or a
+    /// systemd unit).
+    pub can_start: bool,
+    pub containers_running: u32,
+}
+
+/// One engine event (`/events`), as the stores use it to refresh.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct EngineEvent {
+    /// `container`, `image`, `volume`, `network`, or `engine` for the app's own
+    /// connected/disconnected notices.
+    pub kind: String,
+    /// `start`, `die`, `destroy`, `pull`, `tag`, `create`, `connect`, ...
+    pub action: String,
+    /// The object's id (container/image/network id, volume name).
+    pub id: String,
+    pub attributes: BTreeMap<String, String>,
+    /// Unix time in nanoseconds / 1e6 (milliseconds).
+    #[ts(type = "number")]
+    pub time_ms: i64,
+}
+
+// ---------------------------------------------------------------- containers
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct PortBinding {
+    /// Host address the port is published on (`0.0.0.0`, `::`, `127.0.0.1`); empty if not
+    /// published.
+    pub host_ip: String,
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ContainerRow {
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub command: String,
+    /// Unix seconds.
+    #[ts(type = "number")]
+    pub created: i64,
+    /// `created`, `running`, `paused`, `restarting`, `exited`, `dead`, `removing`.
+    pub state: String,
+    /// Docker's status text: `Up 3 minutes`, `Exited (0) 2 hours ago`.
+    pub status: String,
+    pub ports: Vec<PortBinding>,
+    /// `com.docker.compose.project`, when labelled.
+    pub project: Option<String>,
+    /// `com.docker.compose.service`, when labelled.
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, TS, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ContainerAction {
+    Start,
+    Stop,
+    Restart,
+    Pause,
+    Unpause,
+    Kill,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct MountInfo {
+    /// `bind`, `volume`, `tmpfs`.
+    pub kind: String,
+    /// Host path or volume name.
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct NetworkAttachment {
+    pub network: String,
+    pub ip_address: String,
+    pub gateway: String,
+    pub mac_address: String,
+    pub aliases: Vec<String>,
+}
+
+/// A container's inspect, readable fields plus the engine's JSON as it sent it.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub state: String,
+    pub status: String,
+    pub exit_code: i32,
+    /// RFC 3339.
+    pub created: String,
+    /// RFC 3339, empty when never started.
+    pub started_at: String,
+    pub finished_at: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub restart_policy: String,
+    pub ports: Vec<PortBinding>,
+    pub mounts: Vec<MountInfo>,
+    pub networks: Vec<NetworkAttachment>,
+    pub labels: BTreeMap<String, String>,
+    /// The engine's inspect JSON, byte for byte.
+    pub raw: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct PortSpec {
+    /// Empty: all addresses.
+    pub host_ip: String,
+    /// None: the engine picks a free port.
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct VolumeSpec {
+    /// A host path (starts with `/`) for a bind, else a volume name (created if missing);
+    /// empty for an anonymous volume.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// The Run dialog: `docker run -d` by clicking.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct RunRequest {
+    pub image: String,
+    /// Empty: the engine picks a name.
+    pub name: String,
+    pub ports: Vec<PortSpec>,
+    pub volumes: Vec<VolumeSpec>,
+    /// `KEY=value` lines.
+    pub env: Vec<String>,
+    /// Empty: the default bridge.
+    pub network: String,
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub restart: String,
+    /// Empty: the image's command. Split like a shell would (quotes respected).
+    pub command: String,
+    pub auto_remove: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct LogChunk {
+    /// `stdout` or `stderr` (`tty` for a container with a terminal).
+    pub stream: String,
+    /// One line, without its newline; with `timestamps`, the RFC 3339 time is split off.
+    pub line: String,
+    pub timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct LogOptions {
+    pub follow: bool,
+    /// None: all lines.
+    pub tail: Option<u32>,
+    pub timestamps: bool,
+}
+
+/// One stats sample, computed like `docker stats`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct StatsSample {
+    pub id: String,
+    /// Unix milliseconds.
+    #[ts(type = "number")]
+    pub time_ms: i64,
+    pub cpu_percent: f64,
+    #[ts(type = "number")]
+    pub memory_usage: u64,
+    #[ts(type = "number")]
+    pub memory_limit: u64,
+    #[ts(type = "number")]
+    pub net_rx: u64,
+    #[ts(type = "number")]
+    pub net_tx: u64,
+    #[ts(type = "number")]
+    pub block_read: u64,
+    #[ts(type = "number")]
+    pub block_write: u64,
+    #[ts(type = "number")]
+    pub pids: u64,
+}
+
+/// What an exec terminal session sends to the page.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum ExecEvent {
+    /// Output bytes, base64 (a terminal's output is not always valid UTF-8 per chunk).
+    Data {
+        data: String,
+    },
+    /// The process ended.
+    Exit {
+        code: Option<i64>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ExecRequest {
+    pub container: String,
+    /// Empty: the first of `/bin/bash`, `/bin/sh` the image has.
+    pub command: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+// ---------------------------------------------------------------- images
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ImageRow {
+    /// `sha256:…`.
+    pub id: String,
+    /// `<none>` for an untagged image.
+    pub repository: String,
+    pub tag: String,
+    pub digests: Vec<String>,
+    #[ts(type = "number")]
+    pub size: i64,
+    /// Unix seconds.
+    #[ts(type = "number")]
+    pub created: i64,
+    /// Containers (any state) using this image.
+    pub containers: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct HistoryRow {
+    pub id: String,
+    #[ts(type = "number")]
+    pub created: i64,
+    pub created_by: String,
+    #[ts(type = "number")]
+    pub size: i64,
+    pub comment: String,
+    pub tags: Vec<String>,
+}
+
+/// A pull/push progress message, per layer as the engine sends them.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum ProgressEvent {
+    /// A status line without a layer (`Pulling from library/app`, `Digest: …`).
+    Status {
+        message: String,
+    },
+    /// A layer's state: `Pulling fs layer`, `Downloading`, `Extracting`, `Pull complete`,
+    /// `Pushing`, `Pushed`, `Already exists`...
+    Layer {
+        id: String,
+        status: String,
+        #[ts(type = "number | null")]
+        current: Option<u64>,
+        #[ts(type = "number | null")]
+        total: Option<u64>,
+    },
+    /// The pull or push ended well.
+    Done {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct PruneReport {
+    pub deleted: Vec<String>,
+    #[ts(type = "number")]
+    pub space_reclaimed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct LoginRequest {
+    /// `host[:port]`; empty for Docker Hub.
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+// ---------------------------------------------------------------- volumes, networks
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct VolumeRow {
+    pub name: String,
+    pub driver: String,
+    pub mountpoint: String,
+    /// RFC 3339.
+    pub created: String,
+    /// Bytes, when the engine measured it (`/system/df`).
+    #[ts(type = "number | null")]
+    pub size: Option<i64>,
+    /// Names of the containers (any state) that mount it.
+    pub used_by: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct NetworkMember {
+    pub id: String,
+    pub name: String,
+    /// Without the prefix length.
+    pub ipv4: String,
+    pub mac_address: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct NetworkRow {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub scope: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub internal: bool,
+    /// RFC 3339.
+    pub created: String,
+    pub containers: Vec<NetworkMember>,
+    /// `bridge`, `host`, `none`: the engine's own, which cannot be removed.
+    pub builtin: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct NetworkCreate {
+    pub name: String,
+    /// CIDR, empty: the engine picks one.
+    pub subnet: String,
+    /// Empty: the subnet's first address.
+    pub gateway: String,
+    pub internal: bool,
+}
+
+// ---------------------------------------------------------------- registry settings
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct Mirror {
+    /// `https://mirror.example:5000` or `http://127.0.0.1:5001`.
+    pub url: String,
+    /// Whether the mirror may decide what a tag means (docker.io's `registry-mirrors` do).
+    pub resolve_tags: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct RegistryMirrors {
+    /// `docker.io` or `host[:port]`.
+    pub registry: String,
+    /// Tried in this order, before the registry itself.
+    pub mirrors: Vec<Mirror>,
+}
+
+/// The registry part of berthd's daemon.json, as the Settings panel edits it.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct RegistrySettings {
+    /// The daemon.json this reads and writes.
+    pub config_path: String,
+    pub registries: Vec<RegistryMirrors>,
+    /// `host[:port]` or CIDR: plain HTTP allowed, certificates not checked.
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct SaveReport {
+    pub config_path: String,
+    /// Whether a running engine was told to reload (SIGHUP).
+    pub reloaded: bool,
+    pub message: String,
+}
+
+/// What the Test button found at one endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ProbeResult {
+    pub url: String,
+    /// `/v2/` answered like a registry (200, or 401 with a challenge).
+    pub ok: bool,
+    /// HTTP status of `GET /v2/`.
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    /// `https` or `http`.
+    pub scheme: String,
+    /// For https: `verified` or why the certificate was refused.
+    pub tls: Option<String>,
+    /// `none`, `bearer (realm …)`, `basic`.
+    pub auth: String,
+    /// The registry's API version header, when sent.
+    pub api_version: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ServedBlob {
+    pub digest: String,
+    /// The endpoint (mirror or registry base URL) that served it.
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct SkippedEndpoint {
+    pub endpoint: String,
+    pub reason: String,
+}
+
+/// One pull the engine made, with where each blob came from.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct PullRecord {
+    pub reference: String,
+    pub digest: String,
+    /// Unix milliseconds.
+    #[ts(type = "number")]
+    pub time_ms: i64,
+    pub blobs: Vec<ServedBlob>,
+    pub skipped: Vec<SkippedEndpoint>,
+}
+
+// ---------------------------------------------------------------- system
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct DiskUsage {
+    #[ts(type = "number")]
+    pub images: i64,
+    #[ts(type = "number")]
+    pub containers: i64,
+    #[ts(type = "number")]
+    pub volumes: i64,
+}

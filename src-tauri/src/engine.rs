@@ -1,0 +1,551 @@
+//! The engine as the app sees it: where berthd listens, whether it answers, and starting and
+//! stopping it. The state lives in one `watch` channel that the tray, the status bar and
+//! every `watch_engine` subscriber read; nothing polls a running engine (its `/events`
+//! stream going quiet on disconnect is what tells us it stopped).
+
+use crate::error::{self, Res};
+use berth_desktop_dto::{EngineEvent, EngineState, EngineStatus};
+use bollard::{ClientVersion, Docker};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch, Mutex};
+use tracing::{info, warn};
+
+/// Where the engine is and how to start it; from the environment, with berthd's defaults.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `unix:///run/berth/berth.sock` (`BERTH_HOST`, else `DOCKER_HOST` when it is a unix
+    /// socket, else the default).
+    pub host: String,
+    pub socket: PathBuf,
+    /// berthd's daemon.json (`BERTH_DAEMON_CONFIG`, default `/etc/berth/daemon.json`).
+    pub daemon_config: PathBuf,
+    /// `BERTH_DATA_ROOT` / `BERTH_EXEC_ROOT`: passed to a berthd the app starts.
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// The berthd binary (`BERTH_BERTHD`, else next to this app, else on PATH).
+    pub berthd: Option<PathBuf>,
+}
+
+impl EngineConfig {
+    pub fn from_env() -> EngineConfig {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let host = var("BERTH_HOST")
+            .or_else(|| var("DOCKER_HOST").filter(|h| h.starts_with("unix://")))
+            .unwrap_or_else(|| "unix:///run/berth/berth.sock".to_string());
+        let socket = PathBuf::from(host.trim_start_matches("unix://"));
+        let exec_root = var("BERTH_EXEC_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run/berth"));
+        EngineConfig {
+            host,
+            socket,
+            daemon_config: var("BERTH_DAEMON_CONFIG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/etc/berth/daemon.json")),
+            data_root: var("BERTH_DATA_ROOT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+            exec_root,
+            berthd: var("BERTH_BERTHD").map(PathBuf::from).or_else(find_berthd),
+        }
+    }
+
+    /// berthd writes its pid here (its default: `<exec-root>/berthd.pid`).
+    pub fn pidfile(&self) -> PathBuf {
+        self.exec_root.join("berthd.pid")
+    }
+}
+
+/// berthd next to our own binary (a build tree, or an install), else on PATH.
+fn find_berthd() -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("berthd")));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(std::env::split_paths(&path).map(|d| d.join("berthd")))
+        .chain(["/usr/local/bin/berthd", "/usr/bin/berthd"].map(PathBuf::from))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// How this app can start berthd, if at all.
+#[derive(Debug, Clone, PartialEq)]
+enum Launcher {
+    /// We are root: run berthd ourselves.
+    Direct(PathBuf),
+    /// The installed systemd unit, through `systemctl` (polkit asks for a password).
+    Systemd,
+    /// `pkexec berthd …` (a graphical password prompt).
+    Pkexec(PathBuf),
+}
+
+fn systemd_unit_installed() -> bool {
+    [
+        "/etc/systemd/system/berthd.service",
+        "/lib/systemd/system/berthd.service",
+        "/usr/lib/systemd/system/berthd.service",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists())
+}
+
+fn on_path(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|d| is_executable(&d.join(name)))
+}
+
+/// Shared handle on the engine: a bollard client, the state channel and the event fan-out.
+pub struct Engine {
+    pub config: EngineConfig,
+    docker: Docker,
+    status: watch::Sender<EngineStatus>,
+    events: broadcast::Sender<EngineEvent>,
+    /// A berthd this app started (reaped when it exits).
+    child: Mutex<Option<tokio::process::Child>>,
+    /// Serialises start/stop.
+    op: Mutex<()>,
+    /// Wakes the connection loop (after a start, or on demand).
+    wake: tokio::sync::Notify,
+}
+
+pub type EngineRef = Arc<Engine>;
+
+const API: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 45,
+};
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Res<EngineRef> {
+        let docker = Docker::connect_with_unix(&config.socket.to_string_lossy(), 120, &API)
+            .map_err(|e| error::engine(&config.host, e))?;
+        let (status, _) = watch::channel(EngineStatus {
+            state: EngineState::Stopped,
+            host: config.host.clone(),
+            version: None,
+            message: Some("Connecting…".into()),
+            can_start: false,
+            containers_running: 0,
+        });
+        let (events, _) = broadcast::channel(1024);
+        let e = Arc::new(Engine {
+            config,
+            docker,
+            status,
+            events,
+            child: Mutex::new(None),
+            op: Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+        });
+        e.status
+            .send_modify(|s| s.can_start = e.launcher().is_some());
+        Ok(e)
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn host(&self) -> &str {
+        &self.config.host
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn subscribe_status(&self) -> watch::Receiver<EngineStatus> {
+        self.status.subscribe()
+    }
+
+    pub fn subscribe_events(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut EngineStatus)) {
+        self.status.send_if_modified(|s| {
+            let before = s.clone();
+            f(s);
+            *s != before
+        });
+    }
+
+    fn launcher(&self) -> Option<Launcher> {
+        let bin = self.config.berthd.clone();
+        if is_root() {
+            return bin.map(Launcher::Direct);
+        }
+        if systemd_unit_installed() && on_path("systemctl") {
+            return Some(Launcher::Systemd);
+        }
+        match bin {
+            Some(b) if on_path("pkexec") => Some(Launcher::Pkexec(b)),
+            _ => None,
+        }
+    }
+
+    /// The connection loop: while the engine answers, hold its `/events` stream open and
+    /// fan events out; when it stops answering, say so and retry every 2 s (a connect() to a
+    /// missing socket: no measurable CPU). Runs for the life of the app.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            match self.docker.version().await {
+                Ok(v) => {
+                    let state = self.status.borrow().state;
+                    if state == EngineState::Stopping {
+                        // berthd still answers while it stops its containers.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    self.set(|s| {
+                        s.state = EngineState::Running;
+                        s.version = v.version.clone();
+                        s.message = None;
+                    });
+                    self.refresh_running().await;
+                    info!(host = %self.config.host, "engine connected");
+                    self.notice("connected");
+                    self.follow_events().await;
+                    info!(host = %self.config.host, "engine event stream ended");
+                    self.notice("disconnected");
+                }
+                Err(e) => {
+                    let msg = error::engine(&self.config.host, e).message;
+                    let state = self.status.borrow().state;
+                    if state != EngineState::Starting {
+                        self.set(|s| {
+                            s.state = EngineState::Stopped;
+                            s.version = None;
+                            s.containers_running = 0;
+                            s.message = Some(msg);
+                        });
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = self.wake.notified() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// An app-made event (kind "engine") so every store reloads.
+    fn notice(&self, action: &str) {
+        let _ = self.events.send(EngineEvent {
+            kind: "engine".into(),
+            action: action.into(),
+            id: String::new(),
+            attributes: BTreeMap::new(),
+            time_ms: now_ms(),
+        });
+    }
+
+    async fn follow_events(&self) {
+        let mut stream = self
+            .docker
+            .events(None::<bollard::query_parameters::EventsOptions>);
+        while let Some(item) = stream.next().await {
+            let Ok(m) = item else { break };
+            let kind = m
+                .typ
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+                .to_lowercase();
+            let actor = m.actor.unwrap_or_default();
+            let ev = EngineEvent {
+                kind: kind.clone(),
+                action: m.action.unwrap_or_default(),
+                id: actor.id.unwrap_or_default(),
+                attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
+                time_ms: m
+                    .time_nano
+                    .map(|n| n / 1_000_000)
+                    .or(m.time.map(|t| t * 1000))
+                    .unwrap_or_else(now_ms),
+            };
+            if kind == "container" {
+                self.refresh_running().await;
+            }
+            let _ = self.events.send(ev);
+        }
+    }
+
+    async fn refresh_running(&self) {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: false,
+            ..Default::default()
+        };
+        if let Ok(list) = self.docker.list_containers(Some(opts)).await {
+            let n = list.len() as u32;
+            self.set(|s| s.containers_running = n);
+        }
+    }
+
+    /// Starts berthd (directly when root, else through the systemd unit or pkexec) and
+    /// waits until it answers.
+    pub async fn start(&self) -> Res<EngineStatus> {
+        let _op = self.op.lock().await;
+        if self.docker.ping().await.is_ok() {
+            return Ok(self.status());
+        }
+        let Some(launcher) = self.launcher() else {
+            return Err(error::system(format!(
+                "Cannot start the engine here: {}",
+                if self.config.berthd.is_none() {
+                    "no berthd binary found (set BERTH_BERTHD, or install berth)".to_string()
+                } else {
+                    "not root, and neither the berthd systemd unit nor pkexec is installed"
+                        .to_string()
+                }
+            )));
+        };
+        self.set(|s| {
+            s.state = EngineState::Starting;
+            s.message = Some("Starting the engine…".into());
+        });
+        let res = self.launch(launcher).await;
+        if let Err(e) = &res {
+            self.set(|s| {
+                s.state = EngineState::Stopped;
+                s.message = Some(e.message.clone());
+            });
+            return Err(e.clone());
+        }
+        // Wait for the socket to answer (berthd restores containers before it listens).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.docker.ping().await.is_ok() {
+                break;
+            }
+            if let Some(msg) = self.child_exited().await {
+                self.set(|s| {
+                    s.state = EngineState::Stopped;
+                    s.message = Some(msg.clone());
+                });
+                return Err(error::system(msg));
+            }
+            if tokio::time::Instant::now() > deadline {
+                let msg = format!(
+                    "berthd did not answer at {} within 60 s; see {}",
+                    self.config.host,
+                    self.log_path().display()
+                );
+                self.set(|s| {
+                    s.state = EngineState::Stopped;
+                    s.message = Some(msg.clone());
+                });
+                return Err(error::system(msg));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.wake.notify_one();
+        // The connection loop flips the state to running; wait for it briefly so the caller
+        // gets the new state.
+        let mut rx = self.status.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            rx.wait_for(|s| s.state == EngineState::Running),
+        )
+        .await;
+        Ok(self.status())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.config.exec_root.join("berthd.log")
+    }
+
+    async fn launch(&self, launcher: Launcher) -> Res<()> {
+        let c = &self.config;
+        let args = |cmd: &mut tokio::process::Command| {
+            cmd.arg("--data-root")
+                .arg(&c.data_root)
+                .arg("--exec-root")
+                .arg(&c.exec_root)
+                .arg("-H")
+                .arg(&c.host)
+                .arg("--config-file")
+                .arg(&c.daemon_config);
+        };
+        let (bin, direct) = match launcher {
+            Launcher::Direct(bin) => (bin, true),
+            Launcher::Pkexec(bin) => (bin, false),
+            Launcher::Systemd => {
+                info!("starting the engine through systemd");
+                let out = tokio::process::Command::new("systemctl")
+                    .args(["start", "berthd.service"])
+                    .output()
+                    .await
+                    .map_err(|e| error::system(format!("Cannot run systemctl: {e}")))?;
+                if !out.status.success() {
+                    return Err(error::system(format!(
+                        "systemctl start berthd.service failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                return Ok(());
+            }
+        };
+        {
+            {
+                let _ = std::fs::create_dir_all(&c.exec_root);
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.log_path())
+                    .ok();
+                let mut cmd = if direct {
+                    tokio::process::Command::new(&bin)
+                } else {
+                    let mut p = tokio::process::Command::new("pkexec");
+                    p.arg(&bin);
+                    p
+                };
+                args(&mut cmd);
+                cmd.stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(match log {
+                        Some(f) => std::process::Stdio::from(f),
+                        None => std::process::Stdio::null(),
+                    })
+                    // Its own process group: a Ctrl-C or a crash of the app is not the
+                    // engine's.
+                    .process_group(0)
+                    .kill_on_drop(false);
+                info!(berthd = %bin.display(), direct, "starting the engine");
+                let child = cmd
+                    .spawn()
+                    .map_err(|e| error::system(format!("Cannot run {}: {e}", bin.display())))?;
+                *self.child.lock().await = Some(child);
+                Ok(())
+            }
+        }
+    }
+
+    /// If the berthd we started has exited: why, with the end of its log.
+    async fn child_exited(&self) -> Option<String> {
+        let mut guard = self.child.lock().await;
+        let child = guard.as_mut()?;
+        let status = child.try_wait().ok()??;
+        *guard = None;
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Some(format!(
+            "berthd exited ({status}): {}",
+            if tail.is_empty() {
+                "no output".to_string()
+            } else {
+                tail.join(" | ")
+            }
+        ))
+    }
+
+    /// Stops the running containers gracefully (10 s each, in parallel), then berthd (SIGTERM
+    /// to the pid in its pid file, or the systemd unit), and waits until it is gone.
+    pub async fn stop(&self) -> Res<EngineStatus> {
+        let _op = self.op.lock().await;
+        if self.docker.ping().await.is_err() {
+            return Ok(self.status());
+        }
+        self.set(|s| {
+            s.state = EngineState::Stopping;
+            s.message = Some("Stopping containers…".into());
+        });
+        let running = self
+            .docker
+            .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
+            .await
+            .unwrap_or_default();
+        let stops = running.iter().filter_map(|c| c.id.clone()).map(|id| {
+            let d = self.docker.clone();
+            async move {
+                let opts = bollard::query_parameters::StopContainerOptions {
+                    t: Some(10),
+                    signal: None,
+                };
+                if let Err(e) = d.stop_container(&id, Some(opts)).await {
+                    warn!(container = %id, "stopping: {e}");
+                }
+            }
+        });
+        futures_util::future::join_all(stops).await;
+        self.set(|s| s.message = Some("Stopping the engine…".into()));
+        if let Err(e) = self.signal_berthd().await {
+            self.set(|s| {
+                s.state = EngineState::Running;
+                s.message = None;
+            });
+            return Err(e);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.docker.ping().await.is_ok() {
+            if tokio::time::Instant::now() > deadline {
+                self.set(|s| {
+                    s.state = EngineState::Running;
+                    s.message = None;
+                });
+                return Err(error::system(
+                    "berthd is still answering 30 s after SIGTERM; see its log",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(mut c) = self.child.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.wait()).await;
+        }
+        self.set(|s| {
+            s.state = EngineState::Stopped;
+            s.version = None;
+            s.containers_running = 0;
+            s.message = Some(format!("Stopped. Nothing answers at {}.", self.config.host));
+        });
+        self.wake.notify_one();
+        Ok(self.status())
+    }
+
+    async fn signal_berthd(&self) -> Res<()> {
+        let pidfile = self.config.pidfile();
+        let pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        let Some(pid) = pid else {
+            if systemd_unit_installed() && on_path("systemctl") {
+                let ok = tokio::process::Command::new("systemctl")
+                    .args(["stop", "berthd.service"])
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.success());
+                return if ok {
+                    Ok(())
+                } else {
+                    Err(error::system("systemctl stop berthd.service failed"))
+                };
+            }
+            return Err(error::system(format!(
+                "Cannot stop the engine: no pid in {} (was berthd started with another --exec-root?)",
+                pidfile.display()
+            )));
+        };
+        crate::config::signal_berthd(pid, nix::sys::signal::Signal::SIGTERM)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

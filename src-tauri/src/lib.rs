@@ -1,0 +1,115 @@
+//! Berth Desktop: the Tauri app over berthd. Thin: each command in [`commands`] turns its
+//! arguments into one bollard call and returns a DTO from `berth-desktop-dto`; streams go
+//! over `tauri::ipc::Channel`; the tray ([`tray`]) and the pages share one [`engine::Engine`].
+
+pub mod api;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod streams;
+pub mod tray;
+
+use std::sync::Arc;
+use tauri::Manager;
+
+/// What every command reaches through `tauri::State`.
+pub struct App {
+    pub engine: engine::EngineRef,
+    pub streams: Arc<streams::Streams>,
+    /// For the benchmark's first-render report.
+    pub started: std::time::Instant,
+}
+
+pub fn run() {
+    let started = std::time::Instant::now();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_DESKTOP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let config = engine::EngineConfig::from_env();
+    let engine = match engine::Engine::new(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("berth-desktop: {}", e.message);
+            std::process::exit(1);
+        }
+    };
+    let app = App {
+        engine: Arc::clone(&engine),
+        streams: Arc::default(),
+        started,
+    };
+    let result = tauri::Builder::default()
+        .manage(app)
+        .setup(move |app| {
+            tauri::async_runtime::spawn(Arc::clone(&engine).run());
+            match tray::build(app.handle()) {
+                Ok(()) => {}
+                Err(e) => tracing::warn!("no tray icon: {e}"),
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app (and its tray) running; Quit is in the tray.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                if tray::active(window.app_handle()) {
+                    let _ = window.hide();
+                    api.prevent_close();
+                }
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::system::engine_status,
+            commands::system::engine_start,
+            commands::system::engine_stop,
+            commands::system::tray_action,
+            commands::system::watch_engine,
+            commands::system::watch_events,
+            commands::system::stream_close,
+            commands::system::disk_usage,
+            commands::system::open_url,
+            commands::system::report_first_list,
+            commands::containers::containers_list,
+            commands::containers::container_action,
+            commands::containers::container_remove,
+            commands::containers::container_inspect,
+            commands::containers::container_run,
+            commands::containers::container_logs,
+            commands::containers::container_stats,
+            commands::exec::exec_start,
+            commands::exec::exec_input,
+            commands::exec::exec_resize,
+            commands::images::images_list,
+            commands::images::image_pull,
+            commands::images::image_push,
+            commands::images::image_tag,
+            commands::images::image_remove,
+            commands::images::images_prune,
+            commands::images::image_history,
+            commands::images::image_inspect,
+            commands::images::registry_login,
+            commands::resources::volumes_list,
+            commands::resources::volume_create,
+            commands::resources::volume_remove,
+            commands::resources::volumes_prune,
+            commands::resources::networks_list,
+            commands::resources::network_create,
+            commands::resources::network_remove,
+            commands::resources::network_connect,
+            commands::resources::network_disconnect,
+            commands::resources::networks_prune,
+            commands::settings::registry_settings,
+            commands::settings::save_registry_settings,
+            commands::settings::probe_endpoint,
+            commands::settings::pull_records,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("berth-desktop: {e}");
+        std::process::exit(1);
+    }
+}

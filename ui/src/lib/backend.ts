@@ -1,0 +1,130 @@
+// The one interface between the pages and the engine. In the app it is the Tauri
+// implementation below (commands in src-tauri/src/commands/*.rs, streams over
+// tauri::ipc::Channel); tests and `npm run dev` in a browser use a mock (mock.ts).
+// The types are generated from the Rust DTOs (src-tauri/dto) by ts-rs: never edit bindings/.
+
+import type { AppError } from "./bindings/AppError";
+import type { ContainerAction } from "./bindings/ContainerAction";
+import type { ContainerDetails } from "./bindings/ContainerDetails";
+import type { ContainerRow } from "./bindings/ContainerRow";
+import type { DiskUsage } from "./bindings/DiskUsage";
+import type { EngineEvent } from "./bindings/EngineEvent";
+import type { EngineStatus } from "./bindings/EngineStatus";
+import type { ExecEvent } from "./bindings/ExecEvent";
+import type { ExecRequest } from "./bindings/ExecRequest";
+import type { HistoryRow } from "./bindings/HistoryRow";
+import type { ImageRow } from "./bindings/ImageRow";
+import type { LogChunk } from "./bindings/LogChunk";
+import type { LogOptions } from "./bindings/LogOptions";
+import type { LoginRequest } from "./bindings/LoginRequest";
+import type { NetworkCreate } from "./bindings/NetworkCreate";
+import type { NetworkRow } from "./bindings/NetworkRow";
+import type { ProbeResult } from "./bindings/ProbeResult";
+import type { ProgressEvent } from "./bindings/ProgressEvent";
+import type { PruneReport } from "./bindings/PruneReport";
+import type { PullRecord } from "./bindings/PullRecord";
+import type { RegistrySettings } from "./bindings/RegistrySettings";
+import type { RunRequest } from "./bindings/RunRequest";
+import type { SaveReport } from "./bindings/SaveReport";
+import type { StatsSample } from "./bindings/StatsSample";
+import type { VolumeRow } from "./bindings/VolumeRow";
+
+export type * from "./bindings/index";
+
+/** A running stream (logs, stats, events, engine status); close() stops it engine-side. */
+export interface Subscription {
+  close(): Promise<void>;
+}
+
+/** An exec terminal: write keystrokes, resize, close. */
+export interface ExecSession extends Subscription {
+  /** Raw input as the terminal produced it (xterm's onData string). */
+  input(data: string): Promise<void>;
+  resize(cols: number, rows: number): Promise<void>;
+}
+
+export interface Backend {
+  // engine
+  engineStatus(): Promise<EngineStatus>;
+  engineStart(): Promise<EngineStatus>;
+  engineStop(): Promise<EngineStatus>;
+  /** Pushes the status now and on every change (also when the tray starts/stops it). */
+  watchEngine(on: (s: EngineStatus) => void): Promise<Subscription>;
+  /** The engine's /events, reconnecting when the engine comes back (kind "engine"). */
+  watchEvents(on: (e: EngineEvent) => void): Promise<Subscription>;
+  diskUsage(): Promise<DiskUsage>;
+  openUrl(url: string): Promise<void>;
+
+  // containers
+  containersList(): Promise<ContainerRow[]>;
+  containerAction(id: string, action: ContainerAction): Promise<void>;
+  containerRemove(id: string, force: boolean, volumes: boolean): Promise<void>;
+  containerInspect(id: string): Promise<ContainerDetails>;
+  /** Creates and starts; pulls the image first if it is missing. Returns the id. */
+  containerRun(req: RunRequest): Promise<string>;
+  /** Log lines arrive in batches. */
+  containerLogs(id: string, opts: LogOptions, on: (lines: LogChunk[]) => void): Promise<Subscription>;
+  /** One sample per container per second while open. */
+  containerStats(ids: string[], on: (s: StatsSample) => void): Promise<Subscription>;
+  execStart(req: ExecRequest, on: (e: ExecEvent) => void): Promise<ExecSession>;
+
+  // images
+  imagesList(): Promise<ImageRow[]>;
+  /** Resolves when the pull ended (the last event is done or error). */
+  imagePull(reference: string, on: (e: ProgressEvent) => void): Promise<void>;
+  imagePush(reference: string, on: (e: ProgressEvent) => void): Promise<void>;
+  imageTag(source: string, target: string): Promise<void>;
+  imageRemove(id: string, force: boolean): Promise<void>;
+  imagesPrune(all: boolean): Promise<PruneReport>;
+  imageHistory(id: string): Promise<HistoryRow[]>;
+  imageInspect(id: string): Promise<string>;
+  /** Checks the credentials with the engine and saves them (Docker's config.json). */
+  registryLogin(req: LoginRequest): Promise<string>;
+
+  // volumes
+  volumesList(): Promise<VolumeRow[]>;
+  volumeCreate(name: string): Promise<VolumeRow>;
+  volumeRemove(name: string, force: boolean): Promise<void>;
+  volumesPrune(): Promise<PruneReport>;
+
+  // networks
+  networksList(): Promise<NetworkRow[]>;
+  networkCreate(req: NetworkCreate): Promise<NetworkRow>;
+  networkRemove(id: string): Promise<void>;
+  networkConnect(network: string, container: string): Promise<void>;
+  networkDisconnect(network: string, container: string): Promise<void>;
+  networksPrune(): Promise<PruneReport>;
+
+  // registry settings
+  registrySettings(): Promise<RegistrySettings>;
+  saveRegistrySettings(settings: RegistrySettings): Promise<SaveReport>;
+  probeEndpoint(url: string): Promise<ProbeResult>;
+  /** The engine's recent pulls, newest first, with the endpoint that served each blob. */
+  pullRecords(): Promise<PullRecord[]>;
+}
+
+/** Every rejected backend promise carries an AppError ({code, message}). */
+export function isAppError(e: unknown): e is AppError {
+  return typeof e === "object" && e !== null && "code" in e && "message" in e;
+}
+
+export function errorMessage(e: unknown): string {
+  if (isAppError(e)) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+let current: Backend | null = null;
+
+/** The backend in use: Tauri inside the app, the mock in a plain browser or a test. */
+export async function backend(): Promise<Backend> {
+  if (current) return current;
+  const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
+  current = inTauri ? (await import("./tauri")).tauriBackend() : (await import("./mock")).mockBackend();
+  return current;
+}
+
+/** Tests install their own backend. */
+export function setBackend(b: Backend | null): void {
+  current = b;
+}
