@@ -29,7 +29,34 @@ import type { SaveReport } from "./bindings/SaveReport";
 import type { StatsSample } from "./bindings/StatsSample";
 import type { VolumeRow } from "./bindings/VolumeRow";
 
-export type * from "./bindings/index";
+// The DTO types, for pages that import them from here (bindings/ has no index file).
+export type {
+  AppError,
+  ContainerAction,
+  ContainerDetails,
+  ContainerRow,
+  DiskUsage,
+  EngineEvent,
+  EngineStatus,
+  ExecEvent,
+  ExecRequest,
+  HistoryRow,
+  ImageRow,
+  LogChunk,
+  LogOptions,
+  LoginRequest,
+  NetworkCreate,
+  NetworkRow,
+  ProbeResult,
+  ProgressEvent,
+  PruneReport,
+  PullRecord,
+  RegistrySettings,
+  RunRequest,
+  SaveReport,
+  StatsSample,
+  VolumeRow,
+};
 
 /** A running stream (logs, stats, events, engine status); close() stops it engine-side. */
 export interface Subscription {

@@ -1,0 +1,73 @@
+// The containers list, refreshed from the engine's events (debounced), plus the pure helpers
+// the Containers page uses to filter and group it.
+
+import { backend } from "../backend";
+import type { ContainerRow } from "../bindings/ContainerRow";
+import { resourceStore } from "./resource";
+
+export const containers = resourceStore<ContainerRow>(async () => (await backend()).containersList(), ["container"]);
+
+export type StateFilter = "all" | "running" | "stopped";
+
+export function isUp(state: string): boolean {
+  return state === "running" || state === "paused" || state === "restarting";
+}
+
+export function matches(c: ContainerRow, query: string, filter: StateFilter): boolean {
+  if (filter === "running" && !isUp(c.state)) return false;
+  if (filter === "stopped" && isUp(c.state)) return false;
+  const q = query.trim().toLowerCase();
+  if (!q) return true;
+  return (
+    c.name.toLowerCase().includes(q) ||
+    c.image.toLowerCase().includes(q) ||
+    c.id.startsWith(q) ||
+    (c.project ?? "").toLowerCase().includes(q) ||
+    c.ports.some((p) => String(p.host_port ?? "") === q || String(p.container_port) === q)
+  );
+}
+
+/** One line of the (virtualised) table: a compose project's header or a container. */
+export type ListItem =
+  | { kind: "group"; project: string; count: number; running: number; collapsed: boolean; ids: string[] }
+  | { kind: "container"; row: ContainerRow; grouped: boolean };
+
+/**
+ * Compose projects first (alphabetical, each a header followed by its containers unless
+ * collapsed), then the containers without a project, newest first as the engine lists them.
+ */
+export function buildItems(rows: ContainerRow[], collapsed: ReadonlySet<string>): ListItem[] {
+  const groups = new Map<string, ContainerRow[]>();
+  const loose: ContainerRow[] = [];
+  for (const r of rows) {
+    if (r.project) {
+      let g = groups.get(r.project);
+      if (!g) groups.set(r.project, (g = []));
+      g.push(r);
+    } else loose.push(r);
+  }
+  const out: ListItem[] = [];
+  for (const project of [...groups.keys()].sort((a, b) => a.localeCompare(b))) {
+    const members = groups.get(project)!.sort((a, b) => (a.service ?? a.name).localeCompare(b.service ?? b.name));
+    const isCollapsed = collapsed.has(project);
+    out.push({
+      kind: "group",
+      project,
+      count: members.length,
+      running: members.filter((m) => m.state === "running").length,
+      collapsed: isCollapsed,
+      ids: members.map((m) => m.id),
+    });
+    if (!isCollapsed) for (const row of members) out.push({ kind: "container", row, grouped: true });
+  }
+  for (const row of loose) out.push({ kind: "container", row, grouped: false });
+  return out;
+}
+
+/** The sorted ids of the running containers (the stats subscription's key). */
+export function runningIds(rows: ContainerRow[]): string[] {
+  return rows
+    .filter((r) => r.state === "running")
+    .map((r) => r.id)
+    .sort();
+}

@@ -1,0 +1,27 @@
+// The colour theme: localStorage "berth.theme" = light | dark | system, mirrored on
+// <html data-theme>. app.css forces light/dark for those values and follows the OS otherwise.
+
+export type Theme = "light" | "dark" | "system";
+export const THEME_KEY = "berth.theme";
+
+export function getTheme(): Theme {
+  try {
+    const t = localStorage.getItem(THEME_KEY);
+    return t === "light" || t === "dark" ? t : "system";
+  } catch {
+    return "system";
+  }
+}
+
+export function applyTheme(t: Theme = getTheme()): void {
+  document.documentElement.dataset.theme = t;
+}
+
+export function setTheme(t: Theme): void {
+  try {
+    localStorage.setItem(THEME_KEY, t);
+  } catch {
+    // private mode: the choice lasts for this session
+  }
+  applyTheme(t);
+}
