@@ -72,11 +72,16 @@ fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
+        // `get`, not indexing: a size that is off (or splits a character once the body went
+        // through from_utf8_lossy) ends the body instead of panicking.
+        let (Some(chunk), Some(tail)) = (rest.get(..n), rest.get(n..)) else {
+            break;
+        };
+        if n == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        out.push_str(chunk);
+        s = tail.trim_start_matches("\r\n");
     }
     out
 }
@@ -151,4 +156,17 @@ pub async fn stream_lines(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk;
+
+    #[test]
+    fn chunked_bodies_are_joined_and_bad_sizes_do_not_panic() {
+        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+        // A size that lands inside a multi-byte character, and one past the end.
+        assert_eq!(dechunk("1\r\né\r\n0\r\n\r\n"), "");
+        assert_eq!(dechunk("ff\r\nabc"), "");
+    }
 }

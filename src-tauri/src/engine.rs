@@ -4,7 +4,7 @@
 //! stream going quiet on disconnect is what tells us it stopped).
 
 use crate::error::{self, Res};
-use berth_desktop_dto::{EngineEvent, EngineState, EngineStatus};
+use berth_desktop_dto::{AppError, EngineEvent, EngineState, EngineStatus};
 use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -111,11 +111,16 @@ fn on_path(name: &str) -> bool {
 /// Shared handle on the engine: a bollard client, the state channel and the event fan-out.
 pub struct Engine {
     pub config: EngineConfig,
-    docker: Docker,
+    /// The bollard client, made on first use: bollard refuses to make one while the socket
+    /// file is missing, and the app must start (and offer Start) when the engine is down.
+    /// Once made it connects per request, so it outlives engine restarts.
+    docker: std::sync::Mutex<Option<Docker>>,
     status: watch::Sender<EngineStatus>,
     events: broadcast::Sender<EngineEvent>,
-    /// A berthd this app started (reaped when it exits).
-    child: Mutex<Option<tokio::process::Child>>,
+    /// A berthd this app started: a task waits on it, so it is reaped the moment it exits
+    /// (a crashed engine left as a zombie would keep its pid "running" and its pid file
+    /// would refuse every later start), and sets its exit status here.
+    child: Mutex<Option<watch::Receiver<Option<String>>>>,
     /// Serialises start/stop.
     op: Mutex<()>,
     /// Wakes the connection loop (after a start, or on demand).
@@ -124,6 +129,9 @@ pub struct Engine {
 
 pub type EngineRef = Arc<Engine>;
 
+/// The message before the connection loop's first look.
+const CONNECTING: &str = "Connecting…";
+
 const API: ClientVersion = ClientVersion {
     major_version: 1,
     minor_version: 45,
@@ -131,20 +139,18 @@ const API: ClientVersion = ClientVersion {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Res<EngineRef> {
-        let docker = Docker::connect_with_unix(&config.socket.to_string_lossy(), 120, &API)
-            .map_err(|e| error::engine(&config.host, e))?;
         let (status, _) = watch::channel(EngineStatus {
             state: EngineState::Stopped,
             host: config.host.clone(),
             version: None,
-            message: Some("Connecting…".into()),
+            message: Some(CONNECTING.into()),
             can_start: false,
             containers_running: 0,
         });
         let (events, _) = broadcast::channel(1024);
         let e = Arc::new(Engine {
             config,
-            docker,
+            docker: std::sync::Mutex::new(None),
             status,
             events,
             child: Mutex::new(None),
@@ -156,8 +162,24 @@ impl Engine {
         Ok(e)
     }
 
-    pub fn docker(&self) -> &Docker {
-        &self.docker
+    /// The engine's client; `EngineUnreachable` while its socket does not exist yet.
+    pub fn docker(&self) -> Res<Docker> {
+        let mut slot = self.docker.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = Docker::connect_with_unix(&self.config.socket.to_string_lossy(), 120, &API)
+            .map_err(|e| error::engine(&self.config.host, e))?;
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Whether the engine answers `/_ping` now.
+    async fn answers(&self) -> bool {
+        match self.docker() {
+            Ok(d) => d.ping().await.is_ok(),
+            Err(_) => false,
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -201,45 +223,77 @@ impl Engine {
     /// The connection loop: while the engine answers, hold its `/events` stream open and
     /// fan events out; when it stops answering, say so and retry every 2 s (a connect() to a
     /// missing socket: no measurable CPU). Runs for the life of the app.
+    ///
+    /// While `start()` or `stop()` runs (state starting/stopping) they own the state: the
+    /// loop only moves starting → running when the engine answers, and never touches
+    /// stopping.
     pub async fn run(self: Arc<Self>) {
         loop {
-            match self.docker.version().await {
+            let version = match self.docker() {
+                Ok(d) => d
+                    .version()
+                    .await
+                    .map_err(|e| error::engine(&self.config.host, e)),
+                Err(e) => Err(e),
+            };
+            match version {
                 Ok(v) => {
-                    let state = self.status.borrow().state;
-                    if state == EngineState::Stopping {
-                        // berthd still answers while it stops its containers.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
+                    let mut stopping = false;
                     self.set(|s| {
+                        if s.state == EngineState::Stopping {
+                            stopping = true;
+                            return;
+                        }
                         s.state = EngineState::Running;
                         s.version = v.version.clone();
                         s.message = None;
                     });
+                    if stopping {
+                        // berthd still answers while stop() stops its containers.
+                        self.pause(Duration::from_millis(200)).await;
+                        continue;
+                    }
                     self.refresh_running().await;
                     info!(host = %self.config.host, "engine connected");
                     self.notice("connected");
+                    let since = tokio::time::Instant::now();
                     self.follow_events().await;
                     info!(host = %self.config.host, "engine event stream ended");
                     self.notice("disconnected");
+                    if since.elapsed() < Duration::from_secs(2) {
+                        // An engine that answers but ends its event stream at once is not
+                        // retried in a tight loop (each round reloads every page).
+                        self.pause(Duration::from_secs(2)).await;
+                    }
                 }
                 Err(e) => {
-                    let msg = error::engine(&self.config.host, e).message;
-                    let state = self.status.borrow().state;
-                    if state != EngineState::Starting {
-                        self.set(|s| {
-                            s.state = EngineState::Stopped;
-                            s.version = None;
-                            s.containers_running = 0;
-                            s.message = Some(msg);
-                        });
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                        _ = self.wake.notified() => {}
-                    }
+                    self.set(|s| {
+                        if matches!(s.state, EngineState::Starting | EngineState::Stopping) {
+                            return;
+                        }
+                        // Already stopped with a reason (a failed start's log tail, stop()'s
+                        // word): keep it rather than the generic "nothing answers".
+                        if s.state == EngineState::Stopped
+                            && s.message.as_deref().is_some_and(|m| m != CONNECTING)
+                        {
+                            return;
+                        }
+                        s.state = EngineState::Stopped;
+                        s.version = None;
+                        s.containers_running = 0;
+                        s.message = Some(e.message);
+                    });
+                    self.pause(Duration::from_secs(2)).await;
                 }
             }
+        }
+    }
+
+    /// Sleeps `d`, or less when start()/stop() wake the loop.
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.wake.notified() => {}
         }
     }
 
@@ -255,11 +309,16 @@ impl Engine {
     }
 
     async fn follow_events(&self) {
-        let mut stream = self
-            .docker
-            .events(None::<bollard::query_parameters::EventsOptions>);
+        let Ok(docker) = self.docker() else { return };
+        let mut stream = docker.events(None::<bollard::query_parameters::EventsOptions>);
         while let Some(item) = stream.next().await {
-            let Ok(m) = item else { break };
+            let m = match item {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(host = %self.config.host, "engine event stream: {e}");
+                    break;
+                }
+            };
             let kind = m
                 .typ
                 .map(|t| t.to_string())
@@ -274,10 +333,16 @@ impl Engine {
                 time_ms: m
                     .time_nano
                     .map(|n| n / 1_000_000)
-                    .or(m.time.map(|t| t * 1000))
+                    .or(m.time.map(|t| t.saturating_mul(1000)))
                     .unwrap_or_else(now_ms),
             };
-            if kind == "container" {
+            // Only what changes the running count (not exec_*, attach, resize...).
+            if kind == "container"
+                && matches!(
+                    ev.action.as_str(),
+                    "start" | "die" | "stop" | "kill" | "restart" | "pause" | "unpause" | "destroy"
+                )
+            {
                 self.refresh_running().await;
             }
             let _ = self.events.send(ev);
@@ -285,13 +350,18 @@ impl Engine {
     }
 
     async fn refresh_running(&self) {
+        let Ok(docker) = self.docker() else { return };
         let opts = bollard::query_parameters::ListContainersOptions {
             all: false,
             ..Default::default()
         };
-        if let Ok(list) = self.docker.list_containers(Some(opts)).await {
-            let n = list.len() as u32;
-            self.set(|s| s.containers_running = n);
+        if let Ok(list) = docker.list_containers(Some(opts)).await {
+            let n = u32::try_from(list.len()).unwrap_or(u32::MAX);
+            self.set(|s| {
+                if s.state != EngineState::Stopped {
+                    s.containers_running = n;
+                }
+            });
         }
     }
 
@@ -299,8 +369,10 @@ impl Engine {
     /// waits until it answers.
     pub async fn start(&self) -> Res<EngineStatus> {
         let _op = self.op.lock().await;
-        if self.docker.ping().await.is_ok() {
-            return Ok(self.status());
+        if self.answers().await {
+            // Already up (started elsewhere, or the loop has not looked yet): let the loop
+            // see it now rather than answer with a stale "stopped".
+            return Ok(self.wait_running().await);
         }
         let Some(launcher) = self.launcher() else {
             return Err(error::system(format!(
@@ -328,7 +400,7 @@ impl Engine {
         // Wait for the socket to answer (berthd restores containers before it listens).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if self.docker.ping().await.is_ok() {
+            if self.answers().await {
                 break;
             }
             if let Some(msg) = self.child_exited().await {
@@ -352,16 +424,20 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.wake.notify_one();
-        // The connection loop flips the state to running; wait for it briefly so the caller
-        // gets the new state.
+        Ok(self.wait_running().await)
+    }
+
+    /// Wakes the connection loop, which flips the state to running when the engine answers,
+    /// and waits for that briefly so the caller gets the new state.
+    async fn wait_running(&self) -> EngineStatus {
         let mut rx = self.status.subscribe();
+        self.wake.notify_one();
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
             rx.wait_for(|s| s.state == EngineState::Running),
         )
         .await;
-        Ok(self.status())
+        self.status()
     }
 
     fn log_path(&self) -> PathBuf {
@@ -426,10 +502,19 @@ impl Engine {
                     .process_group(0)
                     .kill_on_drop(false);
                 info!(berthd = %bin.display(), direct, "starting the engine");
-                let child = cmd
+                let mut child = cmd
                     .spawn()
                     .map_err(|e| error::system(format!("Cannot run {}: {e}", bin.display())))?;
-                *self.child.lock().await = Some(child);
+                let (tx, rx) = watch::channel(None);
+                tauri::async_runtime::spawn(async move {
+                    let status = match child.wait().await {
+                        Ok(s) => s.to_string(),
+                        Err(e) => format!("unknown status: {e}"),
+                    };
+                    info!(%status, "the berthd this app started exited");
+                    let _ = tx.send(Some(status));
+                });
+                *self.child.lock().await = Some(rx);
                 Ok(())
             }
         }
@@ -438,8 +523,7 @@ impl Engine {
     /// If the berthd we started has exited: why, with the end of its log.
     async fn child_exited(&self) -> Option<String> {
         let mut guard = self.child.lock().await;
-        let child = guard.as_mut()?;
-        let status = child.try_wait().ok()??;
+        let status = guard.as_ref()?.borrow().clone()?;
         *guard = None;
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(3).collect();
@@ -458,20 +542,30 @@ impl Engine {
     /// to the pid in its pid file, or the systemd unit), and waits until it is gone.
     pub async fn stop(&self) -> Res<EngineStatus> {
         let _op = self.op.lock().await;
-        if self.docker.ping().await.is_err() {
-            return Ok(self.status());
-        }
+        let docker = match self.docker() {
+            Ok(d) if d.ping().await.is_ok() => d,
+            // Not answering: let the loop say so now rather than answer with a stale state.
+            _ => {
+                let mut rx = self.status.subscribe();
+                self.wake.notify_one();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    rx.wait_for(|s| s.state == EngineState::Stopped),
+                )
+                .await;
+                return Ok(self.status());
+            }
+        };
         self.set(|s| {
             s.state = EngineState::Stopping;
             s.message = Some("Stopping containers…".into());
         });
-        let running = self
-            .docker
+        let running = docker
             .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
             .await
             .unwrap_or_default();
         let stops = running.iter().filter_map(|c| c.id.clone()).map(|id| {
-            let d = self.docker.clone();
+            let d = docker.clone();
             async move {
                 let opts = bollard::query_parameters::StopContainerOptions {
                     t: Some(10),
@@ -484,28 +578,41 @@ impl Engine {
         });
         futures_util::future::join_all(stops).await;
         self.set(|s| s.message = Some("Stopping the engine…".into()));
-        if let Err(e) = self.signal_berthd().await {
+        let back_to_running = |e: AppError| {
+            // Still up: the loop (which leaves "stopping" alone) takes over again.
             self.set(|s| {
                 s.state = EngineState::Running;
                 s.message = None;
             });
-            return Err(e);
-        }
+            self.wake.notify_one();
+            Err(e)
+        };
+        let pid = match self.signal_berthd().await {
+            Ok(pid) => pid,
+            Err(e) => return back_to_running(e),
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while self.docker.ping().await.is_ok() {
+        while docker.ping().await.is_ok() {
             if tokio::time::Instant::now() > deadline {
-                self.set(|s| {
-                    s.state = EngineState::Running;
-                    s.message = None;
-                });
-                return Err(error::system(
-                    "berthd is still answering 30 s after SIGTERM; see its log",
-                ));
+                return back_to_running(error::system(format!(
+                    "berthd is still answering 30 s after SIGTERM; see {}",
+                    self.log_path().display()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if let Some(mut c) = self.child.lock().await.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), c.wait()).await;
+        // The socket is gone; the process may still be cleaning up (a Start now would race
+        // it for the pid file): reap our own child, then wait for the pid to go.
+        let child = self.child.lock().await.take();
+        if let Some(mut c) = child {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), c.wait_for(Option::is_some)).await;
+        }
+        if let Some(pid) = pid {
+            let gone_by = tokio::time::Instant::now() + Duration::from_secs(10);
+            while pid_alive(pid) && tokio::time::Instant::now() < gone_by {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         self.set(|s| {
             s.state = EngineState::Stopped;
@@ -517,35 +624,57 @@ impl Engine {
         Ok(self.status())
     }
 
-    async fn signal_berthd(&self) -> Res<()> {
+    /// SIGTERM to the berthd of the pid file (its pid), else `systemctl stop` (None).
+    async fn signal_berthd(&self) -> Res<Option<i32>> {
         let pidfile = self.config.pidfile();
         let pid = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok());
-        let Some(pid) = pid else {
-            if systemd_unit_installed() && on_path("systemctl") {
-                let ok = tokio::process::Command::new("systemctl")
-                    .args(["stop", "berthd.service"])
-                    .status()
-                    .await
-                    .is_ok_and(|s| s.success());
-                return if ok {
-                    Ok(())
-                } else {
-                    Err(error::system("systemctl stop berthd.service failed"))
-                };
+        let systemd = systemd_unit_installed() && on_path("systemctl");
+        if let Some(pid) = pid {
+            match crate::config::signal_berthd(pid, nix::sys::signal::Signal::SIGTERM) {
+                Ok(()) => return Ok(Some(pid)),
+                // Another user's berthd (the unit's, as root): systemd can stop it.
+                Err(_) if systemd => {}
+                Err(e) => return Err(e),
             }
-            return Err(error::system(format!(
-                "Cannot stop the engine: no pid in {} (was berthd started with another --exec-root?)",
-                pidfile.display()
-            )));
-        };
-        crate::config::signal_berthd(pid, nix::sys::signal::Signal::SIGTERM)
+        }
+        if systemd {
+            let out = tokio::process::Command::new("systemctl")
+                .args(["stop", "berthd.service"])
+                .output()
+                .await
+                .map_err(|e| error::system(format!("Cannot run systemctl: {e}")))?;
+            return if out.status.success() {
+                Ok(None)
+            } else {
+                Err(error::system(format!(
+                    "systemctl stop berthd.service failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )))
+            };
+        }
+        Err(error::system(format!(
+            "Cannot stop the engine: no pid in {} (was berthd started with another --exec-root?)",
+            pidfile.display()
+        )))
     }
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+fn pid_alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
 }
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

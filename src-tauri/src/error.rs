@@ -28,11 +28,19 @@ pub fn engine(host: &str, e: BollardError) -> AppError {
                 400 => ErrorCode::InvalidInput,
                 _ => ErrorCode::Engine,
             };
+            let message = if message.trim().is_empty() {
+                format!("The engine answered HTTP {status_code} without saying why")
+            } else {
+                message
+            };
             AppError::new(code, message)
         }
         BollardError::DockerStreamError { error } => AppError::new(ErrorCode::Engine, error),
         BollardError::SocketNotFoundError(p) => unreachable(host, &format!("no socket at {p}")),
+        // The connection itself failed (refused, reset, the socket gone since the client
+        // was made): the engine is not there.
         BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
         | BollardError::IOError { .. }
         | BollardError::RequestTimeoutError => {
             let mut why: &dyn std::error::Error = &e;
@@ -82,5 +90,34 @@ mod tests {
         );
         assert_eq!(e.code, ErrorCode::EngineUnreachable);
         assert!(e.message.contains("unix:///run/x.sock"), "{}", e.message);
+        let e = engine(
+            "unix:///x.sock",
+            BollardError::DockerResponseServerError {
+                status_code: 500,
+                message: String::new(),
+            },
+        );
+        assert_eq!(e.code, ErrorCode::Engine);
+        assert!(e.message.contains("500"), "{}", e.message);
+    }
+
+    /// A socket that existed when the client was made and is gone now (the engine stopped):
+    /// bollard reports it as a hyper client error, which must still read "not running".
+    #[tokio::test]
+    async fn a_vanished_socket_is_engine_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("e.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let api = bollard::ClientVersion {
+            major_version: 1,
+            minor_version: 45,
+        };
+        let d = bollard::Docker::connect_with_unix(&sock.to_string_lossy(), 5, &api).unwrap();
+        drop(listener);
+        std::fs::remove_file(&sock).unwrap();
+        let host = format!("unix://{}", sock.display());
+        let e = engine(&host, d.ping().await.unwrap_err());
+        assert_eq!(e.code, ErrorCode::EngineUnreachable, "{}", e.message);
+        assert!(e.message.contains(&host), "{}", e.message);
     }
 }

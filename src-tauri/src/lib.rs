@@ -53,6 +53,20 @@ pub fn run() {
             }
             Ok(())
         })
+        .on_page_load(|webview, payload| {
+            // A (re)loaded page starts with no subscriptions: the old page's streams would
+            // otherwise run for the life of the app, since sending on a channel whose page is
+            // gone does not fail while the webview lives.
+            if payload.event() == tauri::webview::PageLoadEvent::Started {
+                if let Some(app) = webview.try_state::<App>() {
+                    let n = app.streams.count();
+                    if n > 0 {
+                        tracing::info!(streams = n, "page (re)loading: closing its streams");
+                    }
+                    app.streams.close_all();
+                }
+            }
+        })
         .on_window_event(|window, event| {
             // Closing the window keeps the app (and its tray) running; Quit is in the tray.
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {

@@ -33,11 +33,14 @@ impl Streams {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let me = std::sync::Arc::clone(self);
+        // Registered before the task can run to its end (and forget itself): a stream that
+        // ends at once leaves no entry behind.
+        let mut tasks = self.lock_tasks();
         let task = tauri::async_runtime::spawn(async move {
             fut.await;
             me.forget(id);
         });
-        self.lock_tasks().insert(id, task.inner().abort_handle());
+        tasks.insert(id, task.inner().abort_handle());
     }
 
     pub fn add_exec(&self, id: u32, h: ExecHandle) {
@@ -84,7 +87,67 @@ impl Streams {
             .remove(&id);
     }
 
+    /// Stops every stream: the page that opened them is gone (reloaded or navigated), and
+    /// its channels would otherwise be fed forever (a channel's send does not fail while the
+    /// webview itself lives).
+    pub fn close_all(&self) {
+        for (_, h) in self.lock_tasks().drain() {
+            h.abort();
+        }
+        self.execs.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     pub fn count(&self) -> usize {
         self.lock_tasks().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    async fn settle(s: &Streams, want: usize) -> usize {
+        for _ in 0..100 {
+            if s.count() == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        s.count()
+    }
+
+    #[tokio::test]
+    async fn streams_are_forgotten_when_they_end_or_are_closed() {
+        let s = Arc::new(Streams::default());
+        // Ends at once: no entry is left behind.
+        for _ in 0..50 {
+            let id = s.id();
+            s.spawn(id, async {});
+        }
+        assert_eq!(settle(&s, 0).await, 0);
+        // Runs until closed.
+        let a = s.id();
+        s.spawn(a, std::future::pending());
+        let (tx, _rx) = mpsc::channel(1);
+        s.add_exec(
+            a,
+            ExecHandle {
+                exec_id: "e".into(),
+                input: tx,
+            },
+        );
+        let b = s.id();
+        s.spawn(b, std::future::pending());
+        assert_ne!(a, b);
+        assert_eq!(s.count(), 2);
+        assert!(s.exec(a).is_ok());
+        s.close(a);
+        assert_eq!(s.count(), 1);
+        assert_eq!(s.exec(a).unwrap_err().code, ErrorCode::NoSuchSession);
+        s.close(a); // twice: a no-op
+        s.close_all();
+        assert_eq!(s.count(), 0);
     }
 }

@@ -109,8 +109,10 @@ async fn running(app: &AppHandle) -> Vec<(String, String)> {
     let Some(st) = app.try_state::<App>() else {
         return Vec::new();
     };
-    st.engine
-        .docker()
+    let Ok(docker) = st.engine.docker() else {
+        return Vec::new();
+    };
+    docker
         .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
         .await
         .unwrap_or_default()
@@ -194,7 +196,7 @@ pub async fn handle(app: &AppHandle, action: &str) -> Res<()> {
         a if a.starts_with("stop:") => {
             let id = &a["stop:".len()..];
             st.engine
-                .docker()
+                .docker()?
                 .stop_container(id, None::<bollard::query_parameters::StopContainerOptions>)
                 .await
                 .map_err(|e| error::engine(st.engine.host(), e))

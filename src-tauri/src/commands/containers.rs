@@ -73,7 +73,7 @@ pub async fn containers_list(app: State<'_, App>) -> Res<Vec<ContainerRow>> {
     };
     let list = app
         .engine
-        .docker()
+        .docker()?
         .list_containers(Some(opts))
         .await
         .map_err(engine_err(&app))?;
@@ -83,7 +83,7 @@ pub async fn containers_list(app: State<'_, App>) -> Res<Vec<ContainerRow>> {
 #[tauri::command]
 pub async fn container_action(app: State<'_, App>, id: String, action: ContainerAction) -> Res<()> {
     nonempty(&id, "The container")?;
-    let d = app.engine.docker();
+    let d = app.engine.docker()?;
     let r = match action {
         ContainerAction::Start => {
             d.start_container(&id, None::<q::StartContainerOptions>)
@@ -115,7 +115,7 @@ pub async fn container_remove(
         link: false,
     };
     app.engine
-        .docker()
+        .docker()?
         .remove_container(&id, Some(opts))
         .await
         .map_err(engine_err(&app))
@@ -405,7 +405,7 @@ pub fn create_body(req: &RunRequest) -> Res<ContainerCreateBody> {
 #[tauri::command]
 pub async fn container_run(app: State<'_, App>, req: RunRequest) -> Res<String> {
     let body = create_body(&req)?;
-    let d = app.engine.docker();
+    let d = app.engine.docker()?;
     let opts = || q::CreateContainerOptions {
         name: Some(req.name.trim().to_string()).filter(|n| !n.is_empty()),
         platform: String::new(),
@@ -517,7 +517,8 @@ pub fn container_logs(
     channel: Channel<Vec<LogChunk>>,
 ) -> Res<u32> {
     nonempty(&id, "The container")?;
-    let d = app.engine.docker().clone();
+    let d = app.engine.docker()?;
+    let host = app.engine.host().to_string();
     let sid = app.streams.id();
     app.streams.spawn(sid, async move {
         let mut stream = d.logs(
@@ -535,10 +536,16 @@ pub fn container_logs(
         );
         let mut split = LineSplitter::default();
         let mut batch: Vec<LogChunk> = Vec::new();
+        // When the oldest line of `batch` is due on the page: a steady trickle of lines still
+        // reaches it every 50 ms, not only after a pause or 500 lines.
+        let mut due: Option<tokio::time::Instant> = None;
         loop {
-            let next = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
+            let next = match due {
+                Some(t) => tokio::time::timeout_at(t, stream.next()).await.ok(),
+                None => Some(stream.next().await),
+            };
             match next {
-                Ok(Some(Ok(out))) => {
+                Some(Some(Ok(out))) => {
                     let (name, bytes) = match out {
                         LogOutput::StdOut { message } => ("stdout", message),
                         LogOutput::StdErr { message } => ("stderr", message),
@@ -547,28 +554,33 @@ pub fn container_logs(
                     };
                     split.push(name, &bytes, opts.timestamps, &mut batch);
                     if batch.len() < 500 {
+                        if !batch.is_empty() && due.is_none() {
+                            due = Some(tokio::time::Instant::now() + Duration::from_millis(50));
+                        }
                         continue;
                     }
                 }
-                Ok(Some(Err(e))) => {
+                Some(Some(Err(e))) => {
+                    split.flush(opts.timestamps, &mut batch);
                     batch.push(LogChunk {
                         stream: "error".into(),
-                        line: e.to_string(),
+                        line: error::engine(&host, e).message,
                         timestamp: None,
                     });
-                    split.flush(opts.timestamps, &mut batch);
                     let _ = channel.send(std::mem::take(&mut batch));
                     break;
                 }
-                Ok(None) => {
+                Some(None) => {
                     split.flush(opts.timestamps, &mut batch);
                     if !batch.is_empty() {
                         let _ = channel.send(std::mem::take(&mut batch));
                     }
                     break;
                 }
-                Err(_) => {}
+                // The batch is due.
+                None => {}
             }
+            due = None;
             if !batch.is_empty() && channel.send(std::mem::take(&mut batch)).is_err() {
                 break;
             }
@@ -654,8 +666,8 @@ pub fn container_stats(
     app: State<'_, App>,
     ids: Vec<String>,
     channel: Channel<StatsSample>,
-) -> u32 {
-    let d = app.engine.docker().clone();
+) -> Res<u32> {
+    let d = app.engine.docker()?;
     let sid = app.streams.id();
     app.streams.spawn(sid, async move {
         let streams = ids.into_iter().map(|id| {
@@ -677,7 +689,7 @@ pub fn container_stats(
             }
         }
     });
-    sid
+    Ok(sid)
 }
 
 #[cfg(test)]

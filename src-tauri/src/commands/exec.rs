@@ -6,7 +6,7 @@ use crate::error::{self, Res};
 use crate::streams::ExecHandle;
 use crate::App;
 use base64::Engine as _;
-use berth_desktop_dto::{ExecEvent, ExecRequest};
+use berth_desktop_dto::{AppError, ErrorCode, ExecEvent, ExecRequest};
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use futures_util::StreamExt;
@@ -29,7 +29,7 @@ pub async fn exec_start(
     } else {
         req.command.clone()
     };
-    let d = app.engine.docker().clone();
+    let d = app.engine.docker()?;
     let created = d
         .create_exec(
             &req.container,
@@ -86,7 +86,18 @@ pub async fn exec_start(
         let _ = input.shutdown().await;
     });
     let b64 = base64::engine::general_purpose::STANDARD;
+    let host = app.engine.host().to_string();
+    // Closing the page's terminal hangs up its shell, as closing a terminal window does: the
+    // engine keeps a tty exec running when its attach connection goes away, so every closed
+    // tab would leave a shell behind in the container.
+    let hangup = HangUp {
+        docker: d.clone(),
+        exec_id: exec_id.clone(),
+    };
     app.streams.spawn(sid, async move {
+        // Dropped with this task however it ends (the process exited, an error, or
+        // stream_close aborting it).
+        let _hangup = hangup;
         while let Some(item) = output.next().await {
             match item {
                 Ok(out) => {
@@ -97,7 +108,7 @@ pub async fn exec_start(
                 }
                 Err(e) => {
                     let _ = channel.send(ExecEvent::Error {
-                        message: e.to_string(),
+                        message: error::engine(&host, e).message,
                     });
                     return;
                 }
@@ -116,16 +127,19 @@ pub async fn exec_start(
 #[tauri::command]
 pub async fn exec_input(app: State<'_, App>, id: u32, data: String) -> Res<()> {
     let (_, tx) = app.streams.exec(id)?;
-    tx.send(data.into_bytes())
-        .await
-        .map_err(|_| error::system("the terminal session has ended"))
+    tx.send(data.into_bytes()).await.map_err(|_| {
+        AppError::new(
+            ErrorCode::NoSuchSession,
+            format!("terminal session {id} has ended"),
+        )
+    })
 }
 
 #[tauri::command]
 pub async fn exec_resize(app: State<'_, App>, id: u32, cols: u16, rows: u16) -> Res<()> {
     let (exec_id, _) = app.streams.exec(id)?;
     app.engine
-        .docker()
+        .docker()?
         .resize_exec(
             &exec_id,
             bollard::query_parameters::ResizeExecOptions {
@@ -135,4 +149,35 @@ pub async fn exec_resize(app: State<'_, App>, id: u32, cols: u16, rows: u16) -> 
         )
         .await
         .map_err(engine_err(&app))
+}
+
+/// Sends SIGHUP to an exec's process when its session ends, if the engine says it still
+/// runs. Best effort: the engine reports the host pid; an app that may not signal it (another
+/// user's engine) leaves the shell as the engine does.
+struct HangUp {
+    docker: bollard::Docker,
+    exec_id: String,
+}
+
+impl Drop for HangUp {
+    fn drop(&mut self) {
+        let docker = self.docker.clone();
+        let exec_id = std::mem::take(&mut self.exec_id);
+        tauri::async_runtime::spawn(async move {
+            let Ok(i) = docker.inspect_exec(&exec_id).await else {
+                return;
+            };
+            let pid = i.pid.unwrap_or(0);
+            if i.running != Some(true) || pid <= 1 {
+                return;
+            }
+            let Ok(pid) = i32::try_from(pid) else { return };
+            if let Err(e) = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGHUP,
+            ) {
+                tracing::debug!(exec = %exec_id, pid, "hanging up the terminal's shell: {e}");
+            }
+        });
+    }
 }

@@ -18,7 +18,7 @@ const HUB_KEY: &str = "https://index.docker.io/v1/";
 
 #[tauri::command]
 pub async fn images_list(app: State<'_, App>) -> Res<Vec<ImageRow>> {
-    let d = app.engine.docker();
+    let d = app.engine.docker()?;
     let images = d
         .list_images(Some(q::ListImagesOptions {
             digests: true,
@@ -161,7 +161,8 @@ pub async fn image_pull(
         )));
     }
     let (repo, tag) = split_reference(&reference);
-    let mut s = app.engine.docker().create_image(
+    let d = app.engine.docker()?;
+    let mut s = d.create_image(
         Some(q::CreateImageOptions {
             from_image: Some(repo),
             tag: Some(tag),
@@ -272,7 +273,7 @@ pub async fn image_tag(app: State<'_, App>, source: String, target: String) -> R
     }
     let (repo, tag) = split_reference(&target);
     app.engine
-        .docker()
+        .docker()?
         .tag_image(
             &source,
             Some(q::TagImageOptions {
@@ -288,7 +289,7 @@ pub async fn image_tag(app: State<'_, App>, source: String, target: String) -> R
 pub async fn image_remove(app: State<'_, App>, id: String, force: bool) -> Res<()> {
     nonempty(&id, "The image")?;
     app.engine
-        .docker()
+        .docker()?
         .remove_image(
             &id,
             Some(q::RemoveImageOptions {
@@ -308,7 +309,7 @@ pub async fn images_prune(app: State<'_, App>, all: bool) -> Res<PruneReport> {
     filters.insert("dangling".to_string(), vec![(!all).to_string()]);
     let r = app
         .engine
-        .docker()
+        .docker()?
         .prune_images(Some(q::PruneImagesOptions {
             filters: Some(filters),
         }))
@@ -330,7 +331,7 @@ pub async fn image_history(app: State<'_, App>, id: String) -> Res<Vec<HistoryRo
     nonempty(&id, "The image")?;
     let h = app
         .engine
-        .docker()
+        .docker()?
         .image_history(&id)
         .await
         .map_err(engine_err(&app))?;

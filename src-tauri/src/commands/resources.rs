@@ -15,7 +15,7 @@ use tauri::State;
 
 async fn all_containers(app: &App) -> Res<Vec<ContainerSummary>> {
     app.engine
-        .docker()
+        .docker()?
         .list_containers(Some(q::ListContainersOptions {
             all: true,
             ..Default::default()
@@ -50,7 +50,7 @@ fn volume_row(
 
 #[tauri::command]
 pub async fn volumes_list(app: State<'_, App>) -> Res<Vec<VolumeRow>> {
-    let d = app.engine.docker();
+    let d = app.engine.docker()?;
     let vols = d
         .list_volumes(None::<q::ListVolumesOptions>)
         .await
@@ -97,7 +97,7 @@ pub async fn volume_create(app: State<'_, App>, name: String) -> Res<VolumeRow> 
     }
     let v = app
         .engine
-        .docker()
+        .docker()?
         .create_volume(VolumeCreateRequest {
             name: Some(name).filter(|n| !n.is_empty()),
             ..Default::default()
@@ -119,7 +119,7 @@ pub fn valid_name(s: &str) -> bool {
 pub async fn volume_remove(app: State<'_, App>, name: String, force: bool) -> Res<()> {
     nonempty(&name, "The volume")?;
     app.engine
-        .docker()
+        .docker()?
         .remove_volume(&name, Some(q::RemoveVolumeOptions { force }))
         .await
         .map_err(engine_err(&app))
@@ -129,7 +129,7 @@ pub async fn volume_remove(app: State<'_, App>, name: String, force: bool) -> Re
 pub async fn volumes_prune(app: State<'_, App>) -> Res<PruneReport> {
     let r = app
         .engine
-        .docker()
+        .docker()?
         .prune_volumes(None::<q::PruneVolumesOptions>)
         .await
         .map_err(engine_err(&app))?;
@@ -145,7 +145,7 @@ const BUILTIN: [&str; 3] = ["bridge", "host", "none"];
 pub async fn networks_list(app: State<'_, App>) -> Res<Vec<NetworkRow>> {
     let nets = app
         .engine
-        .docker()
+        .docker()?
         .list_networks(None::<q::ListNetworksOptions>)
         .await
         .map_err(engine_err(&app))?;
@@ -244,7 +244,7 @@ pub async fn network_create(app: State<'_, App>, req: NetworkCreate) -> Res<Netw
         options: None,
     });
     app.engine
-        .docker()
+        .docker()?
         .create_network(NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
@@ -265,7 +265,7 @@ pub async fn network_create(app: State<'_, App>, req: NetworkCreate) -> Res<Netw
 pub async fn network_remove(app: State<'_, App>, id: String) -> Res<()> {
     nonempty(&id, "The network")?;
     app.engine
-        .docker()
+        .docker()?
         .remove_network(&id)
         .await
         .map_err(engine_err(&app))
@@ -276,7 +276,7 @@ pub async fn network_connect(app: State<'_, App>, network: String, container: St
     nonempty(&network, "The network")?;
     nonempty(&container, "The container")?;
     app.engine
-        .docker()
+        .docker()?
         .connect_network(
             &network,
             NetworkConnectRequest {
@@ -297,7 +297,7 @@ pub async fn network_disconnect(
     nonempty(&network, "The network")?;
     nonempty(&container, "The container")?;
     app.engine
-        .docker()
+        .docker()?
         .disconnect_network(
             &network,
             NetworkDisconnectRequest {
@@ -313,7 +313,7 @@ pub async fn network_disconnect(
 pub async fn networks_prune(app: State<'_, App>) -> Res<PruneReport> {
     let r = app
         .engine
-        .docker()
+        .docker()?
         .prune_networks(None::<q::PruneNetworksOptions>)
         .await
         .map_err(engine_err(&app))?;
