@@ -15,6 +15,25 @@ use tauri::{AppHandle, Manager};
 const TRAY_ID: &str = "berth";
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
+/// Whether the session bus has a StatusNotifier watcher (what shows AppIndicator icons).
+fn tray_host_present() -> bool {
+    std::process::Command::new("dbus-send")
+        .args([
+            "--session",
+            "--dest=org.freedesktop.DBus",
+            "--type=method_call",
+            "--print-reply",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.kde.StatusNotifierWatcher",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("boolean true")
+        })
+}
+
 /// Whether a tray icon exists (then closing the window only hides it).
 pub fn active(_app: &AppHandle) -> bool {
     ACTIVE.load(Ordering::Relaxed)
@@ -149,7 +168,14 @@ pub fn build(app: &AppHandle) -> Res<()> {
         })
         .build(app)
         .map_err(|e| error::system(format!("cannot create the tray icon: {e}")))?;
-    ACTIVE.store(true, Ordering::Relaxed);
+    // Closing the window may only hide it when the desktop shows tray icons: without a
+    // StatusNotifier host (GNOME without the AppIndicator extension, Xvfb) a hidden window
+    // could never be brought back, so there closing quits.
+    let host = tray_host_present();
+    if !host {
+        tracing::info!("no StatusNotifier host on the session bus: closing the window quits");
+    }
+    ACTIVE.store(host, Ordering::Relaxed);
     let app = app.clone();
     let mut rx = engine.subscribe_status();
     tauri::async_runtime::spawn(async move {
