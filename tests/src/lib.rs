@@ -14,11 +14,13 @@ pub mod berthd;
 pub mod bigimage;
 pub mod bundle;
 pub mod cli;
+pub mod desktop;
 pub mod host;
 pub mod image;
 pub mod runtime;
 pub mod services;
 pub mod suite;
+pub mod webdriver;
 
 pub use bundle::{busybox_bundle, Bundle, SpecGuard, DEFAULT_CAPS, DEFAULT_CAP_MASK};
 pub use host::{

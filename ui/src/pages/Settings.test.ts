@@ -119,7 +119,7 @@ describe("Settings page", () => {
           ],
         },
         { registry: "ghcr.io", mirrors: [{ url: "https://ghcr-cache.internal:8443/v2-proxy", resolve_tags: false }] },
-        { registry: "registry.local:5000", mirrors: [{ url: "http://192.168.1.5:5000", resolve_tags: false }] },
+        { registry: "registry.local:5000", mirrors: [{ url: "http://192.168.1.5:5000", resolve_tags: true }] },
       ],
       insecure_registries: ["127.0.0.1:5000", "192.168.0.0/16"],
     });

@@ -25,7 +25,7 @@ describe("registries", () => {
         { registry: "docker.io", mirrors: [newMirror("docker.io", "https://m")] },
       ])[0].mirrors,
     ).toEqual([{ url: "https://m", resolve_tags: true }]);
-    expect(newMirror("ghcr.io", "https://m").resolve_tags).toBe(false);
+    expect(newMirror("ghcr.io", "https://m").resolve_tags).toBe(true);
   });
 
   it("rejects duplicates and invalid entries", () => {

@@ -66,7 +66,9 @@ export function buildSettings(configPath: string, registries: readonly RegistryM
   };
 }
 
-/** Mirrors default to resolving tags for Docker Hub (its registry-mirrors do) only. */
-export function newMirror(registry: string, url: string): Mirror {
-  return { url, resolve_tags: registry === DOCKER_HUB };
+/** A new mirror resolves tags, as berthd's default for any registry's mirrors: a pull then
+ * works from the mirror alone when the registry is down. Untick it for a mirror that must
+ * only serve content the registry names. */
+export function newMirror(_registry: string, url: string): Mirror {
+  return { url, resolve_tags: true };
 }

@@ -1,0 +1,739 @@
+//! Berth Desktop end to end: the real app (target/{debug,release}/berth-desktop) under Xvfb,
+//! driven through tauri-driver + WebKitWebDriver with the `data-testid`s of docs/desktop.md,
+//! against a test berthd on a temp data root. Images come from loopback `docker-registry`s;
+//! nothing leaves the machine.
+//!
+//! Every scenario saves a screenshot of each page it visits under
+//! `target/desktop-screenshots/<scenario>-<nn>-<step>.png` (and the driver's and the app's
+//! stderr as `<scenario>-driver.log`); a failed wait adds a `FAIL-` screenshot and puts the
+//! page's text in the panic message.
+//!
+//! Needs root, Xvfb, dbus-daemon, WebKitWebDriver (webkit2gtk-driver), tauri-driver and a
+//! built app (`cargo build -p berth-desktop`); without them each test prints `skipped: ...`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+use berth_tests::berthd::Berthd;
+use berth_tests::desktop::{self, AppEnv, Desktop};
+use berth_tests::oci_image_layout;
+use berth_tests::services::{free_port, Registry};
+use berth_tests::webdriver::{keys, tid, WebDriver};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn row(id: &str, attr: &str, value: &str) -> String {
+    Desktop::row_selector(id, attr, value)
+}
+
+/// Click `confirm-ok` if a confirmation appears within 3 s (some actions ask, some do not).
+fn confirm_if_asked(wd: &WebDriver) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(els) = wd.find_all(&tid("confirm-ok")) {
+            for el in els {
+                if wd.displayed_el(&el).unwrap_or(false) && wd.click_el(&el).is_ok() {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Click the `testid` button inside the first element matching `row_css`.
+fn click_in(wd: &WebDriver, row_css: &str, testid: &str) {
+    wd.wait_until(&format!("{testid} in {row_css}"), wd.default_timeout, |d| {
+        let Some(r) = d.find_all(row_css)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let Some(b) = d.find_all_in(&r, &tid(testid))?.into_iter().next() else {
+            return Ok(None);
+        };
+        match d.click_el(&b) {
+            Ok(()) => Ok(Some(())),
+            Err(e) if e.is_stale() || e.error.contains("interactable") => Ok(None),
+            Err(e) => Err(e),
+        }
+    });
+}
+
+/// Type into the `testid` input inside the first element matching `scope_css`.
+fn type_in(wd: &WebDriver, scope_css: &str, testid: &str, text: &str) {
+    wd.wait_until(
+        &format!("{testid} in {scope_css}"),
+        wd.default_timeout,
+        |d| {
+            let Some(r) = d.find_all(scope_css)?.into_iter().next() else {
+                return Ok(None);
+            };
+            let Some(i) = d.find_all_in(&r, &tid(testid))?.into_iter().next() else {
+                return Ok(None);
+            };
+            let _ = d.clear_el(&i);
+            d.send_keys_el(&i, text)?;
+            Ok(Some(()))
+        },
+    );
+}
+
+/// Records every `layer-progress` element the page shows from now on (they may come and go
+/// faster than a poll): `window.__layers` is a list of `{id, status}` seen.
+fn watch_layer_progress(wd: &WebDriver) {
+    wd.execute(
+        r#"
+        window.__layers = [];
+        const note = (el) => {
+          if (!(el instanceof Element)) return;
+          const all = el.matches('[data-testid="layer-progress"]') ? [el] : [];
+          for (const e of el.querySelectorAll('[data-testid="layer-progress"]')) all.push(e);
+          for (const e of all) window.__layers.push({id: e.getAttribute('data-id'), status: e.getAttribute('data-status')});
+        };
+        if (window.__layerObserver) window.__layerObserver.disconnect();
+        window.__layerObserver = new MutationObserver((ms) => {
+          for (const m of ms) {
+            if (m.type === 'attributes') note(m.target);
+            for (const n of m.addedNodes) note(n);
+          }
+        });
+        window.__layerObserver.observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-status', 'data-id']});
+        "#,
+        vec![],
+    )
+    .unwrap();
+}
+
+fn seen_layers(wd: &WebDriver) -> Vec<(String, String)> {
+    let v = wd.execute("return window.__layers || [];", vec![]).unwrap();
+    v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_str().unwrap_or("").to_string(),
+                l["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// One HTTP GET to 127.0.0.1:port; the status line (or the error).
+fn http_status_line(port: u16) -> Result<String, String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.starts_with("HTTP/1.") {
+        Ok(line)
+    } else {
+        Err(format!("not HTTP: {text:?}"))
+    }
+}
+
+/// Type into the xterm in `[data-testid=terminal]`: element send-keys on xterm's helper
+/// textarea, or (if WebKit refuses the hidden textarea) focus it and send key actions.
+fn type_in_terminal(wd: &WebDriver, text: &str) {
+    let css = format!("{} .xterm-helper-textarea", tid("terminal"));
+    let ta = wd.wait_until("the terminal's textarea", wd.default_timeout, |d| {
+        Ok(d.find_all(&css)?.into_iter().next())
+    });
+    if wd.send_keys_el(&ta, text).is_ok() {
+        return;
+    }
+    wd.click(&tid("terminal"));
+    wd.execute("arguments[0].focus();", vec![ta.json()])
+        .unwrap();
+    wd.type_focused(text)
+        .unwrap_or_else(|e| panic!("{}", wd.failure(&format!("typing into the terminal: {e}"))));
+}
+
+/// Leaves no berthd the app started behind: its pid is in `<exec-root>/berthd.pid`.
+struct AppBerthdGuard {
+    pidfile: PathBuf,
+    fixture_pid: u32,
+}
+
+impl AppBerthdGuard {
+    fn stop(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(&self.pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if pid == self.fixture_pid || pid <= 1 {
+            return None;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "berthd" {
+            return None;
+        }
+        // SAFETY: signalling the berthd the app under test started.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() {
+            let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if st.contains(") Z ") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if Path::new(&format!("/proc/{pid}/comm")).exists()
+            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "berthd")
+        {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        Some(pid)
+    }
+}
+
+impl Drop for AppBerthdGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `skipped:` line on the real stderr (libtest's capture would hide an eprintln).
+fn skip(test: &str, why: &str) {
+    let line = format!("skipped: {test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+fn setup(test: &str) -> bool {
+    desktop::require_desktop(test, true)
+}
+
+// ---- the WebDriver client itself, on a bare webview ----------------------------------
+
+/// The client's commands against WebKitGTK's MiniBrowser on a data: page, so a broken client
+/// is told apart from a broken app.
+#[test]
+fn webdriver_client_on_a_bare_webview() {
+    let test = "webdriver_client_on_a_bare_webview";
+    let Some(mb) = desktop::minibrowser() else {
+        skip(
+            test,
+            "WebKitGTK's MiniBrowser not installed (libwebkit2gtk-4.1-0)",
+        );
+        return;
+    };
+    // This one does not need the app.
+    if let Some(why) = desktop::missing_prerequisite(true).filter(|w| !w.contains("berth-desktop"))
+    {
+        skip(test, &why);
+        return;
+    }
+    // WebKitGTK answers the screenshot command only in compositing mode.
+    let mut env = AppEnv::default();
+    env.unset("WEBKIT_DISABLE_COMPOSITING_MODE");
+    let app = Desktop::launch_program("client", &mb, &["--automation"], &env);
+    let wd = &app.wd;
+    let page = r#"<html><body><h1 data-testid="page-title">Client page</h1>
+<input data-testid="name" value="">
+<button data-testid="go" onclick="document.getElementById('out').textContent = 'hello ' + document.querySelector('[data-testid=name]').value; document.getElementById('out').setAttribute('data-state', 'done')">Go</button>
+<p id="out" data-testid="out" data-state="idle"></p>
+<ul><li class="i">a</li><li class="i">b</li><li class="i">c</li></ul>
+<script>setTimeout(() => { const d = document.createElement('div'); d.setAttribute('data-testid', 'late'); d.textContent = 'late one'; document.body.appendChild(d); }, 700);</script>
+</body></html>"#;
+    let url = format!("data:text/html;charset=utf-8,{}", percent_encode(page));
+    wd.navigate(&url).unwrap();
+    assert_eq!(wd.text(&tid("page-title")), "Client page");
+    assert_eq!(wd.count(".i"), 3);
+    assert_eq!(wd.count(".nope"), 0);
+    let name = wd.find(&tid("name")).unwrap();
+    wd.send_keys_el(&name, "berth").unwrap();
+    assert_eq!(wd.prop_el(&name, "value").unwrap(), json!("berth"));
+    wd.click(&tid("go"));
+    wd.wait_attr(&tid("out"), "data-state", "done");
+    assert_eq!(wd.text(&tid("out")), "hello berth");
+    assert_eq!(wd.attr(&tid("out"), "data-missing"), None);
+    // The late element shows up within the wait.
+    assert_eq!(wd.text(&tid("late")), "late one");
+    let v = wd
+        .execute(
+            "return arguments[0] + arguments[1].length;",
+            vec![json!(40), json!([1, 2])],
+        )
+        .unwrap();
+    assert_eq!(v, json!(42));
+    let v = wd
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; setTimeout(() => done('later'), 50);",
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(v, json!("later"));
+    let r = wd
+        .execute_promise(
+            "await new Promise(r => setTimeout(r, 20)); return 7 * 6;",
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(r, Ok(json!(42)));
+    let r = wd
+        .execute_promise("throw new Error('boom');", vec![])
+        .unwrap();
+    assert_eq!(r, Err("boom".to_string()));
+    let e = wd.find("#does-not-exist").unwrap_err();
+    assert_eq!(e.error, "no such element", "{e}");
+    // Screenshots are PNG files.
+    let shot = wd.shot("page");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", shot.display());
+    let x11 = desktop::screenshot_dir().join("client-x11.png");
+    berth_tests::webdriver::x11_screenshot(&app.display(), &x11).unwrap();
+    assert!(
+        std::fs::read(&x11).unwrap().starts_with(b"\x89PNG"),
+        "{}",
+        x11.display()
+    );
+    // A failed wait names what it waited for, the page's text and a screenshot (the panic
+    // message printed below is this one, expected).
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wd.wait_for_within("#never", Duration::from_millis(300));
+    }))
+    .unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("element #never"), "{msg}");
+    assert!(msg.contains("hello berth"), "{msg}");
+    let shot_line = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("--- screenshot: "))
+        .unwrap();
+    assert!(Path::new(shot_line).is_file(), "{msg}");
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~=:/;,'()!*".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+// ---- (1) pull, run, logs, terminal, stop, remove -------------------------------------
+
+#[test]
+fn desktop_full_flow() {
+    if !setup("desktop_full_flow") {
+        return;
+    }
+    let d = Berthd::start();
+    let reg = Registry::start();
+    let layout_dir = tempfile::tempdir().unwrap();
+    let layout = oci_image_layout(&layout_dir.path().join("layout"));
+    reg.push_layout(&layout.dir, "demo:latest");
+    let image = format!("{}/demo:latest", reg.host());
+
+    let app = Desktop::launch("full-flow", &AppEnv::for_berthd(&d));
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    wd.shot("start");
+
+    // Images: pull through pull-input/pull-button; the layers' progress shows up.
+    app.nav("images");
+    watch_layer_progress(wd);
+    wd.type_into(&tid("pull-input"), &image);
+    wd.click(&tid("pull-button"));
+    let image_row = format!(
+        "{}[data-repo$=\"/demo\"][data-tag=\"latest\"]",
+        tid("image-row")
+    );
+    wd.wait_for_within(&image_row, Duration::from_secs(90));
+    wd.shot("pulled");
+    let layers = seen_layers(wd);
+    assert!(
+        !layers.is_empty(),
+        "{}",
+        wd.failure("no layer-progress element appeared during the pull")
+    );
+    let layer_hex = layout
+        .layer_digest
+        .trim_start_matches("sha256:")
+        .to_string();
+    assert!(
+        layers.iter().any(|(id, _)| {
+            let id = id.trim_start_matches("sha256:");
+            id.len() >= 12 && layer_hex.starts_with(id)
+        }),
+        "no layer-progress named the layer {layer_hex}: {layers:?}"
+    );
+    let engine_image = d.ok(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    let row_id = wd.attr(&image_row, "data-id").unwrap_or_default();
+    let short = row_id.trim_start_matches("sha256:");
+    assert!(
+        !short.is_empty()
+            && engine_image
+                .trim()
+                .trim_start_matches("sha256:")
+                .starts_with(short),
+        "image-row data-id {row_id:?} vs engine {engine_image}"
+    );
+
+    // Run dialog: a name, a published port, a command that logs and serves.
+    click_in(wd, &image_row, "image-run");
+    wd.wait_for(&tid("run-dialog"));
+    let prefilled = wd
+        .prop_el(&wd.find(&tid("run-image")).unwrap(), "value")
+        .unwrap();
+    assert!(
+        prefilled.as_str().is_some_and(|v| v.contains("demo")),
+        "run-image prefilled with {prefilled}"
+    );
+    let name = "e2e-web";
+    let host_port = free_port();
+    wd.type_into(&tid("run-name"), name);
+    wd.click(&tid("run-add-port"));
+    wd.type_into(&tid("run-port-host"), &host_port.to_string());
+    wd.type_into(&tid("run-port-container"), "80");
+    wd.type_into(
+        &tid("run-command"),
+        "sh -c 'echo hello-from-berth; exec httpd -f -p 80 -h /'",
+    );
+    wd.shot("run-dialog");
+    wd.click(&tid("run-submit"));
+    wd.wait_gone(&tid("run-dialog"));
+
+    // The row arrives through the events stream.
+    app.nav("containers");
+    let crow = row("container-row", "data-name", name);
+    wd.wait_for_within(&crow, Duration::from_secs(60));
+    wd.wait_attr(&crow, "data-state", "running");
+    wd.shot("running");
+    let inspect = d.ok(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", name]);
+    assert!(inspect.contains(&host_port.to_string()), "{inspect}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let served = loop {
+        match http_status_line(host_port) {
+            Ok(l) => break l,
+            Err(e) if Instant::now() > deadline => panic!("port {host_port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    eprintln!("published port {host_port} answered: {served}");
+    let port_text = wd
+        .find_in(&wd.find(&crow).unwrap(), &tid("port-link"))
+        .and_then(|p| wd.text_el(&p))
+        .unwrap_or_else(|e| panic!("{}", wd.failure(&format!("port-link: {e}"))));
+    assert!(
+        port_text.contains(&host_port.to_string()),
+        "port-link {port_text:?}"
+    );
+
+    // Details: logs, then a terminal.
+    click_in(wd, &crow, "container-open");
+    wd.wait_for(&tid("tab-logs"));
+    wd.click(&tid("tab-logs"));
+    wd.wait_text(&tid("logs"), "hello-from-berth");
+    wd.shot("logs");
+    wd.click(&tid("tab-terminal"));
+    wd.wait_for(&tid("terminal"));
+    // The shell is up when xterm shows anything (its prompt).
+    let rows_css = format!("{} .xterm-rows", tid("terminal"));
+    wd.wait_until("the terminal's prompt", Duration::from_secs(30), |d| {
+        let v = d.execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : '';",
+            vec![json!(rows_css)],
+        )?;
+        Ok(v.as_str().filter(|t| !t.is_empty()).map(|_| ()))
+    });
+    type_in_terminal(wd, &format!("echo term-$((6*7)){}", keys::ENTER));
+    wd.wait_text(&rows_css, "term-42");
+    wd.shot("terminal");
+    wd.click(&tid("details-close"));
+    wd.wait_gone(&tid("tab-terminal"));
+
+    // Stop (busybox httpd as PID 1 ignores SIGTERM: the engine kills it after its timeout).
+    click_in(wd, &crow, "action-stop");
+    confirm_if_asked(wd);
+    wd.wait_until("the container to stop", Duration::from_secs(60), |d| {
+        let Some(el) = d.find_all(&crow)?.into_iter().next() else {
+            return Ok(None);
+        };
+        Ok((d.attr_el(&el, "data-state")?.as_deref() == Some("exited")).then_some(()))
+    });
+    wd.shot("stopped");
+    click_in(wd, &crow, "action-remove");
+    wd.wait_for(&tid("confirm-ok"));
+    wd.shot("confirm-remove");
+    wd.click(&tid("confirm-ok"));
+    wd.wait_gone(&crow);
+    wd.shot("removed");
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!left.lines().any(|l| l == name), "still there: {left}");
+}
+
+// ---- (2) volumes and networks ---------------------------------------------------------
+
+#[test]
+fn desktop_volumes_and_networks() {
+    if !setup("desktop_volumes_and_networks") {
+        return;
+    }
+    let d = Berthd::start();
+    let app = Desktop::launch("volumes-networks", &AppEnv::for_berthd(&d));
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+
+    app.nav("volumes");
+    let vol = "e2e-vol";
+    wd.type_into(&tid("volume-name-input"), vol);
+    wd.click(&tid("volume-create"));
+    let vrow = row("volume-row", "data-name", vol);
+    wd.wait_for(&vrow);
+    wd.shot("volume-created");
+    let vols = d.ok(&["volume", "ls", "-q"]);
+    assert!(vols.lines().any(|l| l == vol), "{vols}");
+    click_in(wd, &vrow, "volume-remove");
+    confirm_if_asked(wd);
+    wd.wait_gone(&vrow);
+    wd.shot("volume-removed");
+    let vols = d.ok(&["volume", "ls", "-q"]);
+    assert!(!vols.lines().any(|l| l == vol), "{vols}");
+
+    app.nav("networks");
+    let net = "e2e-net";
+    // Outside every test slot's bridge and pool (10.210.n/24, 10.22x.*), unique per slot.
+    let subnet = format!("10.250.{}.0/24", d.slot.n);
+    wd.type_into(&tid("network-name-input"), net);
+    wd.type_into(&tid("network-subnet-input"), &subnet);
+    wd.click(&tid("network-create"));
+    let nrow = row("network-row", "data-name", net);
+    wd.wait_for(&nrow);
+    wd.wait_text(&nrow, &subnet);
+    wd.shot("network-created");
+    let got = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        net,
+    ]);
+    assert_eq!(got.trim(), subnet);
+    click_in(wd, &nrow, "network-remove");
+    confirm_if_asked(wd);
+    wd.wait_gone(&nrow);
+    wd.shot("network-removed");
+    let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.lines().any(|l| l == net), "{nets}");
+}
+
+// ---- (3) a registry mirror set in Settings serves a pull -----------------------------
+
+#[test]
+fn desktop_registry_mirror() {
+    if !setup("desktop_registry_mirror") {
+        return;
+    }
+    let d = Berthd::start();
+    let mirror = Registry::start();
+    let layout_dir = tempfile::tempdir().unwrap();
+    let layout = oci_image_layout(&layout_dir.path().join("layout"));
+    // Only the mirror holds the image; the registry it mirrors is not even listening. A
+    // mirror added in Settings resolves tags by default (as berthd's own default), so the
+    // whole pull — tag, manifest, config, layer — must come from the mirror.
+    mirror.push_layout(&layout.dir, "mirrored/app:latest");
+    let mirror_url = format!("http://127.0.0.1:{}", mirror.port);
+    let up_host = format!("127.0.0.1:{}", berth_tests::services::free_port());
+
+    let app = Desktop::launch("mirror", &AppEnv::for_berthd(&d));
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+
+    app.nav("settings");
+    wd.type_into(&tid("registry-input"), &up_host);
+    wd.click(&tid("registry-add"));
+    let section = row("registry-section", "data-registry", &up_host);
+    wd.wait_for(&section);
+    type_in(wd, &section, "mirror-url-input", &mirror_url);
+    click_in(wd, &section, "mirror-add");
+    let mrow = format!(
+        "{section} [data-testid=\"mirror-row\"][data-url*=\"127.0.0.1:{}\"]",
+        mirror.port
+    );
+    wd.wait_for(&mrow);
+    // Test: in the mirror's row if it has its own button, else the section's.
+    let in_row = wd
+        .find_all(&format!("{mrow} {}", tid("mirror-test")))
+        .unwrap_or_default();
+    if in_row.is_empty() {
+        click_in(wd, &section, "mirror-test");
+    } else {
+        wd.click_el(&in_row[0]).unwrap();
+    }
+    wd.wait_attr(&tid("probe-result"), "data-ok", "true");
+    wd.shot("probe-ok");
+    wd.click(&tid("settings-save"));
+
+    // daemon.json on disk now maps the upstream to the mirror, and kept the other keys.
+    let cfg = d.dir.path().join("daemon.json");
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let v: Value = loop {
+        last = std::fs::read_to_string(&cfg).unwrap_or(last);
+        if let Ok(v) = serde_json::from_str::<Value>(&last) {
+            let listed = v["registry-mirrors-by-host"][&up_host]
+                .as_array()
+                .is_some_and(|a| {
+                    a.iter().any(|m| {
+                        m.as_str()
+                            .or_else(|| m["url"].as_str())
+                            .is_some_and(|u| u.contains(&format!("127.0.0.1:{}", mirror.port)))
+                    })
+                });
+            if listed {
+                break v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            wd.failure(&format!("daemon.json never listed the mirror: {last}"))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        v["bridge"],
+        json!(d.slot.bridge()),
+        "network keys kept: {v}"
+    );
+    eprintln!(
+        "daemon.json registry-mirrors-by-host: {}",
+        v["registry-mirrors-by-host"]
+    );
+    wd.shot("saved");
+
+    // A pull of the upstream's image is served by the mirror.
+    app.nav("images");
+    let image = format!("{up_host}/mirrored/app:latest");
+    wd.type_into(&tid("pull-input"), &image);
+    wd.click(&tid("pull-button"));
+    let image_row = format!("{}[data-repo$=\"/mirrored/app\"]", tid("image-row"));
+    wd.wait_for_within(&image_row, Duration::from_secs(90));
+    wd.shot("pulled");
+
+    app.nav("settings");
+    let served = format!(
+        "{}[data-endpoint*=\"127.0.0.1:{}\"]",
+        tid("served-row"),
+        mirror.port
+    );
+    wd.wait_for_within(&served, Duration::from_secs(30));
+    wd.shot("served-by-mirror");
+    // Every piece came from the mirror: the layer, the config, and the manifest.
+    let rows = wd.find_all(&tid("served-row")).unwrap_or_default();
+    assert!(rows.len() >= 3, "{}", wd.failure("fewer than 3 served rows"));
+    for r in &rows {
+        let endpoint = wd.attr_el(r, "data-endpoint").ok().flatten().unwrap_or_default();
+        assert!(
+            endpoint.contains(&format!("127.0.0.1:{}", mirror.port)),
+            "{}",
+            wd.failure(&format!("a piece was served by {endpoint:?}, not the mirror"))
+        );
+    }
+    for (what, digest) in [
+        ("layer", &layout.layer_digest),
+        ("config", &layout.config_digest),
+    ] {
+        let css = format!("{}[data-digest=\"{digest}\"]", tid("served-row"));
+        let endpoint = wd.attr(&css, "data-endpoint").unwrap_or_default();
+        assert!(
+            endpoint.contains(&format!("127.0.0.1:{}", mirror.port)),
+            "{what} {digest} served by {endpoint:?}, not the mirror {mirror_url}"
+        );
+    }
+}
+
+// ---- (4) the engine stopped and started from the tray and the buttons ----------------
+
+#[test]
+fn desktop_engine_stop_start() {
+    if !setup("desktop_engine_stop_start") {
+        return;
+    }
+    let mut d = Berthd::start();
+    let guard = AppBerthdGuard {
+        pidfile: d.dir.path().join("run/berthd.pid"),
+        fixture_pid: d.pid(),
+    };
+    let app = Desktop::launch("engine", &AppEnv::for_berthd(&d));
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    wd.shot("running");
+
+    // The tray's Stop (no tray host under Xvfb: the same handler, through tray_action).
+    if let Err(e) = app.invoke("tray_action", json!({"action": "stop"})) {
+        panic!("{}", wd.failure(&format!("tray_action stop: {e}")));
+    }
+    wd.wait_attr(&tid("engine-status"), "data-state", "stopped");
+    let banner = wd.wait_for(&tid("engine-down"));
+    let text = wd.text_el(&banner).unwrap();
+    let sock = d.sock.display().to_string();
+    assert!(text.contains(&sock), "engine-down names {sock}: {text:?}");
+    wd.shot("stopped-by-tray");
+    // The fixture's berthd really exited.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(Ok(Some(_))) = d.child.as_mut().map(|c| c.try_wait()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "berthd still running after stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The tray's Start: the app starts berthd itself, with the flags it was given.
+    if let Err(e) = app.invoke("tray_action", json!({"action": "start"})) {
+        panic!("{}", wd.failure(&format!("tray_action start: {e}")));
+    }
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    wd.wait_gone(&tid("engine-down"));
+    wd.shot("started-by-tray");
+    let (st, body) = d.raw("GET", "/_ping", b"");
+    assert_eq!((st, body.trim()), (200, "OK"));
+    let pid: u32 = std::fs::read_to_string(&guard.pidfile)
+        .expect("berthd.pid in the exec root")
+        .trim()
+        .parse()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains("--data-root") && cmdline.contains(&d.data_root().display().to_string()),
+        "app-started berthd: {cmdline}"
+    );
+
+    // The UI's buttons do the same.
+    wd.click(&tid("engine-stop"));
+    confirm_if_asked(wd);
+    wd.wait_attr(&tid("engine-status"), "data-state", "stopped");
+    wd.wait_for(&tid("engine-down"));
+    wd.shot("stopped-by-button");
+    let start_in_banner = format!("{} {}", tid("engine-down"), tid("engine-start"));
+    if wd.count(&start_in_banner) > 0 {
+        wd.click(&start_in_banner);
+    } else {
+        wd.click(&tid("engine-start"));
+    }
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    wd.shot("started-by-button");
+    let (st, _) = d.raw("GET", "/_ping", b"");
+    assert_eq!(st, 200);
+
+    drop(app);
+    assert!(guard.stop().is_some(), "no app-started berthd to stop");
+    // The fixture's own process is gone: its drop must not wait for it.
+    if let Some(mut c) = d.child.take() {
+        let _ = c.wait();
+    }
+}
