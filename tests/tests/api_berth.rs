@@ -75,14 +75,24 @@ fn pulls_record_the_endpoint_that_served_each_blob() {
     let d = Berthd::start_with_config(Some(&cfg.to_string()));
     let (s, body) = d.raw("GET", "/berth/pulls", b"");
     assert_eq!(s, 200, "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!([])
+    );
     d.ok(&["pull", &format!("{upstream}/team/app:v1")]);
     let (s, body) = d.raw("GET", "/berth/pulls", b"");
     assert_eq!(s, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let rec = &v[0];
-    assert_eq!(rec["reference"], format!("{upstream}/team/app:v1"), "{body}");
-    assert!(rec["digest"].as_str().unwrap().starts_with("sha256:"), "{body}");
+    assert_eq!(
+        rec["reference"],
+        format!("{upstream}/team/app:v1"),
+        "{body}"
+    );
+    assert!(
+        rec["digest"].as_str().unwrap().starts_with("sha256:"),
+        "{body}"
+    );
     let blobs = rec["blobs"].as_array().unwrap();
     // manifest, config and the layer(s): every one from the mirror.
     assert!(blobs.len() >= 3, "{body}");
@@ -99,5 +109,8 @@ fn pulls_record_the_endpoint_that_served_each_blob() {
     let (_, body) = d.raw("GET", "/berth/pulls", b"");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2, "{body}");
-    assert!(v[0]["blobs"].as_array().unwrap().len() < blobs.len(), "{body}");
+    assert!(
+        v[0]["blobs"].as_array().unwrap().len() < blobs.len(),
+        "{body}"
+    );
 }

@@ -633,13 +633,23 @@ fn desktop_registry_mirror() {
     wd.shot("served-by-mirror");
     // Every piece came from the mirror: the layer, the config, and the manifest.
     let rows = wd.find_all(&tid("served-row")).unwrap_or_default();
-    assert!(rows.len() >= 3, "{}", wd.failure("fewer than 3 served rows"));
+    assert!(
+        rows.len() >= 3,
+        "{}",
+        wd.failure("fewer than 3 served rows")
+    );
     for r in &rows {
-        let endpoint = wd.attr_el(r, "data-endpoint").ok().flatten().unwrap_or_default();
+        let endpoint = wd
+            .attr_el(r, "data-endpoint")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         assert!(
             endpoint.contains(&format!("127.0.0.1:{}", mirror.port)),
             "{}",
-            wd.failure(&format!("a piece was served by {endpoint:?}, not the mirror"))
+            wd.failure(&format!(
+                "a piece was served by {endpoint:?}, not the mirror"
+            ))
         );
     }
     for (what, digest) in [
