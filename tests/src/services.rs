@@ -31,7 +31,15 @@ pub struct Registry {
     pub port: u16,
     child: Child,
     pub dir: tempfile::TempDir,
+    /// The htpasswd file of [`Registry::start_with_htpasswd`].
+    auth_dir: Option<tempfile::TempDir>,
 }
+
+/// The user and password of [`Registry::start_with_htpasswd`].
+pub const TEST_USER: &str = "tester";
+pub const TEST_PASSWORD: &str = "s3cret-pw";
+/// bcrypt("s3cret-pw"), cost 5, for the registry's htpasswd file.
+const TEST_HTPASSWD: &str = "tester:$2b$05$Z4.b0WyrAfgp7p0RVsuYde3VMlzuTQRRaPKAaWkFBeFldNtayMISe\n";
 
 impl Registry {
     /// Start a plain registry. `extra_yaml` is appended to the config (e.g. a `proxy:` section
@@ -59,11 +67,32 @@ impl Registry {
             wait_tcp(port, Duration::from_secs(20)),
             "docker-registry did not listen on 127.0.0.1:{port}"
         );
-        Registry { port, child, dir }
+        Registry {
+            port,
+            child,
+            dir,
+            auth_dir: None,
+        }
     }
 
     pub fn start() -> Registry {
         Registry::start_with("")
+    }
+
+    /// A registry that wants basic auth: user [`TEST_USER`], password [`TEST_PASSWORD`].
+    pub fn start_with_htpasswd() -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-htpasswd-")
+            .tempdir()
+            .expect("tempdir");
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, TEST_HTPASSWD).expect("write htpasswd");
+        let mut r = Registry::start_with(&format!(
+            "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            htpasswd.display()
+        ));
+        r.auth_dir = Some(dir);
+        r
     }
 
     /// `127.0.0.1:<port>`

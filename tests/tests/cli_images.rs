@@ -634,22 +634,13 @@ fn save_rmi_load_round_trip() {
     );
 }
 
-/// bcrypt("s3cret-pw"), cost 5, for the registry's htpasswd file.
-const HTPASSWD: &str = "tester:$2b$05$Z4.b0WyrAfgp7p0RVsuYde3VMlzuTQRRaPKAaWkFBeFldNtayMISe\n";
-
 #[test]
 fn login_logout_with_an_htpasswd_registry() {
     let Some((d, cfg)) = setup("login_logout_with_an_htpasswd_registry") else {
         return;
     };
     let cfgp = cfg.path();
-    let auth_dir = tempfile::tempdir().unwrap();
-    let htpasswd = auth_dir.path().join("htpasswd");
-    std::fs::write(&htpasswd, HTPASSWD).unwrap();
-    let reg = Registry::start_with(&format!(
-        "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-        htpasswd.display()
-    ));
+    let reg = Registry::start_with_htpasswd();
     let host = reg.host();
     let image = format!("{host}/private/bb:1");
     b_ok(&d, cfgp, &["tag", "busybox", &image]);

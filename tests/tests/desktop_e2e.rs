@@ -529,6 +529,81 @@ fn desktop_volumes_and_networks() {
     assert!(!nets.lines().any(|l| l == net), "{nets}");
 }
 
+// ---- (2b) tag and push to a registry that wants a login ---------------------------------
+
+#[test]
+fn desktop_tag_push_with_login() {
+    if !setup("desktop_tag_push_with_login") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    let reg = Registry::start_with_htpasswd();
+    let target = format!("{}/pushed/app:v1", reg.host());
+    // Credentials go to a private Docker config, never ~/.docker.
+    let docker_config = tempfile::tempdir().unwrap();
+    let mut env = AppEnv::for_berthd(&d);
+    env.set("DOCKER_CONFIG", &docker_config.path().display().to_string());
+    let app = Desktop::launch("push", &env);
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+
+    app.nav("images");
+    let src = format!("{}[data-repo=\"busybox\"]", tid("image-row"));
+    wd.wait_for(&src);
+    click_in(wd, &src, "image-tag");
+    wd.type_into(&tid("tag-input"), &target);
+    wd.click(&tid("tag-submit"));
+    let tagged = format!(
+        "{}[data-repo=\"{}/pushed/app\"][data-tag=\"v1\"]",
+        tid("image-row"),
+        reg.host()
+    );
+    wd.wait_for(&tagged);
+    wd.shot("tagged");
+
+    // Not logged in: the registry refuses, and the dialog asks for credentials.
+    click_in(wd, &tagged, "image-push");
+    wd.click(&tid("push-submit"));
+    wd.wait_for_within(&tid("login-username"), Duration::from_secs(60));
+    wd.shot("login-asked");
+    wd.type_into(&tid("login-username"), berth_tests::services::TEST_USER);
+    wd.type_into(&tid("login-password"), berth_tests::services::TEST_PASSWORD);
+    wd.click(&tid("login-submit"));
+    // After the login the push runs again, with per-layer progress, and succeeds.
+    let ok = format!("{}[data-kind=\"success\"]", tid("toast"));
+    wd.wait_text_within(&ok, "Pushed", Duration::from_secs(60));
+    wd.shot("pushed");
+    let layers = wd.find_all(&tid("layer-progress")).unwrap_or_default();
+    assert!(
+        !layers.is_empty(),
+        "{}",
+        wd.failure("no per-layer push progress")
+    );
+
+    // The credentials were saved as docker login saves them, and the registry has the tag.
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(docker_config.path().join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(cfg["auths"][&reg.host()]["auth"].is_string(), "{cfg}");
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", "--creds"])
+        .arg(format!(
+            "{}:{}",
+            berth_tests::services::TEST_USER,
+            berth_tests::services::TEST_PASSWORD
+        ))
+        .arg(format!("docker://{target}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the registry does not have {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ---- (3) a registry mirror set in Settings serves a pull -----------------------------
 
 #[test]
