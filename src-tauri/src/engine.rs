@@ -227,7 +227,30 @@ impl Engine {
     /// While `start()` or `stop()` runs (state starting/stopping) they own the state: the
     /// loop only moves starting → running when the engine answers, and never touches
     /// stopping.
+    /// One quick look before the window opens, so the page's first status is the engine's
+    /// real state rather than "connecting" (which would flash the engine-down page and reload
+    /// every list when the connection loop catches up).
+    pub async fn probe(&self) {
+        let Ok(d) = self.docker() else { return };
+        match tokio::time::timeout(Duration::from_secs(1), d.version()).await {
+            Ok(Ok(v)) => self.set(|s| {
+                s.state = EngineState::Running;
+                s.version = v.version.clone();
+                s.message = None;
+            }),
+            Ok(Err(e)) => {
+                let msg = error::engine(&self.config.host, e).message;
+                self.set(|s| {
+                    s.state = EngineState::Stopped;
+                    s.message = Some(msg);
+                });
+            }
+            Err(_) => {}
+        }
+    }
+
     pub async fn run(self: Arc<Self>) {
+        let mut reconnect = false;
         loop {
             let version = match self.docker() {
                 Ok(d) => d
@@ -255,7 +278,12 @@ impl Engine {
                     }
                     self.refresh_running().await;
                     info!(host = %self.config.host, "engine connected");
-                    self.notice("connected");
+                    // Pages load their lists when they open; after a reconnect they must
+                    // reload, since events were missed meanwhile.
+                    if reconnect {
+                        self.notice("connected");
+                    }
+                    reconnect = true;
                     let since = tokio::time::Instant::now();
                     self.follow_events().await;
                     info!(host = %self.config.host, "engine event stream ended");

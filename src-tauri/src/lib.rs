@@ -46,6 +46,7 @@ pub fn run() {
     let result = tauri::Builder::default()
         .manage(app)
         .setup(move |app| {
+            tauri::async_runtime::block_on(engine.probe());
             tauri::async_runtime::spawn(Arc::clone(&engine).run());
             match tray::build(app.handle()) {
                 Ok(()) => {}

@@ -23,12 +23,14 @@ describe("the shell", () => {
     await waitFor(() => expect(screen.getByTestId("engine-status").dataset.state).toBe("running"));
     expect(screen.getByTestId("engine-status").textContent).toContain("Engine running · v0.1.0");
     expect(screen.getByTestId("page-title").textContent).toContain("Containers");
+    // pages other than Containers load on first visit
+    const title = () => screen.getByTestId("page-title").textContent;
     await fireEvent.click(screen.getByTestId("nav-volumes"));
-    expect(screen.getByTestId("page-title").textContent).toContain("Volumes");
+    await waitFor(() => expect(title()).toContain("Volumes"));
     await fireEvent.keyDown(window, { key: "2", code: "Digit2", altKey: true });
-    expect(screen.getByTestId("page-title").textContent).toContain("Images");
+    await waitFor(() => expect(title()).toContain("Images"));
     await fireEvent.keyDown(screen.getByTestId("nav-images"), { key: "ArrowDown" });
-    expect(screen.getByTestId("page-title").textContent).toContain("Volumes");
+    await waitFor(() => expect(title()).toContain("Volumes"));
     expect(document.activeElement).toBe(screen.getByTestId("nav-volumes"));
   });
 

@@ -1,6 +1,8 @@
 import { mount } from "svelte";
+import { invoke } from "@tauri-apps/api/core";
 import "./app.css";
 import App from "./App.svelte";
+import { containers } from "./lib/stores/containers";
 
 declare global {
   interface Window {
@@ -15,9 +17,12 @@ if ("__TAURI_INTERNALS__" in window) {
     if (reported) return;
     reported = true;
     const pageMs = performance.now();
-    void import("@tauri-apps/api/core").then(({ invoke }) => invoke("report_first_list", { pageMs }));
+    void invoke("report_first_list", { pageMs }).catch(() => {});
   };
 }
+
+// The first screen's list is fetched while the shell mounts (the shell's own load joins it).
+void containers.ensure();
 
 const app = mount(App, { target: document.getElementById("app")! });
 

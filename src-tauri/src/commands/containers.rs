@@ -71,13 +71,20 @@ pub async fn containers_list(app: State<'_, App>) -> Res<Vec<ContainerRow>> {
         all: true,
         ..Default::default()
     };
+    let t0 = std::time::Instant::now();
     let list = app
         .engine
         .docker()?
         .list_containers(Some(opts))
         .await
         .map_err(engine_err(&app))?;
-    Ok(list.into_iter().map(row).collect())
+    let rows: Vec<ContainerRow> = list.into_iter().map(row).collect();
+    tracing::debug!(
+        containers = rows.len(),
+        ms = t0.elapsed().as_secs_f64() * 1000.0,
+        "containers_list"
+    );
+    Ok(rows)
 }
 
 #[tauri::command]

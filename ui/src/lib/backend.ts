@@ -3,6 +3,7 @@
 // tauri::ipc::Channel); tests and `npm run dev` in a browser use a mock (mock.ts).
 // The types are generated from the Rust DTOs (src-tauri/dto) by ts-rs: never edit bindings/.
 
+import { tauriBackend } from "./tauri";
 import type { AppError } from "./bindings/AppError";
 import type { ContainerAction } from "./bindings/ContainerAction";
 import type { ContainerDetails } from "./bindings/ContainerDetails";
@@ -147,7 +148,9 @@ let current: Backend | null = null;
 export async function backend(): Promise<Backend> {
   if (current) return current;
   const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
-  current = inTauri ? (await import("./tauri")).tauriBackend() : (await import("./mock")).mockBackend();
+  // The Tauri backend is in the main bundle (no extra fetch before the first call); the mock
+  // is only fetched outside the app.
+  current = inTauri ? tauriBackend() : (await import("./mock")).mockBackend();
   return current;
 }
 

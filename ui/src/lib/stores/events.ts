@@ -43,6 +43,15 @@ export async function startEvents(): Promise<() => void> {
   };
 }
 
-export function refreshAll(): Promise<void[]> {
-  return Promise.all(stores.map((s) => s.refresh()));
+/** The first load of every store (a store already loaded or loading is left alone). */
+export async function loadAll(): Promise<void> {
+  await containers.ensure();
+  await Promise.all(stores.filter((s) => s !== containers).map((s) => s.ensure()));
+}
+
+/** Reloads every store: the containers first (the first screen, and the list the others'
+ * loads would compete with), then the rest together. */
+export async function refreshAll(): Promise<void> {
+  await containers.refresh();
+  await Promise.all(stores.filter((s) => s !== containers).map((s) => s.refresh()));
 }

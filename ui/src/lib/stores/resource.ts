@@ -15,8 +15,10 @@ export interface ResourceState<T> {
 }
 
 export interface ResourceStore<T> extends Readable<ResourceState<T>> {
-  /** Loads now (and coalesces calls made while a load runs). */
+  /** Loads now (a call made while a load runs schedules one more load after it). */
   refresh(): Promise<void>;
+  /** Loads if nothing was loaded yet; joins a load that is running (no second load). */
+  ensure(): Promise<void>;
   /** Feed every engine event here; reloads when one concerns `kinds`. */
   onEvent(e: EngineEvent): void;
 }
@@ -55,6 +57,13 @@ export function resourceStore<T>(
     }
   }
 
+  function ensure(): Promise<void> {
+    if (running) return running;
+    let loaded = false;
+    state.subscribe((s) => (loaded = s.loaded))();
+    return loaded ? Promise.resolve() : refresh();
+  }
+
   function onEvent(e: EngineEvent): void {
     // "engine" events (connected/disconnected) concern every store.
     if (e.kind !== "engine" && !kinds.includes(e.kind)) return;
@@ -65,5 +74,5 @@ export function resourceStore<T>(
     }, debounceMs);
   }
 
-  return { subscribe: state.subscribe, refresh, onEvent };
+  return { subscribe: state.subscribe, refresh, ensure, onEvent };
 }
