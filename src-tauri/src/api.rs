@@ -53,17 +53,7 @@ pub async fn request(app: &App, method: &str, path: &str, json: Option<&str>) ->
         body.to_string()
     };
     if !(200..300).contains(&status) {
-        let msg = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| body.trim().to_string());
-        return Err(error::engine(
-            app.engine.host(),
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: status,
-                message: msg,
-            },
-        ));
+        return Err(status_error(app, status, &body));
     }
     Ok(body)
 }
@@ -131,17 +121,7 @@ pub async fn stream_lines(
             .await
             .map_err(down)?;
         let body = if chunked { dechunk(&body) } else { body };
-        let msg = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| body.trim().to_string());
-        return Err(error::engine(
-            app.engine.host(),
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: status,
-                message: msg,
-            },
-        ));
+        return Err(status_error(app, status, &body));
     }
     loop {
         line.clear();
@@ -169,4 +149,19 @@ mod tests {
         assert_eq!(dechunk("1\r\né\r\n0\r\n\r\n"), "");
         assert_eq!(dechunk("ff\r\nabc"), "");
     }
+}
+
+/// An error answer as an `AppError`: the engine's `{"message": …}` when it sent one.
+fn status_error(app: &App, status: u16, body: &str) -> berth_desktop_dto::AppError {
+    let msg = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.trim().to_string());
+    error::engine(
+        app.engine.host(),
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: status,
+            message: msg,
+        },
+    )
 }

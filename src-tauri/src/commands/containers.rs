@@ -423,16 +423,7 @@ pub async fn container_run(app: State<'_, App>, req: RunRequest) -> Res<String> 
             message,
         }) if message.to_ascii_lowercase().contains("no such image") => {
             // As `docker run`: pull a missing image, then create.
-            let (repo, tag) = super::images::split_reference(&req.image);
-            let mut s = d.create_image(
-                Some(q::CreateImageOptions {
-                    from_image: Some(repo),
-                    tag: Some(tag),
-                    ..Default::default()
-                }),
-                None,
-                crate::commands::images::credentials_for(&req.image),
-            );
+            let mut s = super::images::pull_stream(&d, &req.image);
             while let Some(item) = s.next().await {
                 item.map_err(engine_err(&app))?;
             }

@@ -108,6 +108,25 @@ fn registry_of(reference: &str) -> Option<String> {
         .map(|r| r.domain)
 }
 
+/// The engine's pull of `reference` (with the stored credentials for its registry), as
+/// bollard's progress stream.
+pub fn pull_stream(
+    d: &bollard::Docker,
+    reference: &str,
+) -> impl futures_util::Stream<Item = Result<bollard::models::CreateImageInfo, bollard::errors::Error>>
+{
+    let (repo, tag) = split_reference(reference);
+    d.create_image(
+        Some(q::CreateImageOptions {
+            from_image: Some(repo),
+            tag: Some(tag),
+            ..Default::default()
+        }),
+        None,
+        credentials_for(reference),
+    )
+}
+
 /// Stored credentials for the image's registry, if `login` saved some.
 pub fn credentials_for(reference: &str) -> Option<DockerCredentials> {
     let host = registry_of(reference)?;
@@ -160,17 +179,8 @@ pub async fn image_pull(
             "\"{reference}\" is not an image reference: write it like busybox, busybox:1.36 or registry.example.com:5000/team/app:tag"
         )));
     }
-    let (repo, tag) = split_reference(&reference);
     let d = app.engine.docker()?;
-    let mut s = d.create_image(
-        Some(q::CreateImageOptions {
-            from_image: Some(repo),
-            tag: Some(tag),
-            ..Default::default()
-        }),
-        None,
-        credentials_for(&reference),
-    );
+    let mut s = pull_stream(&d, &reference);
     while let Some(item) = s.next().await {
         match item {
             Ok(info) => {
