@@ -138,19 +138,6 @@ pub async fn stream_lines(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::dechunk;
-
-    #[test]
-    fn chunked_bodies_are_joined_and_bad_sizes_do_not_panic() {
-        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
-        // A size that lands inside a multi-byte character, and one past the end.
-        assert_eq!(dechunk("1\r\né\r\n0\r\n\r\n"), "");
-        assert_eq!(dechunk("ff\r\nabc"), "");
-    }
-}
-
 /// An error answer as an `AppError`: the engine's `{"message": …}` when it sent one.
 fn status_error(app: &App, status: u16, body: &str) -> berth_desktop_dto::AppError {
     let msg = serde_json::from_str::<serde_json::Value>(body)
@@ -164,4 +151,17 @@ fn status_error(app: &App, status: u16, body: &str) -> berth_desktop_dto::AppErr
             message: msg,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk;
+
+    #[test]
+    fn chunked_bodies_are_joined_and_bad_sizes_do_not_panic() {
+        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+        // A size that lands inside a multi-byte character, and one past the end.
+        assert_eq!(dechunk("1\r\né\r\n0\r\n\r\n"), "");
+        assert_eq!(dechunk("ff\r\nabc"), "");
+    }
 }
