@@ -437,6 +437,20 @@ fn desktop_full_flow() {
     wd.click(&tid("tab-logs"));
     wd.wait_text(&tid("logs"), "hello-from-berth");
     wd.shot("logs");
+    // Inspect: readable (the published port) and the engine's raw JSON (the container's id).
+    wd.click(&tid("tab-inspect"));
+    wd.wait_text(&tid("inspect-readable"), &host_port.to_string());
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", name]);
+    wd.wait_text(&tid("inspect-raw"), id.trim());
+    wd.shot("inspect");
+    // Stats: the three live graphs, drawn from samples.
+    wd.click(&tid("tab-stats"));
+    for g in ["stats-cpu", "stats-memory", "stats-network"] {
+        wd.wait_for(&tid(g));
+    }
+    // a sample arrived: the legend shows the memory in use (KiB/MiB), not "—"
+    wd.wait_text_within(&tid("stats-memory"), "iB", Duration::from_secs(15));
+    wd.shot("stats");
     wd.click(&tid("tab-terminal"));
     wd.wait_for(&tid("terminal"));
     // The shell is up when xterm shows anything (its prompt).
