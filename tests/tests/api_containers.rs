@@ -843,3 +843,29 @@ fn rmi_of_an_image_in_use() {
     d.ok(&["start", "user1"]);
     d.ok(&["rm", "user1"]);
 }
+
+/// `diff` right after a container exits, while the engine may be unmounting its root: the
+/// changes come from the container's own layer list, so they are always the same.
+#[test]
+fn diff_right_after_exit_is_stable() {
+    let Some(d) = daemon("diff_right_after_exit_is_stable") else {
+        return;
+    };
+    for i in 0..15 {
+        let name = format!("quick{i}");
+        d.ok(&[
+            "run",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /tmp/f",
+        ]);
+        let out = d.ok(&["diff", &name]);
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort();
+        assert_eq!(lines, ["A /tmp/f", "C /tmp"], "run {i}: {out}");
+        d.ok(&["rm", &name]);
+    }
+}

@@ -759,33 +759,6 @@ impl<'w> TarWriter<'w> {
     }
 }
 
-/// The lower dirs of the overlay mounted at `merged` (top first), from /proc/self/mountinfo.
-pub fn overlay_lowerdirs(merged: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let want = merged.to_string_lossy();
-    for l in info.lines() {
-        let f: Vec<&str> = l.split(' ').collect();
-        if f.get(4) != Some(&want.as_ref()) {
-            continue;
-        }
-        let Some(sep) = f.iter().position(|x| *x == "-") else {
-            continue;
-        };
-        if f.get(sep + 1) != Some(&"overlay") {
-            continue;
-        }
-        let opts = f.get(sep + 3).copied().unwrap_or("");
-        for o in opts.split(',') {
-            if let Some(v) = o.strip_prefix("lowerdir=") {
-                return v.split(':').map(PathBuf::from).collect();
-            }
-        }
-    }
-    Vec::new()
-}
-
 /// `GET /containers/{id}/changes`: the container's changes from its overlay upper dir, as
 /// Docker reports them: a whiteout (char 0:0) is Deleted (2); an entry that exists in a lower
 /// layer is Modified (0) — a directory only when its mode, size or mtime differ; anything else

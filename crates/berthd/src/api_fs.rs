@@ -180,7 +180,10 @@ pub async fn container_route(
         (&Method::GET, "changes") => {
             let guard = state.containers.rootfs_guard(id).await?;
             let changes = tokio::task::spawn_blocking(move || {
-                let lowers = containerfs::overlay_lowerdirs(&guard.path);
+                // The layers from the container's record, not from the mount table: a
+                // container that just exited may be unmounted under us, and an empty list
+                // would report every path as added.
+                let lowers = guard.lowers.clone();
                 // Mount points the engine makes in every container are not the
                 // container's changes (Docker keeps them in its init layer).
                 let mut ignore: Vec<String> = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]

@@ -39,6 +39,9 @@ pub struct RootfsGuard {
     pub path: PathBuf,
     /// The overlay upper dir (the container's changes; whiteouts are char 0:0 devices).
     pub upper: PathBuf,
+    /// The image's layer dirs, top first (the overlay's lowerdirs), from the container's
+    /// record: what `changes` compares the upper dir with, whether or not the root is mounted.
+    pub lowers: Vec<PathBuf>,
     /// Volumes and binds mounted into the container: (destination, host path).
     pub mounts: Vec<(String, PathBuf)>,
     pub(crate) unmount: bool,

@@ -2531,6 +2531,7 @@ impl ContainerService {
         Ok(RootfsGuard {
             path,
             upper: self.dir(&rec.id).join("upper"),
+            lowers: rec.lowerdirs.clone(),
             mounts,
             unmount: !was,
             _lock: Some(lock),
