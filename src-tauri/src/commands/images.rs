@@ -167,18 +167,24 @@ fn layer_event(
     }
 }
 
+/// A reference the engine can pull or push, or one error naming it and the form to use.
+fn check_reference(reference: &str) -> Res<()> {
+    nonempty(reference, "The image reference")?;
+    if registry_of(reference).is_none() {
+        return Err(error::invalid(format!(
+            "\"{reference}\" is not an image reference: write it like busybox, busybox:1.36 or registry.example.com:5000/team/app:tag"
+        )));
+    }
+    Ok(())
+}
+
 #[tauri::command]
 pub async fn image_pull(
     app: State<'_, App>,
     reference: String,
     channel: Channel<ProgressEvent>,
 ) -> Res<()> {
-    nonempty(&reference, "The image reference")?;
-    if registry_of(&reference).is_none() {
-        return Err(error::invalid(format!(
-            "\"{reference}\" is not an image reference: write it like busybox, busybox:1.36 or registry.example.com:5000/team/app:tag"
-        )));
-    }
+    check_reference(&reference)?;
     let d = app.engine.docker()?;
     let mut s = pull_stream(&d, &reference);
     while let Some(item) = s.next().await {
@@ -219,12 +225,7 @@ pub async fn image_push(
     channel: Channel<ProgressEvent>,
 ) -> Res<()> {
     use base64::Engine as _;
-    nonempty(&reference, "The image reference")?;
-    if registry_of(&reference).is_none() {
-        return Err(error::invalid(format!(
-            "\"{reference}\" is not an image reference: write it like registry.example.com:5000/team/app:tag"
-        )));
-    }
+    check_reference(&reference)?;
     let (repo, tag) = split_reference(&reference);
     let auth = match credentials_for(&reference) {
         Some(c) => serde_json::json!({
@@ -480,6 +481,14 @@ mod tests {
             Some("127.0.0.1:5000")
         );
         assert!(registry_of("Bad Name").is_none());
+        let e = check_reference("Bad Name").unwrap_err();
+        assert!(
+            e.message.contains("\"Bad Name\"") && e.message.contains("write it like"),
+            "{}",
+            e.message
+        );
+        assert!(check_reference(" ").is_err());
+        assert!(check_reference("127.0.0.1:5000/app:v1").is_ok());
     }
 
     #[test]
