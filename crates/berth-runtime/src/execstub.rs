@@ -225,11 +225,22 @@ fn sealed_memfd(name: &std::ffi::CStr, fill: impl FnOnce(i32) -> Result<()>) -> 
     let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
     fill(memfd.as_raw_fd())?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our memfd.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(Error::last_os(format!("sealing memfd {name:?}")));
+    // F_SEAL_WRITE fails with EBUSY while the kernel still holds references to the memfd's
+    // pages (sendfile's splice pipe can release them a little after the copy returns): retry
+    // for up to ~0.5 s before giving up.
+    let mut attempt = 0;
+    loop {
+        // SAFETY: fcntl on our memfd.
+        if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } == 0 {
+            return Ok(memfd);
+        }
+        let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
+        if !busy || attempt >= 50 {
+            return Err(Error::last_os(format!("sealing memfd {name:?}")));
+        }
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(memfd)
 }
 
 #[cfg(test)]
