@@ -212,7 +212,7 @@ fn lifecycle_ps_inspect_rename_pause_wait_rm() {
     // Rename.
     d.ok(&["rename", "c1", "c2"]);
     assert_eq!(state(&d, "c2"), "running");
-    let err = d.fails(&["inspect", "c1"]);
+    let err = d.fails(&["container", "inspect", "c1"]);
     assert!(err.contains("No such"), "{err}");
     // Pause.
     d.ok(&["pause", "c2"]);

@@ -95,14 +95,6 @@ pub struct ExecService {
 /// Finished execs kept for inspection before the oldest are dropped.
 const KEEP_FINISHED: usize = 256;
 
-fn random_id() -> Result<String> {
-    let mut b = [0u8; 32];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| Error::internal(format!("/dev/urandom: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
 impl ExecService {
     /// `dir` holds each running exec's process.json, pid file, console socket and runtime
     /// log (e.g. `<exec-root>/execs`).
@@ -145,7 +137,7 @@ impl ExecService {
                 )));
             }
         }
-        let id = random_id()?;
+        let id = crate::ids::new_id();
         let mut execs = self.lock();
         let finished: usize = execs.values().filter(|e| e.exit_code.is_some()).count();
         if finished > KEEP_FINISHED {

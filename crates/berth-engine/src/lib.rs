@@ -7,6 +7,7 @@ pub mod containers;
 pub mod events;
 pub mod exec;
 pub mod fsops;
+pub mod ids;
 pub mod images;
 pub mod monitor;
 mod netlink;

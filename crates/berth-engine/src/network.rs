@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{
     IpAddr, Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket,
 };
@@ -504,26 +504,6 @@ fn fnv(data: &[u8]) -> u64 {
     h
 }
 
-fn new_id(name: &str) -> String {
-    let mut seed = [0u8; 32];
-    let random = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed));
-    if random.is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        seed[..16].copy_from_slice(&t.to_le_bytes());
-    }
-    let mut out = String::with_capacity(64);
-    for i in 0..4u8 {
-        let mut data = seed.to_vec();
-        data.extend_from_slice(name.as_bytes());
-        data.push(i);
-        out.push_str(&format!("{:016x}", fnv(&data)));
-    }
-    out
-}
-
 fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -767,7 +747,7 @@ impl Networks {
                 ))
             })?;
             nets.add_network(NetworkConfig {
-                id: new_id(DEFAULT_NETWORK),
+                id: crate::ids::new_id(),
                 name: DEFAULT_NETWORK.to_string(),
                 bridge,
                 subnet,
@@ -785,7 +765,7 @@ impl Networks {
             if !nets.state.predefined.contains_key(*name) {
                 nets.state
                     .predefined
-                    .insert(name.to_string(), (new_id(name), now_nanos()));
+                    .insert(name.to_string(), (crate::ids::new_id(), now_nanos()));
                 changed = true;
             }
         }
@@ -1107,13 +1087,13 @@ impl Networks {
             }
             None => None,
         };
-        let mut id = new_id(name);
+        let mut id = crate::ids::new_id();
         let bridge = match bridge {
             Some(b) => b,
             None => {
                 let mut b = format!("br-{}", &id[..12]);
                 while link_exists(&b) {
-                    id = new_id(name);
+                    id = crate::ids::new_id();
                     b = format!("br-{}", &id[..12]);
                 }
                 b

@@ -172,19 +172,6 @@ fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error 
     move |e| Error::internal(format!("{what}: {e}"))
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    // getrandom(2) cannot fail for small requests once the pool is initialised.
-    let _ = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), bytes, 0) };
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
-    u64::from_le_bytes(b)
-}
-
 fn no_such(id: &str) -> Error {
     Error::not_found(format!("No such container: {id}"))
 }
@@ -711,7 +698,7 @@ impl ContainerService {
                 }
             }
         }
-        let id = random_hex(32);
+        let id = crate::ids::new_id();
         let img = self
             .inner
             .images
@@ -764,7 +751,7 @@ impl ContainerService {
                     labels,
                 } => mounts.push(MountRecord {
                     request: MountRequest::Volume {
-                        name: Some(random_hex(32)),
+                        name: Some(crate::ids::random_hex(32)),
                         destination,
                         read_only,
                         no_copy,
@@ -822,7 +809,7 @@ impl ContainerService {
         loop {
             rec.name = match &name {
                 Some(n) => n.clone(),
-                None => names::random_name(random_u64(), salt),
+                None => names::random_name(crate::ids::random_u64(), salt),
             };
             let r = self
                 .inner
