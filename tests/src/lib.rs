@@ -17,6 +17,7 @@ pub mod cli;
 pub mod desktop;
 pub mod host;
 pub mod image;
+pub mod pyimage;
 pub mod runtime;
 pub mod services;
 pub mod suite;

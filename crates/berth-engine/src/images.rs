@@ -464,13 +464,23 @@ impl ImageService {
         dangling: Option<bool>,
         reference: Vec<String>,
         labels: Vec<String>,
+        all: bool,
     ) -> Result<Vec<ImageSummary>> {
         self.blocking(move |s| {
             let db = s.db()?;
             let tags = db.tags()?;
+            // Build steps' images are intermediate: listed only with `all` unless tagged.
+            let steps: BTreeSet<Digest> = if all {
+                BTreeSet::new()
+            } else {
+                db.build_cache_images()?.into_iter().collect()
+            };
             let mut out = Vec::new();
             for rec in db.images()? {
                 let names = names_of(&tags, &rec.manifest);
+                if names.is_empty() && steps.contains(&rec.manifest) {
+                    continue;
+                }
                 if let Some(d) = dangling {
                     if d != names.is_empty() {
                         continue;

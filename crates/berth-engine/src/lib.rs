@@ -2,6 +2,7 @@
 //! and wires the runtime, the store and the registry client together. berthd serves it over
 //! the Docker Engine API.
 
+pub mod build;
 pub mod containerfs;
 pub mod containers;
 pub mod events;
@@ -9,6 +10,7 @@ pub mod exec;
 pub mod fsops;
 pub mod ids;
 pub mod images;
+pub mod layer;
 pub mod monitor;
 mod netlink;
 pub mod network;

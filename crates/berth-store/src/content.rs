@@ -144,6 +144,70 @@ impl ContentStore {
         }
     }
 
+    /// Store a blob whose digest is not known in advance (a layer being made): `write` fills
+    /// an unnamed temporary file (`O_TMPFILE` in `ingest/`, so a crash leaves nothing behind)
+    /// while it is hashed; then, under the digest's writer lock, the file is fsynced, made
+    /// 0444 and linked into `blobs/`. Returns the digest and size. The digest is computed over
+    /// exactly the bytes stored, so the blob is verified by construction. If the blob already
+    /// exists the new copy is dropped.
+    pub fn put_stream(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(Digest, u64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(&self.ingest)
+            .map_err(|e| Error::io(&self.ingest, e))?;
+        let mut hw = HashingWriter {
+            inner: io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Hasher::new(),
+        };
+        write(&mut hw).map_err(|e| Error::io(&self.ingest, e))?;
+        let HashingWriter { inner, hasher } = hw;
+        let file = inner
+            .into_inner()
+            .map_err(|e| Error::io(&self.ingest, e.into_error()))?;
+        let size = hasher.len();
+        let digest = hasher.finish();
+        if self.exists(&digest) {
+            return Ok((digest, size));
+        }
+        let _lock = LockFile::acquire(&self.lock_path(&digest), true)?;
+        if self.exists(&digest) {
+            return Ok((digest, size));
+        }
+        file.sync_all().map_err(|e| Error::io(&self.ingest, e))?;
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(|e| Error::io(&self.ingest, e))?;
+        let dest = self.path(&digest);
+        let src = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let dst = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        // SAFETY: both paths are valid NUL-terminated strings.
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                src.as_ptr(),
+                libc::AT_FDCWD,
+                dst.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(Error::io(dest, e));
+            }
+        }
+        fsync_dir(&self.blobs)?;
+        debug!(digest = %digest, size, "blob committed from a stream");
+        Ok((digest, size))
+    }
+
     /// Begin writing the blob `expected`. `Ok(None)` means it already exists. Otherwise the
     /// caller gets an exclusive [`Ingest`]; a concurrent writer of the same digest (thread or
     /// process) blocks here until the first one commits (then gets `Ok(None)`) or aborts (then
@@ -312,6 +376,24 @@ fn not_found(d: &Digest) -> Error {
     Error::NotFound(format!(
         "blob {d} is not in the content store; pull or load the image again"
     ))
+}
+
+/// Hashes what passes through to `inner`.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// An exclusive writer of one blob. Dropping it without [`Ingest::commit`] aborts.

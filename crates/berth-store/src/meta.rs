@@ -66,6 +66,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX containers_image ON containers(image);
     "#,
+    // 2: the build cache: a step's key (parent image, instruction, inputs) → the images it
+    // made (a `--no-cache` rebuild adds one; the newest is used).
+    r#"
+    CREATE TABLE build_cache (
+        key        TEXT NOT NULL,
+        image      TEXT NOT NULL REFERENCES images(manifest) ON DELETE CASCADE,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (key, image)
+    );
+    CREATE INDEX build_cache_image ON build_cache(image);
+    "#,
 ];
 
 /// The platform an image manifest is for.
@@ -795,9 +806,58 @@ impl Db {
             "SELECT manifest FROM images i
              WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest = i.manifest)
                AND NOT EXISTS (SELECT 1 FROM containers c WHERE c.image = i.manifest)
+               AND NOT EXISTS (SELECT 1 FROM build_cache b WHERE b.image = i.manifest)
              ORDER BY manifest",
             "images.manifest",
         )
+    }
+
+    // ---- build cache ----
+
+    /// Remember that the build step `key` made image `manifest` (older images of the same key
+    /// stay cached steps; the newest is the one [`Db::build_cache`] returns).
+    pub fn put_build_cache(&mut self, key: &str, manifest: &Digest) -> Result<()> {
+        let ctx = format!("recording build cache entry {key}");
+        self.conn
+            .execute(
+                "INSERT INTO build_cache (key, image, created_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key, image) DO UPDATE SET created_ms = excluded.created_ms",
+                params![key, manifest.to_string(), now_ms()],
+            )
+            .map_err(db_err(&ctx))?;
+        Ok(())
+    }
+
+    /// The image a build step with this key made, if it is still stored.
+    pub fn build_cache(&self, key: &str) -> Result<Option<Digest>> {
+        let ctx = format!("reading build cache entry {key}");
+        let got: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT image FROM build_cache WHERE key = ?1
+                 ORDER BY created_ms DESC, rowid DESC LIMIT 1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err(&ctx))?;
+        got.map(|m| parse_digest(&m, "build_cache.image")).transpose()
+    }
+
+    /// Images the build cache holds (intermediate steps; `docker images` hides the untagged
+    /// ones, as Docker hides intermediate images).
+    pub fn build_cache_images(&self) -> Result<Vec<Digest>> {
+        self.digest_column(
+            "SELECT DISTINCT image FROM build_cache ORDER BY image",
+            "build_cache.image",
+        )
+    }
+
+    /// Forget every build cache entry; returns how many there were.
+    pub fn clear_build_cache(&mut self) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM build_cache", [])
+            .map_err(db_err("clearing the build cache"))
     }
 
     fn digest_column(&self, sql: &str, column: &str) -> Result<Vec<Digest>> {

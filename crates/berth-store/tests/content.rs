@@ -361,3 +361,35 @@ fn spawn_half_writer(root: &Path) -> std::process::Child {
     }
     child
 }
+
+#[test]
+fn put_stream_stores_verified_blobs_and_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cs = ContentStore::open(&tmp.path().join("content")).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (d, size) = cs
+        .put_stream(|w| {
+            for chunk in data.chunks(4096) {
+                w.write_all(chunk)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(d, Digest::of(&data));
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(std::fs::read(cs.path(&d)).unwrap(), data);
+    let mode = std::fs::metadata(cs.path(&d)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444);
+    // The same content again is a no-op; a failing writer stores nothing.
+    assert_eq!(cs.put_stream(|w| w.write_all(&data)).unwrap().0, d);
+    let err = cs.put_stream(|w| {
+        w.write_all(b"half")?;
+        Err(std::io::Error::other("source vanished"))
+    });
+    assert!(err.is_err());
+    assert_eq!(cs.list().unwrap(), vec![d]);
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("content/ingest"))
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -41,11 +41,11 @@ fn schema_is_versioned_wal_and_reopens() {
     let img = image("a", 2);
     {
         let mut db = Db::open(&path).unwrap();
-        assert_eq!(db.schema_version().unwrap(), 1);
+        assert_eq!(db.schema_version().unwrap(), 2);
         db.put_image(&img).unwrap();
     }
     let db = Db::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 1);
+    assert_eq!(db.schema_version().unwrap(), 2);
     assert_eq!(db.image(&img.manifest).unwrap(), Some(img));
     assert!(tmp.path().join("sub/metadata.db-wal").exists());
     drop(db);
@@ -229,4 +229,27 @@ fn leases_hold_resources_until_deleted_or_expired() {
     db.lease_delete("long").unwrap();
     db.lease_delete("long").unwrap();
     assert!(db.leased_resources().unwrap().is_empty());
+}
+
+#[test]
+fn build_cache_entries_follow_their_images_and_are_not_dangling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = Db::open(&tmp.path().join("metadata.db")).unwrap();
+    let step = image("step", 1);
+    let other = image("other", 1);
+    db.put_image(&step).unwrap();
+    db.put_image(&other).unwrap();
+    assert_eq!(db.build_cache("k1").unwrap(), None);
+    db.put_build_cache("k1", &step.manifest).unwrap();
+    assert_eq!(db.build_cache("k1").unwrap(), Some(step.manifest));
+    // A cached step is not a dangling image (`image prune` leaves the cache alone).
+    assert_eq!(db.dangling_images().unwrap(), vec![other.manifest]);
+    assert_eq!(db.build_cache_images().unwrap(), vec![step.manifest]);
+    // Removing the image drops its cache entry.
+    db.delete_image(&step.manifest).unwrap();
+    assert_eq!(db.build_cache("k1").unwrap(), None);
+    db.put_image(&step).unwrap();
+    db.put_build_cache("k1", &step.manifest).unwrap();
+    assert_eq!(db.clear_build_cache().unwrap(), 1);
+    assert_eq!(db.build_cache("k1").unwrap(), None);
 }

@@ -42,6 +42,7 @@ pub struct State {
     #[allow(dead_code)] // read by the event routes
     pub events: berth_engine::events::Events,
     pub execs: berth_engine::exec::ExecService,
+    pub builds: berth_engine::build::BuildService,
     pub data_root: PathBuf,
     pub id: String,
     pub debug: bool,
@@ -139,7 +140,7 @@ pub(crate) fn channel_body(
 
 /// Sends JSON messages into a streamed response (Docker's JSON message stream).
 #[derive(Clone)]
-pub(crate) struct JsonStream(mpsc::Sender<Result<Bytes, std::io::Error>>);
+pub(crate) struct JsonStream(pub(crate) mpsc::Sender<Result<Bytes, std::io::Error>>);
 
 impl JsonStream {
     pub(crate) async fn send(&self, v: Value) {
@@ -444,11 +445,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
         // Berth's own: the last pulls and the endpoint (mirror or registry) that served each
         // blob, for the desktop's registry-mirror panel.
         (&Method::GET, "/berth/pulls") => return ok_json(&state.images.recent_pulls()),
-        // `docker system prune` also prunes the build cache; there is none until builds
-        // exist (issue 7), so there is nothing to reclaim.
-        (&Method::POST, "/build/prune") => {
-            return ok_json(&json!({"CachesDeleted": [], "SpaceReclaimed": 0}))
-        }
+        (&Method::POST, "/build/prune") => return crate::api_build::prune(state).await,
+        (&Method::POST, "/build") => return crate::api_build::build(state, req).await,
         _ => {}
     }
     if path == "/containers" || path.starts_with("/containers/") {
@@ -558,7 +556,7 @@ async fn images_route(
 }
 
 /// An image event: `id` is the image ID or the reference, `name` Docker's `name` attribute.
-fn image_event(events: &berth_engine::events::Events, action: &str, id: &str, name: &str) {
+pub(crate) fn image_event(events: &berth_engine::events::Events, action: &str, id: &str, name: &str) {
     events.emit(
         "image",
         action,
@@ -729,12 +727,15 @@ async fn list_images(svc: &ImageService, q: &Query) -> ApiResult {
     if let Some(legacy) = q.one("filter").filter(|s| !s.is_empty()) {
         reference.push(legacy.to_string());
     }
-    // `docker images` (without -a) hides nothing extra here: Berth has no intermediate images.
+    // `docker images` (without -a) hides build steps' untagged images, as Docker hides
+    // intermediate images.
     let labels = f.get("label").cloned().unwrap_or_default();
-    let mut list = svc.list(dangling_filter(&f)?, reference, labels).await?;
+    let mut list = svc
+        .list(dangling_filter(&f)?, reference, labels, q.bool("all"))
+        .await?;
     if !before.is_empty() || !since.is_empty() || until.is_some() {
         // The reference images' creation times come from the full list.
-        let all = svc.list(None, Vec::new(), Vec::new()).await?;
+        let all = svc.list(None, Vec::new(), Vec::new(), true).await?;
         let created = |id: &String| all.iter().find(|i| &i.id == id).map(|i| i.created);
         let before: Vec<i64> = before.iter().filter_map(created).collect();
         let since: Vec<i64> = since.iter().filter_map(created).collect();
@@ -863,13 +864,13 @@ fn pull_message(p: &Progress) -> Option<Value> {
 /// comes before the layers' `Waiting`), and a layer that already existed shows "Already
 /// exists" and nothing after it.
 #[derive(Default)]
-struct PullView {
+pub(crate) struct PullView {
     layers: std::collections::HashSet<Digest>,
     existing: std::collections::HashSet<Digest>,
 }
 
 impl PullView {
-    fn show(&mut self, p: &Progress) -> Option<Value> {
+    pub(crate) fn show(&mut self, p: &Progress) -> Option<Value> {
         match p {
             Progress::Waiting { digest } => {
                 self.layers.insert(*digest);

@@ -10,6 +10,7 @@
 
 mod api;
 mod api_auth;
+mod api_build;
 mod api_containers;
 mod api_exec;
 mod api_fs;
@@ -322,6 +323,7 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
     )
     .await
     .context("restoring containers")?;
+    let images_for_build = images.clone();
     let state = Arc::new(api::State {
         images,
         containers: containers.clone(),
@@ -329,6 +331,11 @@ async fn run(cli: Cli, cfg: DaemonConfig, lvl: tracing::Level) -> Result<()> {
         networks,
         events,
         execs: berth_engine::exec::ExecService::new(cli.exec_root.join("execs")),
+        builds: berth_engine::build::BuildService::new(
+            images_for_build,
+            containers.clone(),
+            &cli.data_root,
+        ),
         data_root: cli.data_root.clone(),
         id: sysinfo::engine_id(&cli.data_root)?,
         debug: lvl >= tracing::Level::DEBUG,

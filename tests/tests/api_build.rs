@@ -1,0 +1,229 @@
+//! `docker build` (classic builder protocol) against berthd: real builds from busybox, run
+//! afterwards; cache hits and misses; .dockerignore; multi-stage; errors with their line.
+
+use berth_tests::berthd::Berthd;
+use std::path::Path;
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, body) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+}
+
+/// `docker build` with the classic builder; returns (success, stdout, stderr).
+fn build(d: &Berthd, args: &[&str]) -> (bool, String, String) {
+    let mut c = d.docker_cmd(&["build"]);
+    c.args(args).env("DOCKER_BUILDKIT", "0");
+    let o = c.output().expect("docker build");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn build_run_cache_and_dockerignore() {
+    let Some(d) = Berthd::with_busybox("build_run_cache_and_dockerignore") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(
+        c,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 ARG GREETING=hello\n\
+                 ENV APP_HOME=/app\n\
+                 WORKDIR $APP_HOME\n\
+                 COPY . .\n\
+                 RUN echo \"$GREETING from run\" > /app/run.txt && ls /app > /app/listing.txt\n\
+                 LABEL tier=web\n\
+                 EXPOSE 5000\n\
+                 USER nobody\n\
+                 CMD [\"cat\", \"/app/run.txt\", \"/app/listing.txt\", \"/app/app.txt\"]\n",
+            ),
+            ("app.txt", "app v1\n"),
+            ("secret/key.pem", "do not ship\n"),
+            ("notes.tmp", "scratch\n"),
+            (".dockerignore", "secret\n*.tmp\n"),
+        ],
+    );
+    let ctxs = c.to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "web:1", "--build-arg", "GREETING=hi", ctxs]);
+    assert!(ok, "build failed:\n{out}\n{err}");
+    assert!(out.contains("Step 1/10 : FROM busybox"), "{out}");
+    assert!(out.contains("Successfully tagged web:1"), "{out}");
+    let run = d.ok(&["run", "--rm", "web:1"]);
+    assert!(run.contains("hi from run"), "{run}");
+    assert!(run.contains("app v1"), "{run}");
+    // The listing made by RUN shows what COPY brought in: no ignored files.
+    assert!(
+        run.contains("app.txt") && run.contains("Dockerfile"),
+        "{run}"
+    );
+    assert!(
+        !run.contains("secret") && !run.contains("notes.tmp"),
+        "{run}"
+    );
+    let cfg = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Config.WorkingDir}}|{{.Config.User}}|{{json .Config.ExposedPorts}}|{{.Config.Labels.tier}}|{{json .Config.Cmd}}",
+        "web:1",
+    ]);
+    assert_eq!(
+        cfg.trim(),
+        r#"/app|nobody|{"5000/tcp":{}}|web|["cat","/app/run.txt","/app/listing.txt","/app/app.txt"]"#
+    );
+    let id1 = d.ok(&["image", "inspect", "-f", "{{.Id}}", "web:1"]);
+
+    // Unchanged: every step from the cache, the same image.
+    let (ok, out, err) = build(&d, &["-t", "web:2", "--build-arg", "GREETING=hi", ctxs]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(out.matches("Using cache").count(), 8, "{out}");
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "web:2"]), id1);
+
+    // A changed ignored file changes nothing; a changed copied file reruns from COPY on.
+    std::fs::write(c.join("notes.tmp"), "other\n").unwrap();
+    let (ok, out, _) = build(&d, &["-t", "web:3", "--build-arg", "GREETING=hi", ctxs]);
+    assert!(ok);
+    assert_eq!(out.matches("Using cache").count(), 8, "{out}");
+    std::fs::write(c.join("app.txt"), "app v2\n").unwrap();
+    let (ok, out, err) = build(&d, &["-t", "web:4", "--build-arg", "GREETING=hi", ctxs]);
+    assert!(ok, "{out}\n{err}");
+    // FROM has no cache line; ENV and WORKDIR hit; COPY and everything after rerun.
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    assert!(d.ok(&["run", "--rm", "web:4"]).contains("app v2"));
+
+    // --no-cache reruns everything.
+    let (ok, out, _) = build(&d, &["--no-cache", "-t", "web:5", ctxs]);
+    assert!(ok);
+    assert_eq!(out.matches("Using cache").count(), 0, "{out}");
+    assert!(d.ok(&["run", "--rm", "web:5"]).contains("hello from run"));
+
+    // Step containers are gone; intermediate images are not listed.
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!images.contains("<none>"), "{images}");
+}
+
+#[test]
+fn multi_stage_target_and_copy_from() {
+    let Some(d) = Berthd::with_busybox("multi_stage_target_and_copy_from") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox AS builder\n\
+             RUN mkdir -p /out && echo built > /out/artifact && echo junk > /junk\n\
+             \n\
+             FROM busybox AS test\n\
+             RUN echo testing\n\
+             \n\
+             FROM scratch\n\
+             COPY --from=builder /out/artifact /artifact\n\
+             COPY --from=builder /bin/busybox /bin/sh\n\
+             CMD [\"/bin/sh\", \"-c\", \"cat /artifact\"]\n",
+        )],
+    );
+    let p = ctx.path().to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "final", p]);
+    assert!(ok, "{out}\n{err}");
+    // The `test` stage is not needed by the target, so it is not built.
+    assert!(!out.contains("testing"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "final"]).trim(), "built");
+    let layers = d.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "final"]);
+    assert_eq!(layers.trim(), "2");
+    let (ok, out, err) = build(&d, &["--target", "test", "-t", "t", p]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("testing"), "{out}");
+    let (ok, _, err) = build(&d, &["--target", "nope", p]);
+    assert!(!ok);
+    assert!(
+        err.contains("target stage \"nope\" could not be found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dockerfile_errors_name_the_line_and_failed_runs_the_command() {
+    let Some(d) = Berthd::with_busybox("dockerfile_errors_name_the_line") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    let p = ctx.path().to_str().unwrap();
+    write(ctx.path(), &[("Dockerfile", "FORM busybox\nRUN true\n")]);
+    let (ok, _, err) = build(&d, &[p]);
+    assert!(!ok);
+    assert!(
+        err.contains("Dockerfile:1: unknown instruction \"FORM\" — did you mean FROM?"),
+        "{err}"
+    );
+    write(
+        ctx.path(),
+        &[("Dockerfile", "FROM busybox\nWORKDIR /app\nWORK /app\n")],
+    );
+    let (ok, _, err) = build(&d, &[p]);
+    assert!(!ok);
+    assert!(
+        err.contains("Dockerfile:3: unknown instruction \"WORK\" — did you mean WORKDIR?"),
+        "{err}"
+    );
+    write(
+        ctx.path(),
+        &[("Dockerfile", "FROM busybox\nRUN echo before && exit 3\n")],
+    );
+    let (ok, out, err) = build(&d, &[p]);
+    assert!(!ok);
+    assert!(out.contains("before"), "{out}");
+    assert!(
+        err.contains("The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3"),
+        "{err}"
+    );
+    write(
+        ctx.path(),
+        &[("Dockerfile", "FROM busybox\nCOPY missing.txt /\n")],
+    );
+    let (ok, _, err) = build(&d, &[p]);
+    assert!(!ok);
+    assert!(err.contains("missing.txt"), "{err}");
+}
+
+#[test]
+fn copy_cannot_follow_a_symlink_out_of_the_context() {
+    let Some(d) = Berthd::with_busybox("copy_cannot_follow_a_symlink_out_of_the_context") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("host-secret"), "HOST SECRET\n").unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY link /copied\nCMD [\"cat\", \"/copied\"]\n",
+        )],
+    );
+    std::os::unix::fs::symlink(outside.path().join("host-secret"), ctx.path().join("link"))
+        .unwrap();
+    let p = ctx.path().to_str().unwrap();
+    // The docker CLI sends the symlink itself; berthd resolves it inside the context, where
+    // its target does not exist.
+    let (ok, out, err) = build(&d, &["-t", "esc", p]);
+    if ok {
+        let got = d.ok(&["run", "--rm", "esc"]);
+        assert!(!got.contains("HOST SECRET"), "{got}");
+    } else {
+        assert!(!out.contains("HOST SECRET") && !err.contains("HOST SECRET"));
+        assert!(err.contains("link"), "{err}");
+    }
+}
