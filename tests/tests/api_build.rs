@@ -227,3 +227,58 @@ fn copy_cannot_follow_a_symlink_out_of_the_context() {
         assert!(err.contains("link"), "{err}");
     }
 }
+
+/// GET `path` from 127.0.0.1:`port`, retrying while the server starts; the body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                let mut buf = String::new();
+                if s.read_to_string(&mut buf).is_ok() && buf.starts_with("HTTP/1.") {
+                    return buf
+                        .split_once("\r\n\r\n")
+                        .map(|(_, b)| b.to_string())
+                        .unwrap_or_default();
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing answered on 127.0.0.1:{port}{path}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn tutorial_python_app_builds_runs_and_answers_on_the_published_port() {
+    let Some(d) = Berthd::with_busybox("tutorial_python_app") else {
+        return;
+    };
+    let Some(_) = berth_tests::pyimage::load_python(&d, berth_tests::pyimage::PYTHON_TAG) else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    berth_tests::pyimage::tutorial_app(ctx.path());
+    let p = ctx.path().to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "my-image", p]);
+    assert!(ok, "{out}\n{err}");
+    // `run -p 8080:5000 -d my-image`, answered on the host's loopback.
+    let id = d.ok(&["run", "-p", "8080:5000", "-d", "my-image"]);
+    let body = http_get(8080, "/");
+    assert_eq!(body, berth_tests::pyimage::TUTORIAL_HELLO);
+    assert_eq!(
+        http_get(8080, "/pkg"),
+        berth_tests::pyimage::TUTORIAL_INSTALLED
+    );
+    let files = http_get(8080, "/files");
+    for ignored in berth_tests::pyimage::TUTORIAL_IGNORED {
+        let top = ignored.split('/').next().unwrap();
+        assert!(!files.contains(top), "{ignored} reached the image: {files}");
+    }
+    d.ok(&["rm", "-f", id.trim()]);
+}
