@@ -282,3 +282,186 @@ fn tutorial_python_app_builds_runs_and_answers_on_the_published_port() {
     }
     d.ok(&["rm", "-f", id.trim()]);
 }
+
+#[test]
+fn every_instruction_lands_in_the_image() {
+    let Some(d) = Berthd::with_busybox("every_instruction_lands_in_the_image") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(
+        c,
+        &[
+            (
+                "Dockerfile",
+                r#"# syntax=docker/dockerfile:1
+ARG BASE=busybox
+FROM ${BASE} AS base
+LABEL team="core" version=1.0
+MAINTAINER Berth Team <team@example.com>
+ENV A=1 B="two words"
+ENV C $A-x
+SHELL ["/bin/sh", "-e", "-c"]
+WORKDIR /work
+WORKDIR sub
+RUN echo "$C" > c.txt && pwd > pwd.txt && echo "$B" > b.txt
+RUN <<EOF
+echo heredoc-ran > /work/sub/heredoc.txt
+EOF
+COPY <<EOF /etc/greeting
+hello $A
+EOF
+COPY --chown=1000:1000 --chmod=640 files/ /data/
+ADD archive.tar.gz /unpacked/
+ADD plain.txt /added.txt
+COPY --exclude=*.log logs/ /logs/
+VOLUME ["/data", "/cache"]
+EXPOSE 80 443/tcp 53/udp
+USER nobody
+HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD ["true"]
+STOPSIGNAL SIGINT
+ONBUILD RUN echo child-built > /tmp/onbuild.txt
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /work/sub/c.txt"]
+"#,
+            ),
+            ("files/one.txt", "one\n"),
+            ("files/nested/two.txt", "two\n"),
+            ("plain.txt", "plain\n"),
+            ("logs/keep.txt", "keep\n"),
+            ("logs/drop.log", "drop\n"),
+            ("archive-src/inside/packed.txt", "packed\n"),
+        ],
+    );
+    let st = std::process::Command::new("tar")
+        .args(["czf", "archive.tar.gz", "-C", "archive-src", "inside"])
+        .current_dir(c)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let p = c.to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "every", p]);
+    assert!(ok, "{out}\n{err}");
+    let f = |fmt: &str| {
+        d.ok(&["image", "inspect", "-f", fmt, "every"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        f("{{json .Config.Labels}}"),
+        r#"{"team":"core","version":"1.0"}"#
+    );
+    assert_eq!(f("{{.Author}}"), "Berth Team <team@example.com>");
+    let env = f("{{json .Config.Env}}");
+    assert!(
+        env.contains(r#""A=1""#) && env.contains(r#""B=two words""#) && env.contains(r#""C=1-x""#),
+        "{env}"
+    );
+    assert_eq!(f("{{json .Config.Shell}}"), r#"["/bin/sh","-e","-c"]"#);
+    assert_eq!(f("{{.Config.WorkingDir}}"), "/work/sub");
+    assert_eq!(f("{{json .Config.Volumes}}"), r#"{"/cache":{},"/data":{}}"#);
+    assert_eq!(
+        f("{{json .Config.ExposedPorts}}"),
+        r#"{"443/tcp":{},"53/udp":{},"80/tcp":{}}"#
+    );
+    assert_eq!(f("{{.Config.User}}"), "nobody");
+    assert_eq!(
+        f("{{json .Config.Healthcheck}}"),
+        r#"{"Test":["CMD","true"],"Interval":5000000000,"Timeout":2000000000,"Retries":4}"#
+    );
+    assert_eq!(f("{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(
+        f("{{json .Config.OnBuild}}"),
+        r#"["RUN echo child-built > /tmp/onbuild.txt"]"#
+    );
+    assert_eq!(f("{{json .Config.Entrypoint}}"), r#"["/bin/sh","-c"]"#);
+    assert_eq!(f("{{json .Config.Cmd}}"), r#"["cat /work/sub/c.txt"]"#);
+    // The image runs: ENTRYPOINT + CMD.
+    assert_eq!(d.ok(&["run", "--rm", "every"]).trim(), "1-x");
+    let sh = |cmd: &str| {
+        d.ok(&["run", "--rm", "--user", "0", "every", cmd])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        sh("cat /work/sub/pwd.txt /work/sub/b.txt"),
+        "/work/sub\ntwo words"
+    );
+    assert_eq!(sh("cat /work/sub/heredoc.txt"), "heredoc-ran");
+    assert_eq!(sh("cat /etc/greeting"), "hello 1");
+    assert_eq!(
+        sh("stat -c '%u:%g %a' /data/one.txt /data/nested/two.txt"),
+        "1000:1000 640\n1000:1000 640"
+    );
+    assert_eq!(
+        sh("cat /unpacked/inside/packed.txt /added.txt"),
+        "packed\nplain"
+    );
+    assert_eq!(sh("ls /logs"), "keep.txt");
+    // History: one entry per instruction after FROM (ARG adds none), empty layers marked.
+    let hist = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "every",
+    ]);
+    assert!(hist.contains("#(nop)  STOPSIGNAL SIGINT"), "{hist}");
+    assert!(hist.contains("/bin/sh -e -c echo \"$C\" > c.txt"), "{hist}");
+    // ONBUILD triggers run in a child build.
+    let child = tempfile::tempdir().unwrap();
+    write(child.path(), &[("Dockerfile", "FROM every\nUSER 0\n")]);
+    let (ok, out, err) = build(&d, &["-t", "child", child.path().to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("Executing 1 build trigger"), "{out}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "child", "cat /tmp/onbuild.txt"])
+            .trim(),
+        "child-built"
+    );
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.OnBuild}}",
+            "child"
+        ])
+        .trim(),
+        "null"
+    );
+}
+
+#[test]
+fn build_cache_survives_an_engine_restart() {
+    let Some(mut d) = Berthd::with_busybox("build_cache_survives_an_engine_restart") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY a.txt /\nRUN cat /a.txt > /b.txt\n",
+            ),
+            ("a.txt", "a\n"),
+        ],
+    );
+    let p = ctx.path().to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "keep", p]);
+    assert!(ok, "{out}\n{err}");
+    d.kill9();
+    d.spawn();
+    let (ok, out, err) = build(&d, &["-t", "keep2", p]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    // `docker builder prune` forgets it; the tagged images stay.
+    let pruned = d.ok(&["builder", "prune", "-af"]);
+    assert!(pruned.contains("Total"), "{pruned}");
+    let (ok, out, _) = build(&d, &["-t", "keep3", p]);
+    assert!(ok);
+    assert_eq!(out.matches("Using cache").count(), 0, "{out}");
+    d.ok(&["image", "inspect", "keep"]);
+}

@@ -206,10 +206,16 @@ pub fn build(
     let mut meta: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut used_args: BTreeSet<String> = BTreeSet::new();
     for a in &df.meta_args {
+        // `--build-arg NAME` without a value (and NAME unset in the client's environment)
+        // arrives as null: the Dockerfile's default stays.
         let v = match opts.build_args.get(&a.name) {
-            Some(v) => {
+            Some(Some(v)) => {
                 used_args.insert(a.name.clone());
-                v.clone()
+                Some(v.clone())
+            }
+            Some(None) => {
+                used_args.insert(a.name.clone());
+                a.default.clone()
             }
             None => a.default.clone(),
         };
@@ -660,9 +666,15 @@ fn run_instruction(
         Kind::Arg(decls) => {
             for d in decls {
                 let v = match opts.build_args.get(&d.name) {
-                    Some(v) => {
+                    Some(Some(v)) => {
                         used_args.insert(d.name.clone());
-                        v.clone()
+                        Some(v.clone())
+                    }
+                    Some(None) => {
+                        used_args.insert(d.name.clone());
+                        d.default
+                            .clone()
+                            .or_else(|| meta.get(&d.name).cloned().flatten())
                     }
                     // An ARG without a default imports the meta ARG's value.
                     None => d

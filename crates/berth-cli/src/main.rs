@@ -59,6 +59,8 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(commands::images::ImageMgmt),
+    /// Build an image from a Dockerfile (docker's classic builder)
+    Build(Box<commands::build::BuildArgs>),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::resources::VolumeCmd),

@@ -59,6 +59,8 @@ pub enum BuildMsg {
     Stream(String),
     /// A base image's pull, as `docker pull` shows it.
     Pull(berth_registry::Progress),
+    /// A status line of that pull (`Pulling from`, `Digest:`, `Status: ...`).
+    Status(Value),
 }
 
 /// Runs builds. Cheap to clone.
@@ -558,11 +560,27 @@ impl Backend for EngineBackend<'_> {
                         let _ = tx.send(BuildMsg::Pull(p));
                     }
                 });
+                let id = r
+                    .tag
+                    .clone()
+                    .or_else(|| r.digest.map(|d| d.to_string()))
+                    .unwrap_or_default();
+                let _ = self.tx.send(BuildMsg::Status(
+                    json!({"status": format!("Pulling from {}", r.path), "id": id}),
+                ));
                 let out = self
                     .rt
                     .block_on(self.svc.images.pull(&r, plat, None, ptx))
                     .map_err(|e| be(format!("pulling base image {name}: {e}")))?;
                 let _ = fwd.join();
+                let status = if out.up_to_date {
+                    format!("Status: Image is up to date for {}", out.familiar)
+                } else {
+                    format!("Status: Downloaded newer image for {}", out.familiar)
+                };
+                for line in [format!("Digest: {}", out.digest), status] {
+                    let _ = self.tx.send(BuildMsg::Status(json!({ "status": line })));
+                }
                 self.rt
                     .block_on(self.svc.images.resolve_id(&out.familiar))
                     .ok_or_else(|| be(format!("base image {name} vanished after its pull")))?
@@ -882,6 +900,14 @@ impl EngineBackend<'_> {
             } else {
                 dest
             };
+            let exclude = if step.exclude.is_empty() {
+                None
+            } else {
+                Some(
+                    DockerIgnore::parse(&step.exclude.join("\n"))
+                        .map_err(|e| Error::invalid(format!("COPY --exclude: {e}")))?,
+                )
+            };
             let mut tmp = tempfile::tempfile()
                 .map_err(|e| Error::internal(format!("temporary file: {e}")))?;
             {
@@ -892,6 +918,7 @@ impl EngineBackend<'_> {
                     gid,
                     chmod: step.chmod,
                     ignore: matches!(step.from, CopyFrom::Context).then_some(&self.ignore),
+                    exclude: exclude.as_ref(),
                 };
                 // Missing parents of the destination are made 0755, owned like the files.
                 let dir_for_parents = if dest_is_dir {
@@ -906,6 +933,9 @@ impl EngineBackend<'_> {
                     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                     if step.add && !is_dir && rel.ends_with_archive() {
                         continue; // extracted below
+                    }
+                    if !is_dir && opts.exclude.is_some_and(|x| x.excluded(base_name(rel))) {
+                        continue;
                     }
                     let name = if is_dir {
                         dest.clone()
@@ -995,6 +1025,7 @@ impl EngineBackend<'_> {
                 gid,
                 chmod: None,
                 ignore: None,
+                exclude: None,
             };
             add_missing_dirs(&fs, &mut t, path, &opts)?;
             t.finish()
@@ -1022,6 +1053,23 @@ struct TreeOpts<'a> {
     gid: u32,
     chmod: Option<u32>,
     ignore: Option<&'a DockerIgnore>,
+    /// `COPY --exclude` patterns, matched against paths inside the source being copied.
+    exclude: Option<&'a DockerIgnore>,
+}
+
+impl TreeOpts<'_> {
+    /// Whether `crel` (context-relative; `srel` inside the copied source) is left out.
+    fn skipped(&self, crel: &str, srel: &str) -> bool {
+        self.ignore.is_some_and(|i| i.excluded(crel))
+            || self.exclude.is_some_and(|x| x.excluded(srel))
+    }
+
+    fn may_descend(&self, crel: &str, srel: &str) -> bool {
+        (!self.ignore.is_some_and(|i| i.excluded(crel))
+            || self.ignore.is_some_and(|i| i.may_contain_exceptions(crel)))
+            && (!self.exclude.is_some_and(|x| x.excluded(srel))
+                || self.exclude.is_some_and(|x| x.may_contain_exceptions(srel)))
+    }
 }
 
 fn join_rel(base: &str, name: &str) -> String {
@@ -1107,7 +1155,7 @@ fn write_tree(
                 io::empty(),
             )?;
         }
-        walk_dir(dir.as_fd(), rel, name, t, o)
+        walk_dir(dir.as_fd(), rel, "", name, t, o)
     } else {
         let fd = fsops::open_in_root(root, rel, OFlags::RDONLY)?;
         let f = std::fs::File::from(fd);
@@ -1122,6 +1170,7 @@ fn write_tree(
 fn walk_dir(
     dir: BorrowedFd,
     rel: &str,
+    srel: &str,
     name: &str,
     t: &mut tar::Builder<impl Write>,
     o: &TreeOpts<'_>,
@@ -1130,18 +1179,17 @@ fn walk_dir(
         let c = OsStr::from_bytes(&child);
         let cs = String::from_utf8_lossy(&child).into_owned();
         let crel = join_rel(rel, &cs);
-        if o.ignore.is_some_and(|i| i.excluded(&crel)) {
-            let may = o.ignore.is_some_and(|i| i.may_contain_exceptions(&crel));
-            if !may {
-                continue;
-            }
-        }
+        let csrel = join_rel(srel, &cs);
+        let skipped = o.skipped(&crel, &csrel);
         let cname = join_abs(name, &cs);
         let st = fsops::lstat_at(dir, c)?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
+                if skipped && !o.may_descend(&crel, &csrel) {
+                    continue;
+                }
                 let sub = fsops::open_subdir(dir, c)?;
-                if !o.ignore.is_some_and(|i| i.excluded(&crel)) {
+                if !skipped {
                     let mut h = header(&st, tar::EntryType::Directory, 0, o);
                     t.append_data(
                         &mut h,
@@ -1149,12 +1197,9 @@ fn walk_dir(
                         io::empty(),
                     )?;
                 }
-                walk_dir(sub.as_fd(), &crel, &cname, t, o)?;
+                walk_dir(sub.as_fd(), &crel, &csrel, &cname, t, o)?;
             }
-            FileType::RegularFile => {
-                if o.ignore.is_some_and(|i| i.excluded(&crel)) {
-                    continue;
-                }
+            FileType::RegularFile if !skipped => {
                 let fd = rustix::fs::openat(
                     dir,
                     c,
@@ -1168,17 +1213,15 @@ fn walk_dir(
                 let r = f.take(size).chain(io::repeat(0)).take(size);
                 t.append_data(&mut h, cname.trim_start_matches('/'), r)?;
             }
-            FileType::Symlink => {
-                if o.ignore.is_some_and(|i| i.excluded(&crel)) {
-                    continue;
-                }
+            FileType::Symlink if !skipped => {
                 let target = rustix::fs::readlinkat(dir, c, Vec::new())?;
                 let target = String::from_utf8_lossy(target.as_bytes()).into_owned();
                 let mut h = header(&st, tar::EntryType::Symlink, 0, o);
                 h.set_mode(0o777);
                 t.append_link(&mut h, cname.trim_start_matches('/'), &target)?;
             }
-            // Devices, FIFOs and sockets in a build context are not copied (as Docker).
+            // Devices, FIFOs and sockets in a build context are not copied (as Docker), nor
+            // is anything excluded.
             _ => {}
         }
     }

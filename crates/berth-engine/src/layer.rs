@@ -36,9 +36,9 @@ pub fn write_layer(upper: &Path, skip: &[String], w: &mut dyn Write) -> io::Resu
     t.into_inner()?.flush()
 }
 
-/// Whether the layer would be empty: nothing in `upper` but the skipped mount points and
-/// directories (directories alone are the engine's mount-point parents or metadata-only
-/// copy-ups; a build step that only made those produces no layer).
+/// Whether the layer would be empty: nothing in `upper` but the skipped mount points and the
+/// directories holding them (which the engine makes for its mount points). A step that made
+/// only those produces no layer.
 pub fn is_empty(upper: &Path, skip: &[String]) -> io::Result<bool> {
     let dir = fsops::open_dir(upper)?;
     let skip: Vec<String> = skip
@@ -61,7 +61,8 @@ fn only_dirs(dir: BorrowedFd, prefix: &str, skip: &[String]) -> io::Result<bool>
             continue;
         }
         let st = fsops::lstat_at(dir, name_os)?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        let holds_skipped = skip.iter().any(|s| s.starts_with(&format!("{path}/")));
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory || !holds_skipped {
             return Ok(false);
         }
         let sub = fsops::open_subdir(dir, name_os)?;
@@ -321,6 +322,13 @@ mod tests {
         assert_eq!(mode, 0o750);
         assert!(is_empty(tmp.path().join("etc").as_path(), &["/hosts".into()]).unwrap());
         assert!(!is_empty(up, &["/etc/hosts".into()]).unwrap());
+        // A new empty directory (WORKDIR, mkdir) is a change.
+        let only = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(only.path().join("etc")).unwrap();
+        std::fs::write(only.path().join("etc/hosts"), b"").unwrap();
+        assert!(is_empty(only.path(), &["/etc/hosts".into()]).unwrap());
+        std::fs::create_dir(only.path().join("work")).unwrap();
+        assert!(!is_empty(only.path(), &["/etc/hosts".into()]).unwrap());
     }
 
     #[test]

@@ -153,6 +153,8 @@ pub(crate) async fn build(state: &Arc<State>, req: Request<Incoming>) -> ApiResu
                     BuildMsg::Stream(_) => None,
                     BuildMsg::Pull(p) if !quiet => view.show(&p),
                     BuildMsg::Pull(_) => None,
+                    BuildMsg::Status(v) if !quiet => Some(v),
+                    BuildMsg::Status(_) => None,
                 }
             };
             let res = loop {
@@ -182,7 +184,21 @@ pub(crate) async fn build(state: &Arc<State>, req: Request<Incoming>) -> ApiResu
                 }
                 Ok(Err(e)) => {
                     warn!("build failed: {}", e.message);
-                    out.error(&e.message).await;
+                    // A failed RUN carries its exit code, which the docker CLI exits with.
+                    let code = e
+                        .message
+                        .rsplit_once("returned a non-zero code: ")
+                        .and_then(|(_, c)| c.trim().parse::<i64>().ok());
+                    match code {
+                        Some(code) => {
+                            out.send(json!({
+                                "errorDetail": {"code": code, "message": e.message},
+                                "error": e.message,
+                            }))
+                            .await
+                        }
+                        None => out.error(&e.message).await,
+                    }
                 }
                 Err(e) => out.error(&format!("build worker failed: {e}")).await,
             }

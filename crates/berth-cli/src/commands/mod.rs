@@ -2,6 +2,7 @@
 //! One module per family; each owns its clap enum and its dispatch.
 
 pub mod auth;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -136,6 +137,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
         Command::Container(cmd) => containers::dispatch_mgmt(c, cmd).await,
         Command::Images(cmd) => images::dispatch(c, cmd).await,
         Command::Image(cmd) => images::dispatch_mgmt(c, cmd).await,
+        Command::Build(a) => build::build(c, *a).await,
         Command::Volume(v) => resources::volume(c, v).await,
         Command::Network(n) => resources::network(c, n).await,
         Command::System(cmd) => system::dispatch(c, cmd).await,
