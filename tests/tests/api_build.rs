@@ -465,3 +465,79 @@ fn build_cache_survives_an_engine_restart() {
     assert_eq!(out.matches("Using cache").count(), 0, "{out}");
     d.ok(&["image", "inspect", "keep"]);
 }
+
+/// A one-file HTTP server on loopback: every GET gets `body`. Returns its port.
+fn serve(body: &'static str) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn add_downloads_urls_and_checks_their_checksum() {
+    let Some(d) = Berthd::with_busybox("add_downloads_urls") else {
+        return;
+    };
+    let port = serve("downloaded content\n");
+    let ctx = tempfile::tempdir().unwrap();
+    let sum = berth_tests::sha256_hex(b"downloaded content\n");
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\n\
+                 ADD http://127.0.0.1:{port}/files/notes.txt /srv/\n\
+                 ADD --checksum=sha256:{sum} http://127.0.0.1:{port}/x /named.txt\n\
+                 COPY . /ctx/\n\
+                 CMD [\"sh\", \"-c\", \"cat /srv/notes.txt /named.txt; stat -c %a /srv/notes.txt; ls -A /ctx\"]\n"
+            ),
+        )],
+    );
+    let p = ctx.path().to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "fetched", p]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "fetched"]),
+        "downloaded content\ndownloaded content\n600\nDockerfile\n"
+    );
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nADD --checksum=sha256:{} http://127.0.0.1:{port}/x /x\n",
+                "0".repeat(64)
+            ),
+        )],
+    );
+    let (ok, _, err) = build(&d, &[p]);
+    assert!(!ok);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nCOPY http://127.0.0.1:{port}/x /x\n"),
+        )],
+    );
+    let (ok, _, err) = build(&d, &[p]);
+    assert!(!ok);
+    assert!(err.contains("use ADD"), "{err}");
+}

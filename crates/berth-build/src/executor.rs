@@ -75,6 +75,8 @@ pub struct CopyStep {
     pub chmod: Option<u32>,
     /// `ADD`: local archives are extracted, URLs fetched.
     pub add: bool,
+    /// `ADD --checksum=sha256:<hex>`: what a fetched URL must hash to.
+    pub checksum: Option<String>,
     /// `--exclude` patterns.
     pub exclude: Vec<String>,
     /// The user and working directory of the stage (for `--chown` names and relative paths).
@@ -1045,6 +1047,7 @@ fn copy_step(
         chown: spec.chown.clone(),
         chmod,
         add,
+        checksum: spec.checksum.clone(),
         exclude: spec.exclude.clone(),
         user: user.to_string(),
     })

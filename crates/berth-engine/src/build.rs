@@ -153,6 +153,7 @@ impl BuildService {
             rm: req.rm,
             force_rm: req.force_rm,
             lease,
+            downloads: Default::default(),
         };
         let mut log = |s: &str| {
             let _ = tx.send(BuildMsg::Stream(s.to_string()));
@@ -199,6 +200,8 @@ struct EngineBackend<'a> {
     force_rm: bool,
     /// Protects what this build stores until its images are recorded.
     lease: Lease<'static>,
+    /// `ADD <url>`: each URL fetched once per build, into the context (url → path in it).
+    downloads: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 fn be(e: impl std::fmt::Display) -> BuildError {
@@ -789,10 +792,13 @@ impl EngineBackend<'_> {
         let mut out = Vec::new();
         for src in &step.sources {
             if src.starts_with("http://") || src.starts_with("https://") {
-                return Err(Error::invalid(format!(
-                    "{src}: ADD from a URL is not supported by this engine yet; download the \
-                     file into the build context and COPY it"
-                )));
+                if !step.add {
+                    return Err(Error::invalid(format!(
+                        "COPY {src}: source can't be a URL; use ADD to download it"
+                    )));
+                }
+                out.push((src.clone(), self.fetch(src, step.checksum.as_deref())?));
+                continue;
             }
             let rel = clean_rel(src);
             if !has_glob(&rel) {
@@ -836,7 +842,7 @@ impl EngineBackend<'_> {
             }
             let mut found: Vec<String> = matches
                 .into_iter()
-                .filter(|m| !self.ignore.excluded(m))
+                .filter(|m| !self.ignore.excluded(m) && !is_download(m) && m != DOWNLOADS)
                 .filter(|m| fsops::open_in_root(self.ctx.as_fd(), m, OFlags::PATH).is_ok())
                 .collect();
             found.sort();
@@ -849,6 +855,75 @@ impl EngineBackend<'_> {
             out.extend(found.into_iter().map(|m| (src.clone(), m)));
         }
         Ok(out)
+    }
+
+    /// Download `url` (once per build) into the context's `.berth-add/` and return its path
+    /// there. Mode 0600, like Docker's; `checksum` (`sha256:<hex>`) is verified.
+    fn fetch(&self, url: &str, checksum: Option<&str>) -> Result<String> {
+        if let Some(rel) = self.downloads.borrow().get(url) {
+            return Ok(rel.clone());
+        }
+        let name = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(url)
+            .rsplit('/')
+            .find(|s| !s.is_empty() && !s.contains(':'))
+            .filter(|s| *s != "." && *s != "..")
+            .unwrap_or("download")
+            .to_string();
+        let dir = format!("{DOWNLOADS}/{}", &Digest::of(url.as_bytes()).hex()[..16]);
+        let full = self.context_path.join(&dir);
+        std::fs::create_dir_all(&full)
+            .map_err(|e| Error::internal(format!("{}: {e}", full.display())))?;
+        let path = full.join(&name);
+        let _ = self.tx.send(BuildMsg::Stream(format!("Downloading {url}\n")));
+        let bytes = self.rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(600))
+                .build()
+                .map_err(|e| Error::internal(format!("http client: {e}")))?;
+            let resp = client
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| Error::invalid(format!("ADD {url}: {e}")))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(Error::invalid(format!(
+                    "ADD {url}: the server answered {status}; check the URL"
+                )));
+            }
+            resp.bytes()
+                .await
+                .map_err(|e| Error::invalid(format!("ADD {url}: {e}")))
+        })?;
+        if let Some(want) = checksum {
+            let got = Digest::of(&bytes).to_string();
+            if !want.eq_ignore_ascii_case(&got) {
+                return Err(Error::invalid(format!(
+                    "ADD {url}: checksum mismatch: --checksum says {want} but the download is \
+                     {got}"
+                )));
+            }
+        }
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+            f.write_all(&bytes)
+                .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+        }
+        let rel = format!("{dir}/{name}");
+        self.downloads
+            .borrow_mut()
+            .insert(url.to_string(), rel.clone());
+        Ok(rel)
     }
 
     /// Copy the step's sources into the container's root.
@@ -931,7 +1006,7 @@ impl EngineBackend<'_> {
                     let st = stat_in(src_root.as_fd(), rel)
                         .map_err(|e| Error::not_found(format!("COPY {src}: {e}")))?;
                     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-                    if step.add && !is_dir && rel.ends_with_archive() {
+                    if step.add && !is_dir && rel.ends_with_archive() && !is_download(rel) {
                         continue; // extracted below
                     }
                     if !is_dir && opts.exclude.is_some_and(|x| x.excluded(base_name(rel))) {
@@ -972,7 +1047,8 @@ impl EngineBackend<'_> {
             // ADD: local archives are unpacked into the destination directory.
             if step.add {
                 for (src, rel) in &sources {
-                    if !rel.ends_with_archive() {
+                    // Remote archives are not extracted (as in Docker).
+                    if !rel.ends_with_archive() || is_download(rel) {
                         continue;
                     }
                     let fd = fsops::open_in_root(src_root.as_fd(), rel, OFlags::RDONLY)
@@ -1035,6 +1111,14 @@ impl EngineBackend<'_> {
         drop(guard);
         Ok(())
     }
+}
+
+/// Where `ADD <url>` downloads go, inside the extracted context (left out of every walk of it).
+const DOWNLOADS: &str = ".berth-add";
+
+/// Whether a source path is an `ADD <url>` download.
+fn is_download(rel: &str) -> bool {
+    rel.starts_with(".berth-add/")
 }
 
 trait ArchiveName {
@@ -1180,6 +1264,10 @@ fn walk_dir(
         let cs = String::from_utf8_lossy(&child).into_owned();
         let crel = join_rel(rel, &cs);
         let csrel = join_rel(srel, &cs);
+        // The engine's own downloads (ADD <url>) live in the context but are not part of it.
+        if o.ignore.is_some() && crel == DOWNLOADS {
+            continue;
+        }
         let skipped = o.skipped(&crel, &csrel);
         let cname = join_abs(name, &cs);
         let st = fsops::lstat_at(dir, c)?;
@@ -1277,6 +1365,9 @@ fn hash_dir(
         let c = OsStr::from_bytes(&child);
         let cs = String::from_utf8_lossy(&child).into_owned();
         let crel = join_rel(rel, &cs);
+        if crel == DOWNLOADS {
+            continue;
+        }
         let excluded = ignore.excluded(&crel);
         if excluded && !ignore.may_contain_exceptions(&crel) {
             continue;
