@@ -541,3 +541,60 @@ fn add_downloads_urls_and_checks_their_checksum() {
     assert!(!ok);
     assert!(err.contains("use ADD"), "{err}");
 }
+
+#[test]
+fn run_mounts_cache_tmpfs_bind_and_network() {
+    let Some(d) = Berthd::with_busybox("run_mounts_cache_tmpfs_bind") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS tools\n\
+                 RUN mkdir -p /opt/tool && echo from-stage > /opt/tool/version\n\
+                 FROM busybox\n\
+                 RUN --mount=type=cache,target=/cache echo run >> /cache/count && wc -l < /cache/count > /cache-count\n\
+                 RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/t && cat /scratch/t > /tmpfs-seen\n\
+                 RUN --mount=type=bind,source=src,target=/src cat /src/input.txt > /bound && (touch /src/new 2>/dev/null && echo writable || echo read-only) >> /bound\n\
+                 RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool cat /tool/version > /from-stage\n\
+                 RUN --network=none sh -c 'ip link 2>/dev/null | grep -c \"^[0-9]\"' > /links\n\
+                 CMD [\"sh\", \"-c\", \"cat /cache-count /tmpfs-seen /bound /from-stage /links; ls /scratch /cache /src /tool 2>&1 | wc -l\"]\n",
+            ),
+            ("src/input.txt", "bound input\n"),
+        ],
+    );
+    let p = ctx.path().to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "mounts", p]);
+    assert!(ok, "{out}\n{err}");
+    let got = d.ok(&["run", "--rm", "mounts"]);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "1", "{got}");
+    assert_eq!(lines[1], "temp", "{got}");
+    assert_eq!(lines[2], "bound input", "{got}");
+    assert_eq!(lines[3], "read-only", "{got}");
+    assert_eq!(lines[4], "from-stage", "{got}");
+    // --network=none: only the loopback interface.
+    assert_eq!(lines[5], "1", "{got}");
+    // Nothing from the mounts stays in the image (the mount points may remain, empty).
+    let left = d.ok(&[
+        "run",
+        "--rm",
+        "mounts",
+        "sh",
+        "-c",
+        "find /scratch /cache /src /tool -type f 2>/dev/null | wc -l",
+    ]);
+    assert_eq!(
+        left.trim(),
+        "0",
+        "files from RUN mounts stayed in the image"
+    );
+    // The cache mount keeps its content across builds, even with --no-cache.
+    let (ok, out, err) = build(&d, &["--no-cache", "-t", "mounts2", p]);
+    assert!(ok, "{out}\n{err}");
+    let again = d.ok(&["run", "--rm", "mounts2", "cat", "/cache-count"]);
+    assert_eq!(again.trim(), "2");
+}

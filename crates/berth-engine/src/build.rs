@@ -403,15 +403,40 @@ impl EngineBackend<'_> {
         body.config.attach_stderr = true;
         body.host_config.network_mode = step.network.clone();
         let mut mounts = Vec::new();
+        // `--mount=type=bind,from=...`: the image's root, mounted through a helper container
+        // that lives as long as the step.
+        let mut helpers: Vec<(String, crate::containers::RootfsGuard)> = Vec::new();
+        let mut result = Ok(());
         for m in &step.mounts {
-            mounts.push(self.run_mount(m)?);
+            match self.run_mount(m, step, &mut helpers) {
+                Ok(x) => mounts.push(x),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
         if !mounts.is_empty() {
             body.host_config.mounts = Some(mounts);
         }
-        let id = self.create(parent, body).map_err(be)?;
+        let created = result.and_then(|()| self.create(parent, body).map_err(be));
+        let release = |helpers: Vec<(String, crate::containers::RootfsGuard)>| {
+            for (cid, guard) in helpers {
+                drop(guard);
+                self.remove(&cid);
+            }
+        };
+        let id = match created {
+            Ok(id) => id,
+            Err(e) => {
+                release(helpers);
+                return Err(e);
+            }
+        };
         self.send(format!(" ---> Running in {}\n", &id[..12]));
-        match self.run_started(&id, step) {
+        let ran = self.run_started(&id, step);
+        release(helpers);
+        match ran {
             Ok(()) => Ok(id),
             Err(e) => {
                 // A failed step's container stays for inspection, unless --force-rm.
@@ -460,7 +485,12 @@ impl EngineBackend<'_> {
     }
 
     /// A `RUN --mount` as a container mount.
-    fn run_mount(&self, m: &berth_build::RunMount) -> std::result::Result<ApiMount, BuildError> {
+    fn run_mount(
+        &self,
+        m: &berth_build::RunMount,
+        step: &RunStep,
+        helpers: &mut Vec<(String, crate::containers::RootfsGuard)>,
+    ) -> std::result::Result<ApiMount, BuildError> {
         let mut out = ApiMount {
             target: m.target.clone(),
             read_only: m.readonly,
@@ -483,30 +513,46 @@ impl EngineBackend<'_> {
                 });
             }
             MountKind::Bind => {
-                if m.from.is_some() {
-                    return Err(BuildError::from(
-                        "RUN --mount=type=bind,from=... is not supported yet: COPY --from the \
-                         files into the stage instead"
-                            .to_string(),
-                    ));
-                }
                 let src = m.source.clone().unwrap_or_default();
-                // Resolved inside the context through its fd, then bound by its /proc path.
-                let fd = fsops::open_in_root(self.ctx.as_fd(), &src, OFlags::PATH)
+                // The source root: the context, or the `from` image's root file system.
+                let (root, root_path): (OwnedFd, PathBuf) = match &m.from {
+                    None => (
+                        self.ctx.try_clone().map_err(be)?,
+                        self.context_path.clone(),
+                    ),
+                    Some(f) => {
+                        let im = step.mount_images.get(f).ok_or_else(|| {
+                            BuildError::from(format!("RUN --mount from={f}: unknown image or stage"))
+                        })?;
+                        let cid = self.create(im, CreateBody::default()).map_err(be)?;
+                        let g = match self.rt.block_on(self.svc.containers.rootfs_guard(&cid)) {
+                            Ok(g) => g,
+                            Err(e) => {
+                                self.remove(&cid);
+                                return Err(be(e));
+                            }
+                        };
+                        let path = g.path.clone();
+                        helpers.push((cid, g));
+                        (fsops::open_dir(&path).map_err(be)?, path)
+                    }
+                };
+                // Resolved inside that root through its fd, then bound by its real path.
+                let fd = fsops::open_in_root(root.as_fd(), &src, OFlags::PATH)
                     .map_err(|e| be(format!("RUN --mount source {src}: {e}")))?;
                 let real = std::fs::read_link(format!(
                     "/proc/self/fd/{}",
                     std::os::fd::AsRawFd::as_raw_fd(&fd)
                 ))
                 .map_err(be)?;
-                if !real.starts_with(&self.context_path) {
+                if !real.starts_with(&root_path) {
                     return Err(BuildError::from(format!(
-                        "RUN --mount source {src} is outside the build context"
+                        "RUN --mount source {src} is outside its source"
                     )));
                 }
                 out.kind = "bind".into();
                 out.source = real.to_string_lossy().into_owned();
-                out.read_only = !m.readonly_explicit_rw();
+                out.read_only = m.readonly;
             }
             MountKind::Secret | MountKind::Ssh => {
                 if m.required {
@@ -524,17 +570,6 @@ impl EngineBackend<'_> {
             }
         }
         Ok(out)
-    }
-}
-
-trait ReadonlyExt {
-    fn readonly_explicit_rw(&self) -> bool;
-}
-
-impl ReadonlyExt for berth_build::RunMount {
-    /// Bind mounts are read-only unless `rw` was given (`readonly` false means rw here).
-    fn readonly_explicit_rw(&self) -> bool {
-        !self.readonly
     }
 }
 
