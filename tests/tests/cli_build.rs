@@ -269,6 +269,12 @@ fn build_with_tags_args_labels_and_run_it() {
     );
     assert!(stdout.contains(" ---> Running in "), "{stdout}");
     assert!(stdout.contains("\nrun-step-output\n"), "{stdout}");
+    // berth's own last line: the build's time and cache use (--no-cache: nothing cached; --label adds a step).
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("Build took ") && last.ends_with(": 8 steps, 0 from the cache"),
+        "{stdout}"
+    );
     // The final lines once each, whoever wrote them (the engine or berth).
     let built: Vec<&str> = stdout
         .lines()

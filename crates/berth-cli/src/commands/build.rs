@@ -1105,8 +1105,72 @@ impl Outcome {
     }
 }
 
+/// Step timing: how long each step took (shown under it on a terminal) and a summary line at
+/// the end of a build.
+struct StepClock {
+    started: std::time::Instant,
+    step: Option<std::time::Instant>,
+    cached: bool,
+    steps: usize,
+    hits: usize,
+    /// Per-step lines (on a terminal; piped output keeps docker's text plus the summary).
+    per_step: bool,
+}
+
+impl StepClock {
+    fn new(per_step: bool) -> StepClock {
+        StepClock {
+            started: std::time::Instant::now(),
+            step: None,
+            cached: false,
+            steps: 0,
+            hits: 0,
+            per_step,
+        }
+    }
+
+    /// Notes a chunk of `stream` text; returns a timing line to print before it, if any.
+    fn note(&mut self, text: &str) -> Option<String> {
+        let mut before = None;
+        for line in text.lines() {
+            if line.starts_with("Step ") && line.contains(" : ") {
+                before = self.end_step();
+                self.step = Some(std::time::Instant::now());
+                self.steps += 1;
+                self.cached = false;
+            } else if line.trim() == "---> Using cache" {
+                self.cached = true;
+                self.hits += 1;
+            }
+        }
+        before
+    }
+
+    fn end_step(&mut self) -> Option<String> {
+        let t = self.step.take()?;
+        self.per_step.then(|| {
+            format!(
+                "     ({:.2}s{})\n",
+                t.elapsed().as_secs_f64(),
+                if self.cached { ", cached" } else { "" }
+            )
+        })
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "Build took {:.2}s: {} step{}, {} from the cache",
+            self.started.elapsed().as_secs_f64(),
+            self.steps,
+            if self.steps == 1 { "" } else { "s" },
+            self.hits
+        )
+    }
+}
+
 fn show_messages(c: &Ctx, a: &BuildArgs, body: impl Read) -> Res<()> {
     let mut out = Outcome::default();
+    let mut clock = StepClock::new(std::io::stdout().is_terminal());
     let mut layers: Option<Layers> = None;
     let mut stdout = std::io::stdout();
     for m in serde_json::Deserializer::from_reader(body).into_iter::<Value>() {
@@ -1156,6 +1220,9 @@ fn show_messages(c: &Ctx, a: &BuildArgs, body: impl Read) -> Res<()> {
             } else {
                 if let Some(l) = layers.take() {
                     l.finish();
+                }
+                if let Some(t) = clock.note(text) {
+                    let _ = stdout.write_all(t.as_bytes());
                 }
                 let _ = stdout.write_all(text.as_bytes());
                 let _ = stdout.flush();
@@ -1215,6 +1282,10 @@ fn show_messages(c: &Ctx, a: &BuildArgs, body: impl Read) -> Res<()> {
     for l in out.missing_lines(&a.tag) {
         println!("{l}");
     }
+    if let Some(t) = clock.end_step() {
+        print!("{t}");
+    }
+    println!("{}", clock.summary());
     write_iidfile(a, out.id.as_deref())
 }
 
@@ -1323,6 +1394,26 @@ mod tests {
         tar[257..262].copy_from_slice(b"ustar");
         assert!(looks_like_archive(&tar));
         assert!(!looks_like_archive(b"FROM busybox\nRUN true\n"));
+    }
+
+    #[test]
+    fn step_clock_counts_steps_and_cache_hits() {
+        let mut c = StepClock::new(true);
+        assert_eq!(c.note("Step 1/3 : FROM busybox\n ---> 0123\n"), None);
+        let t = c.note("Step 2/3 : COPY . .\n").unwrap();
+        assert!(t.trim().starts_with('(') && t.trim().ends_with("s)"), "{t}");
+        c.note(" ---> Using cache\n ---> 4567\n");
+        let t = c.note("Step 3/3 : RUN true\n").unwrap();
+        assert!(t.contains(", cached"), "{t}");
+        assert!(c.end_step().is_some_and(|t| !t.contains("cached")));
+        let s = c.summary();
+        assert!(
+            s.starts_with("Build took ") && s.ends_with(": 3 steps, 1 from the cache"),
+            "{s}"
+        );
+        let mut quiet = StepClock::new(false);
+        quiet.note("Step 1/2 : FROM busybox\n");
+        assert_eq!(quiet.note("Step 2/2 : RUN true\n"), None);
     }
 
     #[test]
