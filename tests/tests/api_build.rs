@@ -598,3 +598,71 @@ fn run_mounts_cache_tmpfs_bind_and_network() {
     let again = d.ok(&["run", "--rm", "mounts2", "cat", "/cache-count"]);
     assert_eq!(again.trim(), "2");
 }
+
+#[test]
+fn copy_destination_symlinks_stay_inside_the_image_root() {
+    let Some(d) = Berthd::with_busybox("copy_destination_symlinks_stay_inside") else {
+        return;
+    };
+    let host = tempfile::tempdir().unwrap();
+    let host_dir = host.path().to_str().unwrap().to_string();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM busybox\n\
+                     RUN ln -s ../../../../../../..{host_dir} /escape && ln -s {host_dir} /abs\n\
+                     COPY payload.txt /escape/\n\
+                     COPY payload.txt /abs/via-absolute.txt\n\
+                     CMD [\"sh\", \"-c\", \"cat {host_dir}/payload.txt {host_dir}/via-absolute.txt\"]\n"
+                ),
+            ),
+            ("payload.txt", "inside the image\n"),
+        ],
+    );
+    let (ok, out, err) = build(&d, &["-t", "dest", ctx.path().to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    // Nothing reached the host directory the links name...
+    let leaked: Vec<_> = std::fs::read_dir(host.path()).unwrap().collect();
+    assert!(
+        leaked.is_empty(),
+        "COPY wrote through a symlink onto the host: {leaked:?}"
+    );
+    // ...the files are in the image, where the links resolve inside its root.
+    assert_eq!(
+        d.ok(&["run", "--rm", "dest"]),
+        "inside the image\ninside the image\n"
+    );
+}
+
+#[test]
+fn loaded_images_never_serve_as_build_cache() {
+    let Some(d) = Berthd::with_busybox("loaded_images_never_serve_as_build_cache") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nENV STAGE=one\nRUN echo built > /f\n",
+        )],
+    );
+    let p = ctx.path().to_str().unwrap();
+    let (ok, out, err) = build(&d, &["-t", "poison", p]);
+    assert!(ok, "{out}\n{err}");
+    // The same image (same config, same history) comes back through `docker load`, as it
+    // would from a registry: its history must not make the next build's steps cache hits.
+    let saved = ctx.path().join("poison.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "poison"]);
+    d.ok(&["rmi", "poison"]);
+    d.ok(&["builder", "prune", "-af"]);
+    d.ok(&["load", "-i", saved.to_str().unwrap()]);
+    std::fs::remove_file(&saved).unwrap();
+    let (ok, out, err) = build(&d, &["-t", "poison2", p]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(out.matches("Using cache").count(), 0, "{out}");
+}

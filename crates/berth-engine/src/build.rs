@@ -516,13 +516,12 @@ impl EngineBackend<'_> {
                 let src = m.source.clone().unwrap_or_default();
                 // The source root: the context, or the `from` image's root file system.
                 let (root, root_path): (OwnedFd, PathBuf) = match &m.from {
-                    None => (
-                        self.ctx.try_clone().map_err(be)?,
-                        self.context_path.clone(),
-                    ),
+                    None => (self.ctx.try_clone().map_err(be)?, self.context_path.clone()),
                     Some(f) => {
                         let im = step.mount_images.get(f).ok_or_else(|| {
-                            BuildError::from(format!("RUN --mount from={f}: unknown image or stage"))
+                            BuildError::from(format!(
+                                "RUN --mount from={f}: unknown image or stage"
+                            ))
                         })?;
                         let cid = self.create(im, CreateBody::default()).map_err(be)?;
                         let g = match self.rt.block_on(self.svc.containers.rootfs_guard(&cid)) {
@@ -912,7 +911,9 @@ impl EngineBackend<'_> {
         std::fs::create_dir_all(&full)
             .map_err(|e| Error::internal(format!("{}: {e}", full.display())))?;
         let path = full.join(&name);
-        let _ = self.tx.send(BuildMsg::Stream(format!("Downloading {url}\n")));
+        let _ = self
+            .tx
+            .send(BuildMsg::Stream(format!("Downloading {url}\n")));
         let bytes = self.rt.block_on(async {
             let client = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(600))
@@ -1010,6 +1011,16 @@ impl EngineBackend<'_> {
             } else {
                 dest
             };
+            // The destination directory, resolved inside the image root (symlinks in it are
+            // followed there, never out) and made (0755, owned like the files) where missing.
+            let dest = if dest_is_dir {
+                ensure_dir(&fs, &dest, uid, gid, 0)?
+            } else {
+                join_abs(
+                    &ensure_dir(&fs, &parent_of(&dest), uid, gid, 0)?,
+                    base_name(&dest),
+                )
+            };
             let exclude = if step.exclude.is_empty() {
                 None
             } else {
@@ -1030,13 +1041,7 @@ impl EngineBackend<'_> {
                     ignore: matches!(step.from, CopyFrom::Context).then_some(&self.ignore),
                     exclude: exclude.as_ref(),
                 };
-                // Missing parents of the destination are made 0755, owned like the files.
-                let dir_for_parents = if dest_is_dir {
-                    dest.clone()
-                } else {
-                    parent_of(&dest)
-                };
-                add_missing_dirs(&fs, &mut t, &dir_for_parents, &opts)?;
+
                 for (src, rel) in &sources {
                     let st = stat_in(src_root.as_fd(), rel)
                         .map_err(|e| Error::not_found(format!("COPY {src}: {e}")))?;
@@ -1128,21 +1133,7 @@ impl EngineBackend<'_> {
         } else {
             resolve_owner(&fs, user).unwrap_or((0, 0))
         };
-        let mut data = Vec::new();
-        {
-            let mut t = tar::Builder::new(&mut data);
-            let opts = TreeOpts {
-                uid,
-                gid,
-                chmod: None,
-                ignore: None,
-                exclude: None,
-            };
-            add_missing_dirs(&fs, &mut t, path, &opts)?;
-            t.finish()
-                .map_err(|e| Error::internal(format!("WORKDIR: {e}")))?;
-        }
-        fs.extract("/", &data[..], false)?;
+        ensure_dir(&fs, path, uid, gid, 0)?;
         drop(guard);
         Ok(())
     }
@@ -1219,35 +1210,56 @@ fn stat_in(root: BorrowedFd, rel: &str) -> io::Result<rustix::fs::Stat> {
     Ok(rustix::fs::fstat(&fd)?)
 }
 
-/// Tar entries for the components of `dir` that do not exist in the container yet.
-fn add_missing_dirs(
-    fs: &ContainerFs,
-    t: &mut tar::Builder<impl Write>,
-    dir: &str,
-    o: &TreeOpts<'_>,
-) -> Result<()> {
-    let mut cur = String::new();
-    for comp in dir.split('/').filter(|c| !c.is_empty()) {
-        cur = format!("{cur}/{comp}");
-        let exists = fs.stat_path(&cur).ok().flatten().is_some();
-        if exists {
-            continue;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_uid(u64::from(o.uid));
-        h.set_gid(u64::from(o.gid));
-        h.set_mtime(0);
-        h.set_size(0);
-        t.append_data(
-            &mut h,
-            format!("{}/", cur.trim_start_matches('/')),
-            io::empty(),
-        )
-        .map_err(|e| Error::internal(format!("making {cur}: {e}")))?;
+/// `mkdir -p` inside the container root: `dir` resolved as the container would (symlinks
+/// followed inside the root, `..` stopping at `/`), each missing directory made 0755 and
+/// owned `uid:gid` through the fd-resolving extractor. Returns the resolved path.
+fn ensure_dir(fs: &ContainerFs, dir: &str, uid: u32, gid: u32, depth: usize) -> Result<String> {
+    if depth > 64 {
+        return Err(Error::invalid(format!(
+            "{dir}: too many levels of symbolic links or directories to create"
+        )));
     }
-    Ok(())
+    match fs.resolve(dir, true) {
+        Ok(r) if r.exists => {
+            let st = fs
+                .lstat(&r.canonical)
+                .map_err(|e| Error::internal(format!("{dir}: {e}")))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                return Err(Error::invalid(format!(
+                    "{dir} is not a directory in the image ({} is a file); change the \
+                     destination",
+                    r.canonical
+                )));
+            }
+            Ok(r.canonical)
+        }
+        Ok(r) => {
+            let parent = ensure_dir(fs, &parent_of(&r.canonical), uid, gid, depth + 1)?;
+            let name = base_name(&r.canonical).to_string();
+            let mut data = Vec::new();
+            {
+                let mut t = tar::Builder::new(&mut data);
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_uid(u64::from(uid));
+                h.set_gid(u64::from(gid));
+                h.set_mtime(0);
+                h.set_size(0);
+                t.append_data(&mut h, format!("{name}/"), io::empty())
+                    .and_then(|()| t.finish())
+                    .map_err(|e| Error::internal(format!("making {dir}: {e}")))?;
+            }
+            fs.extract(&parent, &data[..], false)?;
+            Ok(join_abs(&parent, &name))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            // A missing directory in the middle: make the parent first, then this one.
+            ensure_dir(fs, &parent_of(dir), uid, gid, depth + 1)?;
+            ensure_dir(fs, dir, uid, gid, depth + 1)
+        }
+        Err(e) => Err(Error::invalid(format!("{dir}: {e}"))),
+    }
 }
 
 /// Writes `rel` (inside `root`; a directory's contents, or a file) as `name` in the image.
