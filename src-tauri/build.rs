@@ -32,6 +32,8 @@ const COMMANDS: &[&str] = &[
     "image_history",
     "image_inspect",
     "registry_login",
+    "image_build",
+    "dir_list",
     "volumes_list",
     "volume_create",
     "volume_remove",

@@ -107,6 +107,8 @@ pub fn run() {
             commands::images::image_history,
             commands::images::image_inspect,
             commands::images::registry_login,
+            commands::build::image_build,
+            commands::build::dir_list,
             commands::resources::volumes_list,
             commands::resources::volume_create,
             commands::resources::volume_remove,

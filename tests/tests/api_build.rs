@@ -89,6 +89,17 @@ fn build_run_cache_and_dockerignore() {
     assert_eq!(out.matches("Using cache").count(), 8, "{out}");
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "web:2"]), id1);
 
+    // A plain `docker build` (no DOCKER_BUILDKIT=0): berthd's ping says it speaks the classic
+    // builder, so the docker CLI uses it by default.
+    let o = d
+        .docker_cmd(&["build", "-t", "web:plain", "--build-arg", "GREETING=hi", ctxs])
+        .env_remove("DOCKER_BUILDKIT")
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{plain}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(plain.matches("Using cache").count(), 8, "{plain}");
+
     // A changed ignored file changes nothing; a changed copied file reruns from COPY on.
     std::fs::write(c.join("notes.tmp"), "other\n").unwrap();
     let (ok, out, _) = build(&d, &["-t", "web:3", "--build-arg", "GREETING=hi", ctxs]);

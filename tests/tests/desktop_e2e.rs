@@ -618,6 +618,158 @@ fn desktop_tag_push_with_login() {
     );
 }
 
+// ---- (2c) Build… a folder: live steps, cache hits, a Dockerfile error ------------------
+
+/// Sets the page's theme the way the Settings select does (localStorage + `<html data-theme>`).
+fn set_theme(wd: &WebDriver, theme: &str) {
+    wd.execute(
+        "localStorage.setItem('berth.theme', arguments[0]); document.documentElement.dataset.theme = arguments[0];",
+        vec![json!(theme)],
+    )
+    .unwrap();
+}
+
+/// The `textContent` of the first `css` element (WebKitWebDriver's element text leaves out
+/// text clipped by `text-overflow: ellipsis`, as the log's step rows are when long).
+fn text_content(wd: &WebDriver, css: &str) -> String {
+    wd.wait_for(css);
+    wd.execute(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+        vec![json!(css)],
+    )
+    .unwrap()
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[test]
+fn desktop_build_image() {
+    if !setup("desktop_build_image") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY hello.txt /\nRUN cat /hello.txt\nCMD [\"cat\",\"/hello.txt\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.path().join("hello.txt"),
+        "hello from the desktop build\n",
+    )
+    .unwrap();
+    // Left out of the context by .dockerignore: COPY . would fail the test if it were sent.
+    std::fs::write(ctx.path().join(".dockerignore"), "*.secret\n").unwrap();
+    std::fs::write(ctx.path().join("key.secret"), "do not send").unwrap();
+    let env = AppEnv::for_berthd(&d);
+    let app = Desktop::launch("build", &env);
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    app.nav("images");
+
+    wd.click(&tid("build-open"));
+    wd.wait_for(&tid("build-dialog"));
+    wd.type_into(&tid("build-folder"), &ctx.path().display().to_string());
+    wd.type_into(&tid("build-tag"), "built/hello:1");
+    wd.shot("build-form");
+    wd.click(&tid("build-submit"));
+    wd.wait_for_within(&tid("build-done"), Duration::from_secs(180));
+    wd.shot("built");
+    let steps = wd.find_all(&tid("build-step")).unwrap();
+    assert_eq!(steps.len(), 4, "{}", wd.failure("four steps in the log"));
+    let log = text_content(wd, &tid("build-log"));
+    for needle in [
+        "FROM busybox",
+        "COPY hello.txt /",
+        "RUN cat /hello.txt",
+        "hello from the desktop build",
+    ] {
+        assert!(log.contains(needle), "the log lacks {needle:?}: {log}");
+    }
+    // Every step shows its time; the first build had nothing cached.
+    assert_eq!(wd.count(&tid("build-step-time")), 4, "{log}");
+    assert_eq!(wd.count(&tid("build-step-cached")), 0, "{log}");
+    let id = wd.attr(&tid("build-done"), "data-id").unwrap_or_default();
+    assert!(id.starts_with("sha256:"), "{id}");
+    // The context had the Dockerfile, .dockerignore and hello.txt, not key.secret.
+    let dialog = wd.text(&tid("build-dialog"));
+    assert!(dialog.contains("context: 3 files"), "{dialog}");
+
+    // Again: the steps after FROM come from the cache and say so.
+    wd.click(&tid("build-submit"));
+    wd.wait_until(
+        "a second build with cache hits",
+        Duration::from_secs(120),
+        |d| {
+            let done = !d.find_all(&tid("build-done"))?.is_empty();
+            let cached = d.find_all(&format!("{}[data-cached=\"true\"]", tid("build-step")))?;
+            Ok((done && cached.len() >= 2).then_some(()))
+        },
+    );
+    let cached_run = format!("{}[data-n=\"3\"][data-cached=\"true\"]", tid("build-step"));
+    assert_eq!(wd.count(&cached_run), 1, "{}", wd.failure("RUN cached"));
+    assert!(wd.count(&tid("build-step-cached")) >= 2);
+    assert_eq!(
+        wd.attr(&tid("build-done"), "data-id").unwrap_or_default(),
+        id,
+        "a fully cached build makes the same image"
+    );
+    wd.shot("rebuilt-cached");
+    set_theme(wd, "dark");
+    wd.shot("rebuilt-cached-dark");
+    set_theme(wd, "light");
+
+    // Show image: the dialog closes, and the list has the image selected under its tag.
+    wd.click(&tid("build-show-image"));
+    wd.wait_gone(&tid("build-dialog"));
+    let landed = format!(
+        "{}[data-repo=\"built/hello\"][data-tag=\"1\"][data-selected=\"true\"]",
+        tid("image-row")
+    );
+    wd.wait_for(&landed);
+    assert_eq!(wd.attr(&landed, "data-id").unwrap_or_default(), id);
+    wd.shot("landed");
+    let out = d.ok(&["image", "inspect", "--format", "{{.Id}}", "built/hello:1"]);
+    assert_eq!(out.trim(), id);
+    let out = d.ok(&["run", "--rm", "built/hello:1"]);
+    assert_eq!(out.trim(), "hello from the desktop build");
+
+    // A Dockerfile error: the panel names line 2, marks the instruction and suggests.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("Dockerfile"), "FROM busybox\nWORK /app\n").unwrap();
+    wd.click(&tid("build-open"));
+    wd.type_into(&tid("build-folder"), &bad.path().display().to_string());
+    wd.click(&tid("build-submit"));
+    wd.wait_for_within(&tid("build-error"), Duration::from_secs(60));
+    assert_eq!(
+        wd.attr(&tid("build-error"), "data-line").as_deref(),
+        Some("2")
+    );
+    assert!(wd
+        .text(&tid("build-error-location"))
+        .contains("Dockerfile, line 2"));
+    assert_eq!(wd.text(&tid("build-error-mark")), "WORK");
+    assert!(wd.text(&tid("build-error-source")).contains("WORK /app"));
+    let suggestion = wd.text(&tid("build-error-suggestion"));
+    assert!(
+        suggestion.to_lowercase().contains("did you mean workdir"),
+        "{suggestion}"
+    );
+    wd.shot("dockerfile-error");
+    set_theme(wd, "dark");
+    wd.shot("dockerfile-error-dark");
+    set_theme(wd, "light");
+
+    // A folder that does not exist is refused before anything starts, naming the path.
+    wd.type_into(&tid("build-folder"), "/nonexistent/berth-build-ctx");
+    wd.click(&tid("build-submit"));
+    let e = wd.wait_text(&tid("build-form-error"), "/nonexistent/berth-build-ctx");
+    assert!(e.contains("cannot be opened"), "{e}");
+}
+
 // ---- (3) a registry mirror set in Settings serves a pull -----------------------------
 
 #[test]

@@ -435,6 +435,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
                 HeaderValue::from_static("no-cache, no-store, must-revalidate"),
             );
             h.insert("Pragma", HeaderValue::from_static("no-cache"));
+            // The classic builder protocol: the docker CLI then builds with it by default
+            // (no DOCKER_BUILDKIT=0 needed, no buildx required).
+            h.insert("Builder-Version", HeaderValue::from_static("1"));
             return Ok(r);
         }
         (&Method::GET, "/version") => return version(),

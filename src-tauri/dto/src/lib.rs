@@ -383,6 +383,79 @@ pub enum ProgressEvent {
     },
 }
 
+/// The Build dialog: `docker build` of a local folder.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct BuildRequest {
+    /// The build context: an existing folder on this machine (absolute path).
+    pub context_dir: String,
+    /// The Dockerfile, relative to `context_dir`; empty: `Dockerfile`.
+    pub dockerfile: String,
+    /// `name[:tag]` references to give the image (none: an untagged image).
+    pub tags: Vec<String>,
+    /// `--build-arg KEY=value`, in order.
+    pub build_args: Vec<(String, String)>,
+    /// The stage to build (`--target`); empty: the last one.
+    pub target: String,
+    pub no_cache: bool,
+    /// Pull newer base images first.
+    pub pull: bool,
+}
+
+/// What a build's channel carries, parsed from the engine's JSON messages (Docker's classic
+/// builder protocol).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum BuildEvent {
+    /// The context was packed and is being sent.
+    Context {
+        files: u32,
+        #[ts(type = "number")]
+        bytes: u64,
+    },
+    /// `Step 2/5 : RUN make`.
+    Step { n: u32, total: u32, text: String },
+    /// ` ---> Using cache`: the current step was served from the build cache.
+    Cached,
+    /// ` ---> Running in abc123`: the current step runs in a container.
+    Running { container: String },
+    /// Output of the current step (one line, without its newline).
+    Output { text: String },
+    /// ` ---> 1a2b3c4d5e6f`: the current step made this image.
+    StepDone { id: String },
+    /// A base image's pull progress (`FROM` of an image not here, or `pull`).
+    Pull { event: ProgressEvent },
+    /// `Successfully built …`, `Successfully tagged …` and other status lines.
+    Status { message: String },
+    /// The build ended well: the image's id (`sha256:…`) and its tags.
+    Done { id: String, tags: Vec<String> },
+    /// The build failed. For a Dockerfile error, where: `file:line`, the quoted source line
+    /// and the 1-based column of the problem, and the engine's suggestion (`WORKDIR`).
+    Failed {
+        message: String,
+        file: Option<String>,
+        line: Option<u32>,
+        column: Option<u32>,
+        source_line: Option<String>,
+        suggestion: Option<String>,
+    },
+}
+
+/// One level of the folder browser of the Build dialog.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct DirListing {
+    /// The folder listed (absolute, normalised).
+    pub path: String,
+    /// Its parent; None at `/`.
+    pub parent: Option<String>,
+    /// Sub-folders, sorted by name (hidden ones left out).
+    pub dirs: Vec<String>,
+    /// Whether the folder has a file named `Dockerfile`.
+    pub has_dockerfile: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
 #[ts(export)]
 pub struct PruneReport {

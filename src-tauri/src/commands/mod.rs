@@ -1,6 +1,7 @@
 //! The Tauri commands, by resource. Each is a thin translation: arguments → a bollard call →
 //! a DTO, errors as `AppError`.
 
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;

@@ -5,9 +5,12 @@
 
 import { tauriBackend } from "./tauri";
 import type { AppError } from "./bindings/AppError";
+import type { BuildEvent } from "./bindings/BuildEvent";
+import type { BuildRequest } from "./bindings/BuildRequest";
 import type { ContainerAction } from "./bindings/ContainerAction";
 import type { ContainerDetails } from "./bindings/ContainerDetails";
 import type { ContainerRow } from "./bindings/ContainerRow";
+import type { DirListing } from "./bindings/DirListing";
 import type { DiskUsage } from "./bindings/DiskUsage";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { EngineStatus } from "./bindings/EngineStatus";
@@ -33,9 +36,12 @@ import type { VolumeRow } from "./bindings/VolumeRow";
 // The DTO types, for pages that import them from here (bindings/ has no index file).
 export type {
   AppError,
+  BuildEvent,
+  BuildRequest,
   ContainerAction,
   ContainerDetails,
   ContainerRow,
+  DirListing,
   DiskUsage,
   EngineEvent,
   EngineStatus,
@@ -108,6 +114,14 @@ export interface Backend {
   imageInspect(id: string): Promise<string>;
   /** Checks the credentials with the engine and saves them (Docker's config.json). */
   registryLogin(req: LoginRequest): Promise<string>;
+  /**
+   * Builds a local folder. Rejects (invalid_input) before anything starts when the folder,
+   * Dockerfile, a tag or a build arg is wrong; then every event arrives on `on`, ending with
+   * `done` or `failed`. close() stops watching (and drops the engine connection).
+   */
+  imageBuild(req: BuildRequest, on: (e: BuildEvent) => void): Promise<Subscription>;
+  /** The sub-folders of a folder (`~` or "": home), for the Build dialog's browser. */
+  dirList(path: string): Promise<DirListing>;
 
   // volumes
   volumesList(): Promise<VolumeRow[]>;

@@ -5,6 +5,7 @@
 
 import type { Backend } from "./backend";
 import type { AppError } from "./bindings/AppError";
+import type { BuildEvent } from "./bindings/BuildEvent";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { HistoryRow } from "./bindings/HistoryRow";
@@ -37,6 +38,8 @@ export type ResourceMethods =
   | "imageHistory"
   | "imageInspect"
   | "registryLogin"
+  | "imageBuild"
+  | "dirList"
   | "volumesList"
   | "volumeCreate"
   | "volumeRemove"
@@ -228,6 +231,8 @@ export function mockResources(emit: (e: EngineEvent) => void, opts: MockResource
     layers: s.layers.map(([created_by, size]) => ({ created_by, size: Math.round(size) })),
   }));
   const logins = new Set<string>();
+  /** What the mock's build cache holds (folder, Dockerfile, args, target). */
+  const builds = new Set<string>();
 
   function findImage(idOrRef: string): MockImage | undefined {
     const id = idOrRef.startsWith("sha256:") ? idOrRef : `sha256:${idOrRef}`;
@@ -507,6 +512,101 @@ export function mockResources(emit: (e: EngineEvent) => void, opts: MockResource
       on({ kind: "status", message: msg });
       on({ kind: "done", message: msg });
       event("image", "push", ref, { name: ref });
+    },
+
+    async imageBuild(req, on) {
+      // A scripted build: the folder's name picks the script (`…broken…`: a Dockerfile error
+      // on line 2; `…failing…`: a RUN that exits 1; `…missing…`: no such folder); a second
+      // build of the same folder, Dockerfile, args and target is served from the cache.
+      const dir = req.context_dir.trim();
+      if (!dir) throw fail("invalid_input", "The folder is empty: enter the path of the folder that holds the Dockerfile");
+      if (!dir.startsWith("/")) throw fail("invalid_input", `The folder "${dir}" is not an absolute path: write it from / (e.g. /home/me/app)`);
+      if (dir.includes("missing")) throw fail("invalid_input", `The folder ${dir} cannot be opened (No such file or directory (os error 2)): check the path`);
+      const dockerfile = req.dockerfile.trim() || "Dockerfile";
+      if (dockerfile.includes("..") || dockerfile.startsWith("/"))
+        throw fail("invalid_input", `The Dockerfile "${dockerfile}" must be a path inside the folder ${dir} (e.g. Dockerfile or docker/Dockerfile.dev)`);
+      if (dockerfile !== "Dockerfile" && !dockerfile.endsWith(".dev"))
+        throw fail("invalid_input", `There is no Dockerfile at ${dir.replace(/\/$/, "")}/${dockerfile}: create it, or name the right file in the Dockerfile field`);
+      const tags: string[] = [];
+      for (const t of req.tags.map((x) => x.trim()).filter(Boolean)) {
+        const c = canonical(t);
+        if (!c || t.includes("@")) throw fail("invalid_input", `The tag "${t}" is not a valid image name: write it like app, app:1.0 or registry.example.com:5000/team/app:1.0`);
+        tags.push(c);
+      }
+      let closed = false;
+      const key = `${dir}|${dockerfile}|${JSON.stringify(req.build_args)}|${req.target}`;
+      const send = (e: BuildEvent) => {
+        if (!closed) on(e);
+      };
+      void (async () => {
+        await sleep(80);
+        send({ kind: "context", files: 3, bytes: 10_240 });
+        if (dir.includes("broken")) {
+          await sleep(120);
+          // What the Rust side parses out of `Dockerfile:2: unknown instruction "WORK" — did you mean WORKDIR?`.
+          send({ kind: "failed", message: 'unknown instruction "WORK"', file: "Dockerfile", line: 2, column: 1, source_line: "WORK /app", suggestion: "WORKDIR" });
+          return;
+        }
+        const cached = !req.no_cache && builds.has(key);
+        const script: [string, string[]][] = [
+          ["FROM busybox", []],
+          ["COPY hello.txt /", []],
+          [dir.includes("failing") ? "RUN false" : "RUN cat /hello.txt", dir.includes("failing") ? [] : ["hello from the build context"]],
+          ['CMD ["cat","/hello.txt"]', []],
+        ];
+        for (const [i, [text, output]] of script.entries()) {
+          send({ kind: "step", n: i + 1, total: script.length, text });
+          await sleep(cached || i === 0 ? 60 : 400 + 200 * i);
+          if (i > 0 && cached) send({ kind: "cached" });
+          else if (text.startsWith("RUN")) {
+            send({ kind: "running", container: fakeHex(`${key} step ${i} ${builds.size}`, 12) });
+            for (const line of output) send({ kind: "output", text: line });
+            if (text === "RUN false") {
+              send({ kind: "failed", message: "The command '/bin/sh -c false' returned a non-zero code: 1", file: null, line: null, column: null, source_line: null, suggestion: null });
+              return;
+            }
+          }
+          send({ kind: "step_done", id: fakeHex(`${key} step ${i}`, 12) });
+        }
+        const id = `sha256:${fakeHex(req.no_cache ? `build ${key} ${Date.now()}` : `build ${key}`)}`;
+        builds.add(key);
+        send({ kind: "status", message: `Successfully built ${id.slice(7, 19)}` });
+        for (const t of tags) send({ kind: "status", message: `Successfully tagged ${t}` });
+        for (const other of images) other.refs = other.refs.filter((x) => !tags.includes(x));
+        const existing = images.find((im) => im.id === id);
+        if (existing) existing.refs = [...new Set([...existing.refs, ...tags])];
+        else
+          images.unshift({
+            id,
+            refs: tags,
+            size: Math.round(4.4 * MB),
+            created: nowS(),
+            containers: 0,
+            layers: script.map(([created_by], i) => ({ created_by, size: i === 1 ? 14 : i === 0 ? Math.round(4.4 * MB) : 0 })),
+          });
+        for (const t of tags) event("image", "tag", id, { name: t });
+        send({ kind: "done", id, tags });
+      })();
+      return {
+        async close() {
+          closed = true;
+        },
+      };
+    },
+
+    async dirList(path) {
+      await sleep(30);
+      const p = path.trim() === "" || path.trim() === "~" ? "/home/dev" : path.trim().replace(/\/+$/, "") || "/";
+      if (!p.startsWith("/")) throw fail("invalid_input", `"${p}" is not an absolute path: write it from / (e.g. /home/me/app)`);
+      const tree: Record<string, string[]> = {
+        "/": ["home", "srv", "tmp"],
+        "/home": ["dev"],
+        "/home/dev": ["hello-app", "broken-app", "shop"],
+        "/home/dev/shop": ["api", "web"],
+      };
+      const dirs = tree[p] ?? [];
+      const parent = p === "/" ? null : p.slice(0, p.lastIndexOf("/")) || "/";
+      return { path: p, parent, dirs, has_dockerfile: !(p in tree) || p === "/home/dev/shop" };
     },
 
     async imageTag(source, target) {

@@ -3,6 +3,7 @@
 
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { Backend, ExecSession, Subscription } from "./backend";
+import type { BuildEvent } from "./bindings/BuildEvent";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { EngineStatus } from "./bindings/EngineStatus";
 import type { ExecEvent } from "./bindings/ExecEvent";
@@ -67,6 +68,8 @@ export function tauriBackend(): Backend {
     imageHistory: (id) => invoke("image_history", { id }),
     imageInspect: (id) => invoke("image_inspect", { id }),
     registryLogin: (req) => invoke("registry_login", { req }),
+    imageBuild: (req, on) => stream<BuildEvent>("image_build", { req }, on),
+    dirList: (path) => invoke("dir_list", { path }),
 
     volumesList: () => invoke("volumes_list"),
     volumeCreate: (name) => invoke("volume_create", { name }),
