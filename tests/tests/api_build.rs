@@ -92,12 +92,23 @@ fn build_run_cache_and_dockerignore() {
     // A plain `docker build` (no DOCKER_BUILDKIT=0): berthd's ping says it speaks the classic
     // builder, so the docker CLI uses it by default.
     let o = d
-        .docker_cmd(&["build", "-t", "web:plain", "--build-arg", "GREETING=hi", ctxs])
+        .docker_cmd(&[
+            "build",
+            "-t",
+            "web:plain",
+            "--build-arg",
+            "GREETING=hi",
+            ctxs,
+        ])
         .env_remove("DOCKER_BUILDKIT")
         .output()
         .unwrap();
     let plain = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{plain}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{plain}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(plain.matches("Using cache").count(), 8, "{plain}");
 
     // A changed ignored file changes nothing; a changed copied file reruns from COPY on.
@@ -327,6 +338,7 @@ COPY --chown=1000:1000 --chmod=640 files/ /data/
 ADD archive.tar.gz /unpacked/
 ADD plain.txt /added.txt
 COPY --exclude=*.log logs/ /logs/
+COPY --parents files/nested/two.txt /kept/
 VOLUME ["/data", "/cache"]
 EXPOSE 80 443/tcp 53/udp
 USER nobody
@@ -410,6 +422,7 @@ CMD ["cat /work/sub/c.txt"]
         "packed\nplain"
     );
     assert_eq!(sh("ls /logs"), "keep.txt");
+    assert_eq!(sh("cat /kept/files/nested/two.txt"), "two");
     // History: one entry per instruction after FROM (ARG adds none), empty layers marked.
     let hist = d.ok(&[
         "history",

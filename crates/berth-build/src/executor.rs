@@ -79,6 +79,8 @@ pub struct CopyStep {
     pub checksum: Option<String>,
     /// `--exclude` patterns.
     pub exclude: Vec<String>,
+    /// `COPY --parents`: keep each source's path below the context.
+    pub parents: bool,
     /// The user and working directory of the stage (for `--chown` names and relative paths).
     pub user: String,
 }
@@ -1049,6 +1051,7 @@ fn copy_step(
         add,
         checksum: spec.checksum.clone(),
         exclude: spec.exclude.clone(),
+        parents: spec.parents,
         user: user.to_string(),
     })
 }

@@ -1052,7 +1052,14 @@ impl EngineBackend<'_> {
                     if !is_dir && opts.exclude.is_some_and(|x| x.excluded(base_name(rel))) {
                         continue;
                     }
-                    let name = if is_dir {
+                    let name = if step.parents {
+                        // `COPY --parents`: the source's path below the context is kept.
+                        if rel.is_empty() {
+                            dest.clone()
+                        } else {
+                            join_abs(&dest, rel)
+                        }
+                    } else if is_dir {
                         dest.clone()
                     } else if dest_is_dir {
                         join_abs(&dest, base_name(rel))
