@@ -1,6 +1,8 @@
 //! `docker build` (classic builder protocol) against berthd: real builds from busybox, run
 //! afterwards; cache hits and misses; .dockerignore; multi-stage; errors with their line.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
 use berth_tests::berthd::Berthd;
 use std::path::Path;
 

@@ -869,3 +869,35 @@ fn diff_right_after_exit_is_stable() {
         d.ok(&["rm", &name]);
     }
 }
+
+/// `docker run --rm` of a short command under load: the output reaches the client every
+/// time (the container, and its log, are removed only after attached streams delivered it).
+#[test]
+fn run_rm_output_is_never_lost_under_load() {
+    let Some(d) = Berthd::with_busybox("run_rm_output_is_never_lost_under_load") else {
+        return;
+    };
+    let d = std::sync::Arc::new(d);
+    let workers: Vec<_> = (0..6)
+        .map(|t| {
+            let d = std::sync::Arc::clone(&d);
+            std::thread::spawn(move || {
+                let mut lost = Vec::new();
+                for i in 0..25 {
+                    let want = format!("out-{t}-{i}");
+                    let o = d.docker(&["run", "--rm", "busybox", "echo", &want]);
+                    let got = String::from_utf8_lossy(&o.stdout).into_owned();
+                    if !o.status.success() || got.trim() != want {
+                        lost.push(format!("{want}: {:?} {got:?}", o.status));
+                    }
+                }
+                lost
+            })
+        })
+        .collect();
+    let lost: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(lost.is_empty(), "output lost: {lost:?}");
+}

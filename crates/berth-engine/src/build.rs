@@ -701,8 +701,7 @@ impl Backend for EngineBackend<'_> {
             Change::Copy(step) => {
                 let base = self.base_for(parent, &config).map_err(be)?;
                 let id = self.create(&base, CreateBody::default()).map_err(be)?;
-                let done = self.copy_into(&id, &step);
-                let layer = done.and_then(|()| self.layer_of(&id));
+                let layer = self.copy_into(&id, &step);
                 self.remove(&id);
                 let layer = layer.map_err(be)?;
                 self.store(parent, layer, config, history, cache_key)
@@ -963,7 +962,13 @@ impl EngineBackend<'_> {
     }
 
     /// Copy the step's sources into the container's root.
-    fn copy_into(&self, id: &str, step: &CopyStep) -> Result<()> {
+    /// Copy the step's sources into the image: returns the step's layer.
+    ///
+    /// Usually the layer is written directly: the copied files are the layer, streamed into
+    /// the content store as they are read (with the destination's missing directories), so
+    /// nothing is extracted and diffed. `ADD` of a local archive instead extracts into the
+    /// step container (through the fd-resolving extractor) and takes its upper dir.
+    fn copy_into(&self, id: &str, step: &CopyStep) -> Result<Option<(Digest, u64)>> {
         let guard = self.rt.block_on(self.svc.containers.rootfs_guard(id))?;
         let fs = ContainerFs::open(&guard.path, &[])?;
         let (uid, gid) = match &step.chown {
@@ -981,6 +986,10 @@ impl EngineBackend<'_> {
                 .map(|s| (s.clone(), clean_rel(s)))
                 .collect(),
         };
+        let extract_archives = step.add
+            && sources
+                .iter()
+                .any(|(_, rel)| rel.ends_with_archive() && !is_download(rel));
         let src_root: OwnedFd = match &step.from {
             CopyFrom::Context => self
                 .ctx
@@ -1013,11 +1022,12 @@ impl EngineBackend<'_> {
             };
             // The destination directory, resolved inside the image root (symlinks in it are
             // followed there, never out) and made (0755, owned like the files) where missing.
+            let mut made = Vec::new();
             let dest = if dest_is_dir {
-                ensure_dir(&fs, &dest, uid, gid, 0)?
+                ensure_dir(&fs, &dest, uid, gid, &mut made, 0)?
             } else {
                 join_abs(
-                    &ensure_dir(&fs, &parent_of(&dest), uid, gid, 0)?,
+                    &ensure_dir(&fs, &parent_of(&dest), uid, gid, &mut made, 0)?,
                     base_name(&dest),
                 )
             };
@@ -1029,22 +1039,18 @@ impl EngineBackend<'_> {
                         .map_err(|e| Error::invalid(format!("COPY --exclude: {e}")))?,
                 )
             };
-            let mut tmp = tempfile::tempfile()
-                .map_err(|e| Error::internal(format!("temporary file: {e}")))?;
-            {
-                let mut t = tar::Builder::new(&mut tmp);
-                t.mode(tar::HeaderMode::Complete);
-                let opts = TreeOpts {
-                    uid,
-                    gid,
-                    chmod: step.chmod,
-                    ignore: matches!(step.from, CopyFrom::Context).then_some(&self.ignore),
-                    exclude: exclude.as_ref(),
-                };
-
+            let opts = TreeOpts {
+                uid,
+                gid,
+                chmod: step.chmod,
+                ignore: matches!(step.from, CopyFrom::Context).then_some(&self.ignore),
+                exclude: exclude.as_ref(),
+            };
+            // The copied entries, named by their path in the image.
+            let emit = |t: &mut tar::Builder<&mut dyn Write>| -> io::Result<()> {
                 for (src, rel) in &sources {
                     let st = stat_in(src_root.as_fd(), rel)
-                        .map_err(|e| Error::not_found(format!("COPY {src}: {e}")))?;
+                        .map_err(|e| io::Error::new(e.kind(), format!("COPY {src}: {e}")))?;
                     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                     if step.add && !is_dir && rel.ends_with_archive() && !is_download(rel) {
                         continue; // extracted below
@@ -1059,15 +1065,13 @@ impl EngineBackend<'_> {
                         } else {
                             join_abs(&dest, rel)
                         }
-                    } else if is_dir {
+                    } else if is_dir || !dest_is_dir {
                         dest.clone()
-                    } else if dest_is_dir {
-                        join_abs(&dest, base_name(rel))
                     } else {
-                        dest.clone()
+                        join_abs(&dest, base_name(rel))
                     };
-                    write_tree(src_root.as_fd(), rel, &name, is_dir, &mut t, &opts)
-                        .map_err(|e| Error::internal(format!("COPY {src}: {e}")))?;
+                    write_tree(src_root.as_fd(), rel, &name, is_dir, t, &opts)
+                        .map_err(|e| io::Error::new(e.kind(), format!("COPY {src}: {e}")))?;
                 }
                 for (n, content) in &step.inline {
                     let name = if dest_is_dir {
@@ -1082,9 +1086,45 @@ impl EngineBackend<'_> {
                     h.set_gid(u64::from(gid));
                     h.set_size(content.len() as u64);
                     h.set_mtime(0);
-                    t.append_data(&mut h, name.trim_start_matches('/'), content.as_bytes())
-                        .map_err(|e| Error::internal(format!("COPY heredoc: {e}")))?;
+                    t.append_data(&mut h, name.trim_start_matches('/'), content.as_bytes())?;
                 }
+                Ok(())
+            };
+            if !extract_archives {
+                let (d, size) = self
+                    .store
+                    .content
+                    .put_stream(|w| {
+                        let mut t = tar::Builder::new(w);
+                        t.mode(tar::HeaderMode::Complete);
+                        // The directories the destination needed come first.
+                        for dir in &made {
+                            let mut h = tar::Header::new_gnu();
+                            h.set_entry_type(tar::EntryType::Directory);
+                            h.set_mode(0o755);
+                            h.set_uid(u64::from(uid));
+                            h.set_gid(u64::from(gid));
+                            h.set_mtime(0);
+                            h.set_size(0);
+                            t.append_data(
+                                &mut h,
+                                format!("{}/", dir.trim_start_matches('/')),
+                                io::empty(),
+                            )?;
+                        }
+                        emit(&mut t)?;
+                        t.into_inner()?.flush()
+                    })
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                return Ok(Some((d, size)));
+            }
+            let mut tmp = tempfile::tempfile()
+                .map_err(|e| Error::internal(format!("temporary file: {e}")))?;
+            {
+                let w: &mut dyn Write = &mut tmp;
+                let mut t = tar::Builder::new(w);
+                t.mode(tar::HeaderMode::Complete);
+                emit(&mut t).map_err(|e| Error::internal(e.to_string()))?;
                 t.finish()
                     .map_err(|e| Error::internal(format!("COPY: {e}")))?;
             }
@@ -1092,44 +1132,44 @@ impl EngineBackend<'_> {
                 .map_err(|e| Error::internal(format!("COPY: {e}")))?;
             fs.extract("/", io::BufReader::new(tmp), false)?;
             // ADD: local archives are unpacked into the destination directory.
-            if step.add {
-                for (src, rel) in &sources {
-                    // Remote archives are not extracted (as in Docker).
-                    if !rel.ends_with_archive() || is_download(rel) {
-                        continue;
-                    }
-                    let fd = fsops::open_in_root(src_root.as_fd(), rel, OFlags::RDONLY)
-                        .map_err(|e| Error::not_found(format!("ADD {src}: {e}")))?;
-                    let mut f = std::fs::File::from(fd);
-                    let mut head = [0u8; 4];
-                    let n = f.read(&mut head).unwrap_or(0);
-                    f.rewind()
-                        .map_err(|e| Error::internal(format!("ADD {src}: {e}")))?;
-                    let r: Box<dyn Read> = match berth_store::unpack::Compression::sniff(&head[..n])
-                    {
-                        berth_store::unpack::Compression::Gzip => {
-                            Box::new(flate2::read::MultiGzDecoder::new(f))
-                        }
-                        berth_store::unpack::Compression::Zstd => {
-                            return Err(Error::invalid(format!(
-                                "ADD {src}: zstd archives are not extracted; use a .tar or \
-                                     .tar.gz"
-                            )))
-                        }
-                        berth_store::unpack::Compression::None => Box::new(f),
-                    };
-                    fs.extract(&dest, r, false)
-                        .map_err(|e| Error::invalid(format!("ADD {src}: {e}")))?;
+            for (src, rel) in &sources {
+                // Remote archives are not extracted (as in Docker).
+                if !rel.ends_with_archive() || is_download(rel) {
+                    continue;
                 }
+                let fd = fsops::open_in_root(src_root.as_fd(), rel, OFlags::RDONLY)
+                    .map_err(|e| Error::not_found(format!("ADD {src}: {e}")))?;
+                let mut f = std::fs::File::from(fd);
+                let mut head = [0u8; 4];
+                let n = f.read(&mut head).unwrap_or(0);
+                f.rewind()
+                    .map_err(|e| Error::internal(format!("ADD {src}: {e}")))?;
+                let r: Box<dyn Read> = match berth_store::unpack::Compression::sniff(&head[..n]) {
+                    berth_store::unpack::Compression::Gzip => {
+                        Box::new(flate2::read::MultiGzDecoder::new(f))
+                    }
+                    berth_store::unpack::Compression::Zstd => {
+                        return Err(Error::invalid(format!(
+                            "ADD {src}: zstd archives are not extracted; use a .tar or .tar.gz"
+                        )))
+                    }
+                    berth_store::unpack::Compression::None => Box::new(f),
+                };
+                fs.extract(&dest, r, false)
+                    .map_err(|e| Error::invalid(format!("ADD {src}: {e}")))?;
             }
-            Ok(())
+            Ok(None)
         })();
         drop(src_guard);
         if let Some(c) = src_ctr {
             self.remove(&c);
         }
         drop(guard);
-        result
+        match result? {
+            Some(layer) => Ok(Some(layer)),
+            // Extracted into the container: its upper dir is the layer.
+            None => self.layer_of(id),
+        }
     }
 
     fn mkdir_in(&self, id: &str, path: &str, user: &str) -> Result<()> {
@@ -1140,7 +1180,7 @@ impl EngineBackend<'_> {
         } else {
             resolve_owner(&fs, user).unwrap_or((0, 0))
         };
-        ensure_dir(&fs, path, uid, gid, 0)?;
+        ensure_dir(&fs, path, uid, gid, &mut Vec::new(), 0)?;
         drop(guard);
         Ok(())
     }
@@ -1220,7 +1260,14 @@ fn stat_in(root: BorrowedFd, rel: &str) -> io::Result<rustix::fs::Stat> {
 /// `mkdir -p` inside the container root: `dir` resolved as the container would (symlinks
 /// followed inside the root, `..` stopping at `/`), each missing directory made 0755 and
 /// owned `uid:gid` through the fd-resolving extractor. Returns the resolved path.
-fn ensure_dir(fs: &ContainerFs, dir: &str, uid: u32, gid: u32, depth: usize) -> Result<String> {
+fn ensure_dir(
+    fs: &ContainerFs,
+    dir: &str,
+    uid: u32,
+    gid: u32,
+    made: &mut Vec<String>,
+    depth: usize,
+) -> Result<String> {
     if depth > 64 {
         return Err(Error::invalid(format!(
             "{dir}: too many levels of symbolic links or directories to create"
@@ -1241,7 +1288,7 @@ fn ensure_dir(fs: &ContainerFs, dir: &str, uid: u32, gid: u32, depth: usize) -> 
             Ok(r.canonical)
         }
         Ok(r) => {
-            let parent = ensure_dir(fs, &parent_of(&r.canonical), uid, gid, depth + 1)?;
+            let parent = ensure_dir(fs, &parent_of(&r.canonical), uid, gid, made, depth + 1)?;
             let name = base_name(&r.canonical).to_string();
             let mut data = Vec::new();
             {
@@ -1258,12 +1305,14 @@ fn ensure_dir(fs: &ContainerFs, dir: &str, uid: u32, gid: u32, depth: usize) -> 
                     .map_err(|e| Error::internal(format!("making {dir}: {e}")))?;
             }
             fs.extract(&parent, &data[..], false)?;
-            Ok(join_abs(&parent, &name))
+            let path = join_abs(&parent, &name);
+            made.push(path.clone());
+            Ok(path)
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             // A missing directory in the middle: make the parent first, then this one.
-            ensure_dir(fs, &parent_of(dir), uid, gid, depth + 1)?;
-            ensure_dir(fs, dir, uid, gid, depth + 1)
+            ensure_dir(fs, &parent_of(dir), uid, gid, made, depth + 1)?;
+            ensure_dir(fs, dir, uid, gid, made, depth + 1)
         }
         Err(e) => Err(Error::invalid(format!("{dir}: {e}"))),
     }

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -139,6 +139,25 @@ struct Ctr {
     /// takes it first, so it never races the release of the previous run.
     exit_lock: Arc<tokio::sync::Mutex<()>>,
     started: Mutex<Option<Instant>>,
+    /// Attached output streams still delivering this run's output: `--rm` waits for them
+    /// before it removes the container (and its log), so a short run's output is not lost.
+    streams: Arc<AtomicUsize>,
+}
+
+/// Counts one attached output stream while it lives.
+struct StreamGuard(Arc<AtomicUsize>);
+
+impl StreamGuard {
+    fn new(n: &Arc<AtomicUsize>) -> StreamGuard {
+        n.fetch_add(1, Ordering::SeqCst);
+        StreamGuard(Arc::clone(n))
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Ctr {
@@ -527,6 +546,7 @@ impl ContainerService {
             restarts_in_row: AtomicU32::new(0),
             exit_lock: Arc::new(tokio::sync::Mutex::new(())),
             started: Mutex::new(None),
+            streams: Arc::new(AtomicUsize::new(0)),
         });
         self.inner
             .map
@@ -1493,7 +1513,14 @@ impl ContainerService {
         } else if auto_remove {
             let svc = self.clone();
             let id = ctr.id.clone();
+            let streams = Arc::clone(&ctr.streams);
             tokio::spawn(async move {
+                // Attached clients get the whole output first (bounded: a stuck client
+                // does not keep the container forever).
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while streams.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
                 if let Err(e) = svc.remove(&id, false, true).await {
                     if e.kind != berth_store::ErrorKind::NotFound {
                         warn!(container = %id, "auto-remove: {e}");
@@ -2390,7 +2417,9 @@ impl ContainerService {
         let svc = self.clone();
         let c = Arc::clone(&ctr);
         self.emit(&ctr, "attach", &[]);
+        let counted = StreamGuard::new(&ctr.streams);
         tokio::spawn(async move {
+            let counted = counted;
             if logs {
                 let o = LogOptions {
                     stdout: true,
@@ -2440,6 +2469,7 @@ impl ContainerService {
             }
             let sd = state_dir.clone();
             std::thread::spawn(move || {
+                let _counted = counted;
                 let Ok(reader) = monitor::read_logs(&sd, true) else {
                     return;
                 };
