@@ -1,6 +1,7 @@
-//! Build benchmark: `docker build` (classic builder, `DOCKER_BUILDKIT=0`) against berthd and
-//! against a private dockerd (Debian's docker.io, temp data root, `--iptables=false`, its own
-//! bridge), same docker CLI, same Dockerfiles and contexts, interleaved, in one run:
+//! Build benchmark, in one run, interleaved, same Dockerfiles and contexts: `berth build`
+//! against berthd (the product), `docker build` (classic builder) against berthd (the engine
+//! alone, same client as the peer) and `docker build` against a private dockerd (Debian's
+//! docker.io, temp data root, `--iptables=false`, its own bridge):
 //!
 //! 1. The tutorial app (`pyimage::tutorial_app_from`, `FROM` the python image) cold: before
 //!    each run the result is removed (`docker rmi -f`) and the build cache pruned
@@ -178,6 +179,8 @@ enum Daemon<'a> {
 struct Engine<'a> {
     name: &'static str,
     daemon: Daemon<'a>,
+    /// Build with `berth build` (the berth CLI) instead of `docker build`.
+    berth_cli: bool,
 }
 
 impl Engine<'_> {
@@ -220,7 +223,12 @@ impl Engine<'_> {
     }
 
     fn build(&self, tag: &str, ctx: &Path) -> Build {
-        let b = run_build(self.docker(&["build", "-t", tag, ctx.to_str().unwrap()]));
+        let args = ["build", "-t", tag, ctx.to_str().unwrap()];
+        let cmd = match (&self.daemon, self.berth_cli) {
+            (Daemon::Berth(b), true) => berth_tests::cli::berth_cmd(b, &args),
+            _ => self.docker(&args),
+        };
+        let b = run_build(cmd);
         assert!(b.ok, "docker build on {} failed:\n{}", self.name, b.text());
         b
     }
@@ -317,8 +325,8 @@ impl Series {
 struct Case {
     name: &'static str,
     target: bool,
-    b: Series,
-    d: Series,
+    /// One per engine, in the engines' order (dockerd last).
+    series: Vec<Series>,
 }
 
 /// What one case builds.
@@ -334,12 +342,7 @@ struct Spec<'a> {
 
 /// `runs` builds of the spec's context on each engine, interleaved (the engine that goes first
 /// alternates). Every build is checked by `verify(engine, build)`.
-fn measure(
-    spec: Spec,
-    engines: [&Engine; 2],
-    runs: usize,
-    verify: &dyn Fn(&Engine, &Build),
-) -> Case {
+fn measure(spec: Spec, engines: &[&Engine], runs: usize, verify: &dyn Fn(&Engine, &Build)) -> Case {
     let Spec {
         name,
         target,
@@ -347,10 +350,11 @@ fn measure(
         ctx,
         cold,
     } = spec;
-    let mut series = [Series::default(), Series::default()];
+    let mut series: Vec<Series> = engines.iter().map(|_| Series::default()).collect();
     for i in 0..runs {
-        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
-        for e in order {
+        // The engine that goes first rotates.
+        for k in 0..engines.len() {
+            let e = (i + k) % engines.len();
             if cold {
                 engines[e].make_cold(tag);
             }
@@ -358,56 +362,72 @@ fn measure(
             verify(engines[e], &b);
             series[e].push(&b);
         }
-        eprintln!(
-            "{name}: run {}/{runs}: berthd {:.0} ms, dockerd {:.0} ms",
-            i + 1,
-            series[0].ms[i],
-            series[1].ms[i]
-        );
+        let line: Vec<String> = engines
+            .iter()
+            .zip(&series)
+            .map(|(e, s)| format!("{} {:.0} ms", e.name, s.ms[i]))
+            .collect();
+        eprintln!("{name}: run {}/{runs}: {}", i + 1, line.join(", "));
     }
-    let [b, d] = series;
-    Case { name, target, b, d }
+    Case {
+        name,
+        target,
+        series,
+    }
 }
 
-fn report(cases: &[Case], runs: usize, header: &str) -> String {
+fn report(cases: &[Case], engines: &[&Engine], runs: usize, header: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{header}");
     let _ = writeln!(
         s,
-        "docker build (classic builder), {runs} interleaved runs per case, median wall:"
+        "classic builder, {runs} interleaved runs per case, median wall ms (ratio to dockerd):"
     );
-    let _ = writeln!(
-        s,
-        "  {:<22} {:>11} {:>11} {:>7}  target",
-        "case", "berthd ms", "dockerd ms", "ratio"
-    );
+    let mut head = format!("  {:<22}", "case");
+    for e in engines {
+        let _ = write!(head, " {:>24}", e.name);
+    }
+    let _ = writeln!(s, "{head}  target (first column)");
     for c in cases {
-        let (mb, md) = (median(&c.b.ms), median(&c.d.ms));
-        let ratio = mb / md;
+        let base = median(&c.series[c.series.len() - 1].ms);
+        let mut row = format!("  {:<22}", c.name);
+        for (i, ser) in c.series.iter().enumerate() {
+            let m = median(&ser.ms);
+            if i + 1 == c.series.len() {
+                let _ = write!(row, " {:>24}", format!("{m:.1}"));
+            } else {
+                let _ = write!(row, " {:>24}", format!("{m:.1} ({:.2}x)", m / base));
+            }
+        }
+        let first = median(&c.series[0].ms) / base;
         let target = if c.target {
-            let verdict = if ratio <= TARGET { "met" } else { "MISSED" };
+            let verdict = if first <= TARGET { "met" } else { "MISSED" };
             format!("<= {TARGET}x {verdict}")
         } else {
             "(reported)".to_string()
         };
-        let _ = writeln!(
-            s,
-            "  {:<22} {mb:>11.1} {md:>11.1} {ratio:>6.2}x  {target}",
-            c.name
-        );
+        let _ = writeln!(s, "{row}  {target}");
     }
     let _ = writeln!(s, "per-step breakdown (median ms, output line to line):");
     for c in cases {
         let _ = writeln!(s, "  {}:", c.name);
-        let pb = c.b.phase_medians();
-        let pd = c.d.phase_medians();
-        for (i, (n, t)) in pb.iter().enumerate() {
-            let other = pd
-                .get(i)
-                .filter(|(m, _)| m == n)
-                .map(|(_, t)| format!("{t:>9.1}"))
-                .unwrap_or_else(|| format!("{:>9}", "-"));
-            let _ = writeln!(s, "    {n:<24} berthd {t:>9.1}  dockerd {other}");
+        let all: Vec<Vec<(String, f64)>> = c.series.iter().map(Series::phase_medians).collect();
+        let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 0..longest {
+            let name = all
+                .iter()
+                .find_map(|p| p.get(i).map(|(n, _)| n.clone()))
+                .unwrap_or_default();
+            let mut row = format!("    {name:<24}");
+            for (e, p) in engines.iter().zip(&all) {
+                let v = p
+                    .get(i)
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, t)| format!("{t:>9.1}"))
+                    .unwrap_or_else(|| format!("{:>9}", "-"));
+                let _ = write!(row, " {}: {v}", e.name);
+            }
+            let _ = writeln!(s, "{row}");
         }
     }
     s
@@ -430,15 +450,22 @@ fn main() {
     b.load_busybox("busybox:latest");
     let bridge = Bridge::create();
     let d = Dockerd::start_with(&[&format!("--bridge={}", bridge.0)]);
-    let eb = Engine {
-        name: "berthd",
+    let ec = Engine {
+        name: "berth build > berthd",
         daemon: Daemon::Berth(&b),
+        berth_cli: true,
+    };
+    let eb = Engine {
+        name: "docker build > berthd",
+        daemon: Daemon::Berth(&b),
+        berth_cli: false,
     };
     let ed = Engine {
-        name: "dockerd",
+        name: "docker build > dockerd",
         daemon: Daemon::Docker(&d),
+        berth_cli: false,
     };
-    let engines = [&eb, &ed];
+    let engines: &[&Engine] = &[&ec, &eb, &ed];
     // busybox into dockerd as engine.rs does: saved by berthd, loaded by dockerd.
     let bb_tar = b.dir.path().join("busybox-docker.tar");
     eb.ok(
@@ -500,14 +527,14 @@ fn main() {
                 &all_cached,
             ));
             // What was built works the same on both: the RUN step's file is there.
-            for e in engines {
+            for e in engines.iter() {
                 let got = e.ok(
                     "docker run",
                     &["run", "--rm", tag, "cat", "/app/installed.txt"],
                 );
                 assert_eq!(got, pyimage::TUTORIAL_INSTALLED, "on {}", e.name);
             }
-            for e in engines {
+            for e in engines.iter() {
                 e.make_cold(tag);
             }
         }
@@ -572,7 +599,7 @@ fn main() {
         listed.iter().all(|(_, n)| *n == first),
         "the engines listed different trees: {listed:?}"
     );
-    for e in engines {
+    for e in engines.iter() {
         e.make_cold(tag);
     }
 
@@ -591,7 +618,7 @@ fn main() {
         berth_tests::berthd::berthd_bin().display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let text = report(&cases, runs, &header);
+    let text = report(&cases, engines, runs, &header);
     print!("{text}");
     let path = out_file();
     match std::fs::write(&path, &text) {

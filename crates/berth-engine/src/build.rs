@@ -11,6 +11,7 @@
 //! (`openat2(RESOLVE_IN_ROOT)`: a symlink cannot lead out of it), destinations inside the
 //! step container's root ([`ContainerFs::extract`]).
 
+use crate::buildctx::{ContextTar, FdTree, Kind as NodeKind, Node, Tree};
 use crate::containerfs::ContainerFs;
 use crate::containers::config::{CreateBody, HealthConfig, Mount as ApiMount, TmpfsOptions};
 use crate::containers::{ContainerService, WaitCondition};
@@ -26,10 +27,8 @@ use berth_store::store::{Lease, Store};
 use berth_store::Digest;
 use rustix::fs::{FileType, OFlags};
 use serde_json::{json, Value};
-use std::ffi::OsStr;
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -39,10 +38,12 @@ use tokio::sync::mpsc;
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// What the client asked for.
-#[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
-    /// The extracted build context (the caller removes it afterwards).
-    pub context: PathBuf,
+    /// The build context, as the client sent it (spooled and indexed, not extracted).
+    pub context: ContextTar,
+    /// A private directory for this build's own files (context extraction for bind mounts,
+    /// downloads); the caller removes it afterwards.
+    pub workdir: PathBuf,
     /// The Dockerfile's path inside the context.
     pub dockerfile: String,
     pub tags: Vec<String>,
@@ -100,9 +101,8 @@ impl BuildService {
         tx: mpsc::UnboundedSender<BuildMsg>,
         rt: tokio::runtime::Handle,
     ) -> Result<String> {
-        let ctx = fsops::open_dir(&req.context)
-            .map_err(|e| Error::internal(format!("build context: {e}")))?;
-        let text = read_in(ctx.as_fd(), &req.dockerfile, 4 << 20).map_err(|e| {
+        let ctx = req.context;
+        let text = read_in(&ctx, &req.dockerfile, 4 << 20).map_err(|e| {
             Error::invalid(format!(
                 "Cannot locate specified Dockerfile: {}: {e}; pass -f with its path in the \
                  build context",
@@ -120,7 +120,7 @@ impl BuildService {
             |n| n.to_string_lossy().into_owned(),
         );
         let df = berth_build::parse(&text, &shown).map_err(|e| Error::invalid(e.to_string()))?;
-        let ignore = match read_in(ctx.as_fd(), ".dockerignore", 1 << 20) {
+        let ignore = match read_in(&ctx, ".dockerignore", 1 << 20) {
             Ok(b) => DockerIgnore::parse(&String::from_utf8_lossy(&b))
                 .map_err(|e| Error::invalid(format!(".dockerignore: {e}")))?,
             Err(_) => DockerIgnore::parse("").map_err(|e| Error::invalid(e.to_string()))?,
@@ -147,7 +147,8 @@ impl BuildService {
             rt: rt.clone(),
             store: Arc::clone(self.images.store()),
             ctx,
-            context_path: req.context.clone(),
+            workdir: req.workdir.clone(),
+            ctx_dir: std::cell::OnceCell::new(),
             ignore,
             tx: tx.clone(),
             rm: req.rm,
@@ -180,11 +181,11 @@ impl BuildService {
     }
 }
 
-/// Reads a small file inside `root` (never following a symlink out of it).
-fn read_in(root: BorrowedFd, path: &str, max: u64) -> io::Result<Vec<u8>> {
-    let fd = fsops::open_in_root(root, path, OFlags::RDONLY)?;
+/// Reads a small file of `tree` (never following a symlink out of it).
+fn read_in(tree: &dyn Tree, path: &str, max: u64) -> io::Result<Vec<u8>> {
+    let (canon, _) = tree.resolve(path)?;
     let mut buf = Vec::new();
-    std::fs::File::from(fd).take(max).read_to_end(&mut buf)?;
+    tree.open(&canon)?.take(max).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -192,8 +193,11 @@ struct EngineBackend<'a> {
     svc: &'a BuildService,
     rt: tokio::runtime::Handle,
     store: Arc<Store>,
-    ctx: OwnedFd,
-    context_path: PathBuf,
+    ctx: ContextTar,
+    /// The build's private directory.
+    workdir: PathBuf,
+    /// The context extracted there, once a bind mount needs it as a directory.
+    ctx_dir: std::cell::OnceCell<PathBuf>,
     ignore: DockerIgnore,
     tx: mpsc::UnboundedSender<BuildMsg>,
     rm: bool,
@@ -287,12 +291,13 @@ impl EngineBackend<'_> {
             .map_err(|e| Error::internal(format!("image config: {e}")))?;
         // The engine's own parser must accept what it stores.
         ImageConfig::parse(&config_bytes, "built image config").map_err(Error::from)?;
-        let config_digest = self
-            .store
-            .content
-            .put(&config_bytes, None)
-            .map_err(Error::from)?;
+        // Leased before it is stored, so a concurrent GC never sees it unprotected.
+        let config_digest = Digest::of(&config_bytes);
         self.lease.add(&config_digest).map_err(Error::from)?;
+        self.store
+            .content
+            .put(&config_bytes, Some(&config_digest))
+            .map_err(Error::from)?;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -382,7 +387,10 @@ impl EngineBackend<'_> {
         let (d, size) = self
             .store
             .content
-            .put_stream(|w| crate::layer::write_layer(&upper, &skip, w))
+            .put_stream_protected(
+                |w| crate::layer::write_layer(&upper, &skip, w),
+                |d| self.lease.add(d),
+            )
             .map_err(Error::from)?;
         drop(guard);
         Ok(Some((d, size)))
@@ -516,7 +524,10 @@ impl EngineBackend<'_> {
                 let src = m.source.clone().unwrap_or_default();
                 // The source root: the context, or the `from` image's root file system.
                 let (root, root_path): (OwnedFd, PathBuf) = match &m.from {
-                    None => (self.ctx.try_clone().map_err(be)?, self.context_path.clone()),
+                    None => {
+                        let dir = self.context_dir().map_err(be)?;
+                        (fsops::open_dir(&dir).map_err(be)?, dir)
+                    }
                     Some(f) => {
                         let im = step.mount_images.get(f).ok_or_else(|| {
                             BuildError::from(format!(
@@ -628,9 +639,24 @@ impl Backend for EngineBackend<'_> {
 
     fn cached(&mut self, key: &str) -> Option<Image> {
         let m = self.store.db().ok()?.build_cache(key).ok()??;
+        // Leased first, then read: a concurrent prune either ran before (the record is gone:
+        // a miss) or keeps its hands off.
+        self.lease.add(&m).ok()?;
         let rec = self.store.db().ok()?.image(&m).ok()??;
-        self.lease.add(&rec.manifest).ok()?;
-        self.image_by_id(&rec.config.to_string()).ok()
+        let cfg = self.store.content.read_limited(&rec.config, 4 << 20).ok()?;
+        let config: Value = serde_json::from_slice(&cfg).ok()?;
+        // Every layer must still be there (a cache entry is only as good as its blobs).
+        if !rec
+            .layers
+            .iter()
+            .all(|l| self.store.content.exists(&l.digest))
+        {
+            return None;
+        }
+        Some(Image {
+            id: rec.config.to_string(),
+            config,
+        })
     }
 
     fn copy_inputs(&mut self, step: &CopyStep) -> std::result::Result<String, BuildError> {
@@ -647,7 +673,7 @@ impl Backend for EngineBackend<'_> {
                 for (src, rel) in self.context_sources(step).map_err(be)? {
                     h.update(src.as_bytes());
                     h.update(b"\0");
-                    hash_tree(self.ctx.as_fd(), &rel, &self.ignore, &mut h)
+                    hash_tree(&self.ctx, &rel, &self.ignore, &mut h)
                         .map_err(|e| be(format!("COPY {src}: {e}")))?;
                 }
             }
@@ -836,7 +862,7 @@ impl EngineBackend<'_> {
             let rel = clean_rel(src);
             if !has_glob(&rel) {
                 if rel.is_empty() || !self.ignore.excluded(&rel) {
-                    fsops::open_in_root(self.ctx.as_fd(), &rel, OFlags::PATH).map_err(|e| {
+                    self.ctx.resolve(&rel).map_err(|e| {
                         Error::not_found(format!(
                             "COPY failed: file not found in build context or excluded by \
                              .dockerignore: stat {src}: {e}"
@@ -858,16 +884,15 @@ impl EngineBackend<'_> {
                         next.push(join_rel(base, comp));
                         continue;
                     }
-                    let Ok(dir) = fsops::open_in_root(
-                        self.ctx.as_fd(),
-                        if base.is_empty() { "." } else { base },
-                        OFlags::RDONLY | OFlags::DIRECTORY,
-                    ) else {
+                    let Ok((dir, node)) = self.ctx.resolve(base) else {
                         continue;
                     };
-                    for name in fsops::list(dir.as_fd()).unwrap_or_default() {
-                        if glob_match(comp.as_bytes(), &name) {
-                            next.push(join_rel(base, &String::from_utf8_lossy(&name)));
+                    if node.kind != NodeKind::Dir {
+                        continue;
+                    }
+                    for (name, _) in self.ctx.children(&dir).unwrap_or_default() {
+                        if glob_match(comp.as_bytes(), name.as_bytes()) {
+                            next.push(join_rel(base, &name));
                         }
                     }
                 }
@@ -876,7 +901,7 @@ impl EngineBackend<'_> {
             let mut found: Vec<String> = matches
                 .into_iter()
                 .filter(|m| !self.ignore.excluded(m) && !is_download(m) && m != DOWNLOADS)
-                .filter(|m| fsops::open_in_root(self.ctx.as_fd(), m, OFlags::PATH).is_ok())
+                .filter(|m| self.ctx.resolve(m).is_ok())
                 .collect();
             found.sort();
             if found.is_empty() {
@@ -906,7 +931,7 @@ impl EngineBackend<'_> {
             .unwrap_or("download")
             .to_string();
         let dir = format!("{DOWNLOADS}/{}", &Digest::of(url.as_bytes()).hex()[..16]);
-        let full = self.context_path.join(&dir);
+        let full = self.workdir.join(&dir);
         std::fs::create_dir_all(&full)
             .map_err(|e| Error::internal(format!("{}: {e}", full.display())))?;
         let path = full.join(&name);
@@ -955,10 +980,28 @@ impl EngineBackend<'_> {
                 .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
         }
         let rel = format!("{dir}/{name}");
+        self.ctx
+            .add_host_file(&rel, path.clone())
+            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
         self.downloads
             .borrow_mut()
             .insert(url.to_string(), rel.clone());
         Ok(rel)
+    }
+
+    /// The context as a directory (extracted on first use, for `RUN --mount=type=bind`).
+    fn context_dir(&self) -> Result<PathBuf> {
+        if let Some(d) = self.ctx_dir.get() {
+            return Ok(d.clone());
+        }
+        let dir = self.workdir.join("context");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
+        self.ctx
+            .extract_to(&dir)
+            .map_err(|e| Error::invalid(format!("build context: {e}")))?;
+        let _ = self.ctx_dir.set(dir.clone());
+        Ok(dir)
     }
 
     /// Copy the step's sources into the container's root.
@@ -990,20 +1033,21 @@ impl EngineBackend<'_> {
             && sources
                 .iter()
                 .any(|(_, rel)| rel.ends_with_archive() && !is_download(rel));
-        let src_root: OwnedFd = match &step.from {
-            CopyFrom::Context => self
-                .ctx
-                .try_clone()
-                .map_err(|e| Error::internal(format!("dup: {e}")))?,
+        let image_tree: Option<FdTree> = match &step.from {
+            CopyFrom::Context => None,
             CopyFrom::Image(im) => {
                 let cid = self.create(im, CreateBody::default())?;
+                src_ctr = Some(cid.clone());
                 let g = self.rt.block_on(self.svc.containers.rootfs_guard(&cid))?;
-                let fd = fsops::open_dir(&g.path)
+                let t = FdTree::open(&g.path)
                     .map_err(|e| Error::internal(format!("source image root: {e}")))?;
                 src_guard = Some(g);
-                src_ctr = Some(cid);
-                fd
+                Some(t)
             }
+        };
+        let src: &dyn Tree = match &image_tree {
+            Some(t) => t,
+            None => &self.ctx,
         };
         let result = (|| {
             let many = sources.len() + step.inline.len() > 1;
@@ -1048,10 +1092,11 @@ impl EngineBackend<'_> {
             };
             // The copied entries, named by their path in the image.
             let emit = |t: &mut tar::Builder<&mut dyn Write>| -> io::Result<()> {
-                for (src, rel) in &sources {
-                    let st = stat_in(src_root.as_fd(), rel)
-                        .map_err(|e| io::Error::new(e.kind(), format!("COPY {src}: {e}")))?;
-                    let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                for (shown, rel) in &sources {
+                    let (canon, node) = src
+                        .resolve(rel)
+                        .map_err(|e| io::Error::new(e.kind(), format!("COPY {shown}: {e}")))?;
+                    let is_dir = node.kind == NodeKind::Dir;
                     if step.add && !is_dir && rel.ends_with_archive() && !is_download(rel) {
                         continue; // extracted below
                     }
@@ -1070,8 +1115,8 @@ impl EngineBackend<'_> {
                     } else {
                         join_abs(&dest, base_name(rel))
                     };
-                    write_tree(src_root.as_fd(), rel, &name, is_dir, t, &opts)
-                        .map_err(|e| io::Error::new(e.kind(), format!("COPY {src}: {e}")))?;
+                    write_tree(src, &canon, rel, &name, &node, t, &opts)
+                        .map_err(|e| io::Error::new(e.kind(), format!("COPY {shown}: {e}")))?;
                 }
                 for (n, content) in &step.inline {
                     let name = if dest_is_dir {
@@ -1094,27 +1139,30 @@ impl EngineBackend<'_> {
                 let (d, size) = self
                     .store
                     .content
-                    .put_stream(|w| {
-                        let mut t = tar::Builder::new(w);
-                        t.mode(tar::HeaderMode::Complete);
-                        // The directories the destination needed come first.
-                        for dir in &made {
-                            let mut h = tar::Header::new_gnu();
-                            h.set_entry_type(tar::EntryType::Directory);
-                            h.set_mode(0o755);
-                            h.set_uid(u64::from(uid));
-                            h.set_gid(u64::from(gid));
-                            h.set_mtime(0);
-                            h.set_size(0);
-                            t.append_data(
-                                &mut h,
-                                format!("{}/", dir.trim_start_matches('/')),
-                                io::empty(),
-                            )?;
-                        }
-                        emit(&mut t)?;
-                        t.into_inner()?.flush()
-                    })
+                    .put_stream_protected(
+                        |w| {
+                            let mut t = tar::Builder::new(w);
+                            t.mode(tar::HeaderMode::Complete);
+                            // The directories the destination needed come first.
+                            for dir in &made {
+                                let mut h = tar::Header::new_gnu();
+                                h.set_entry_type(tar::EntryType::Directory);
+                                h.set_mode(0o755);
+                                h.set_uid(u64::from(uid));
+                                h.set_gid(u64::from(gid));
+                                h.set_mtime(0);
+                                h.set_size(0);
+                                t.append_data(
+                                    &mut h,
+                                    format!("{}/", dir.trim_start_matches('/')),
+                                    io::empty(),
+                                )?;
+                            }
+                            emit(&mut t)?;
+                            t.into_inner()?.flush()
+                        },
+                        |d| self.lease.add(d),
+                    )
                     .map_err(|e| Error::internal(e.to_string()))?;
                 return Ok(Some((d, size)));
             }
@@ -1132,34 +1180,37 @@ impl EngineBackend<'_> {
                 .map_err(|e| Error::internal(format!("COPY: {e}")))?;
             fs.extract("/", io::BufReader::new(tmp), false)?;
             // ADD: local archives are unpacked into the destination directory.
-            for (src, rel) in &sources {
+            for (shown, rel) in &sources {
                 // Remote archives are not extracted (as in Docker).
                 if !rel.ends_with_archive() || is_download(rel) {
                     continue;
                 }
-                let fd = fsops::open_in_root(src_root.as_fd(), rel, OFlags::RDONLY)
-                    .map_err(|e| Error::not_found(format!("ADD {src}: {e}")))?;
-                let mut f = std::fs::File::from(fd);
+                let open = || -> io::Result<Box<dyn Read + '_>> {
+                    let (canon, _) = src.resolve(rel)?;
+                    src.open(&canon)
+                };
+                let mut f = open().map_err(|e| Error::not_found(format!("ADD {shown}: {e}")))?;
                 let mut head = [0u8; 4];
-                let n = f.read(&mut head).unwrap_or(0);
-                f.rewind()
-                    .map_err(|e| Error::internal(format!("ADD {src}: {e}")))?;
+                let n = read_up_to(&mut f, &mut head)
+                    .map_err(|e| Error::internal(format!("ADD {shown}: {e}")))?;
+                let f = io::Cursor::new(head[..n].to_vec()).chain(f);
                 let r: Box<dyn Read> = match berth_store::unpack::Compression::sniff(&head[..n]) {
                     berth_store::unpack::Compression::Gzip => {
                         Box::new(flate2::read::MultiGzDecoder::new(f))
                     }
                     berth_store::unpack::Compression::Zstd => {
                         return Err(Error::invalid(format!(
-                            "ADD {src}: zstd archives are not extracted; use a .tar or .tar.gz"
+                            "ADD {shown}: zstd archives are not extracted; use a .tar or .tar.gz"
                         )))
                     }
                     berth_store::unpack::Compression::None => Box::new(f),
                 };
                 fs.extract(&dest, r, false)
-                    .map_err(|e| Error::invalid(format!("ADD {src}: {e}")))?;
+                    .map_err(|e| Error::invalid(format!("ADD {shown}: {e}")))?;
             }
             Ok(None)
         })();
+        drop(image_tree);
         drop(src_guard);
         if let Some(c) = src_ctr {
             self.remove(&c);
@@ -1252,11 +1303,6 @@ fn parent_of(p: &str) -> String {
     }
 }
 
-fn stat_in(root: BorrowedFd, rel: &str) -> io::Result<rustix::fs::Stat> {
-    let fd = fsops::open_in_root(root, rel, OFlags::PATH)?;
-    Ok(rustix::fs::fstat(&fd)?)
-}
-
 /// `mkdir -p` inside the container root: `dir` resolved as the container would (symlinks
 /// followed inside the root, `..` stopping at `/`), each missing directory made 0755 and
 /// owned `uid:gid` through the fd-resolving extractor. Returns the resolved path.
@@ -1318,136 +1364,118 @@ fn ensure_dir(
     }
 }
 
-/// Writes `rel` (inside `root`; a directory's contents, or a file) as `name` in the image.
+/// Writes the source at canonical path `canon` (`rel` as written, for `.dockerignore`) as
+/// `name` in the image: a directory's contents, or a file.
 fn write_tree(
-    root: BorrowedFd,
+    tree: &dyn Tree,
+    canon: &str,
     rel: &str,
     name: &str,
-    is_dir: bool,
+    node: &Node,
     t: &mut tar::Builder<impl Write>,
     o: &TreeOpts<'_>,
 ) -> io::Result<()> {
-    if is_dir {
-        let dir = fsops::open_in_root(
-            root,
-            if rel.is_empty() { "." } else { rel },
-            OFlags::RDONLY | OFlags::DIRECTORY,
-        )?;
-        let st = rustix::fs::fstat(&dir)?;
+    if node.kind == NodeKind::Dir {
         if name != "/" {
-            let mut h = header(&st, tar::EntryType::Directory, 0, o);
+            let mut h = header(node, tar::EntryType::Directory, 0, o);
             t.append_data(
                 &mut h,
                 format!("{}/", name.trim_start_matches('/')),
                 io::empty(),
             )?;
         }
-        walk_dir(dir.as_fd(), rel, "", name, t, o)
+        walk_dir(tree, canon, rel, "", name, t, o)
     } else {
-        let fd = fsops::open_in_root(root, rel, OFlags::RDONLY)?;
-        let f = std::fs::File::from(fd);
-        let st = rustix::fs::fstat(&f)?;
-        let size = st.st_size.max(0) as u64;
-        let mut h = header(&st, tar::EntryType::Regular, size, o);
-        let r = f.take(size).chain(io::repeat(0)).take(size);
+        let mut h = header(node, tar::EntryType::Regular, node.size, o);
+        let r = tree
+            .open(canon)?
+            .take(node.size)
+            .chain(io::repeat(0))
+            .take(node.size);
         t.append_data(&mut h, name.trim_start_matches('/'), r)
     }
 }
 
 fn walk_dir(
-    dir: BorrowedFd,
+    tree: &dyn Tree,
+    dir: &str,
     rel: &str,
     srel: &str,
     name: &str,
     t: &mut tar::Builder<impl Write>,
     o: &TreeOpts<'_>,
 ) -> io::Result<()> {
-    for child in fsops::list(dir)? {
-        let c = OsStr::from_bytes(&child);
-        let cs = String::from_utf8_lossy(&child).into_owned();
+    for (cs, node) in tree.children(dir)? {
         let crel = join_rel(rel, &cs);
         let csrel = join_rel(srel, &cs);
-        // The engine's own downloads (ADD <url>) live in the context but are not part of it.
-        if o.ignore.is_some() && crel == DOWNLOADS {
-            continue;
-        }
+        let canon = join_rel(dir, &cs);
         let skipped = o.skipped(&crel, &csrel);
         let cname = join_abs(name, &cs);
-        let st = fsops::lstat_at(dir, c)?;
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
+        match &node.kind {
+            NodeKind::Dir => {
                 if skipped && !o.may_descend(&crel, &csrel) {
                     continue;
                 }
-                let sub = fsops::open_subdir(dir, c)?;
                 if !skipped {
-                    let mut h = header(&st, tar::EntryType::Directory, 0, o);
+                    let mut h = header(&node, tar::EntryType::Directory, 0, o);
                     t.append_data(
                         &mut h,
                         format!("{}/", cname.trim_start_matches('/')),
                         io::empty(),
                     )?;
                 }
-                walk_dir(sub.as_fd(), &crel, &csrel, &cname, t, o)?;
+                walk_dir(tree, &canon, &crel, &csrel, &cname, t, o)?;
             }
-            FileType::RegularFile if !skipped => {
-                let fd = rustix::fs::openat(
-                    dir,
-                    c,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )?;
-                let f = std::fs::File::from(fd);
-                let st = rustix::fs::fstat(&f)?;
-                let size = st.st_size.max(0) as u64;
-                let mut h = header(&st, tar::EntryType::Regular, size, o);
-                let r = f.take(size).chain(io::repeat(0)).take(size);
+            NodeKind::File if !skipped => {
+                let mut h = header(&node, tar::EntryType::Regular, node.size, o);
+                let r = tree
+                    .open(&canon)?
+                    .take(node.size)
+                    .chain(io::repeat(0))
+                    .take(node.size);
                 t.append_data(&mut h, cname.trim_start_matches('/'), r)?;
             }
-            FileType::Symlink if !skipped => {
-                let target = rustix::fs::readlinkat(dir, c, Vec::new())?;
-                let target = String::from_utf8_lossy(target.as_bytes()).into_owned();
-                let mut h = header(&st, tar::EntryType::Symlink, 0, o);
+            NodeKind::Symlink(target) if !skipped => {
+                let mut h = header(&node, tar::EntryType::Symlink, 0, o);
                 h.set_mode(0o777);
-                t.append_link(&mut h, cname.trim_start_matches('/'), &target)?;
+                t.append_link(&mut h, cname.trim_start_matches('/'), target)?;
             }
-            // Devices, FIFOs and sockets in a build context are not copied (as Docker), nor
-            // is anything excluded.
+            // Devices, FIFOs and sockets are not copied (as Docker), nor is anything
+            // excluded.
             _ => {}
         }
     }
     Ok(())
 }
 
-fn header(st: &rustix::fs::Stat, typ: tar::EntryType, size: u64, o: &TreeOpts<'_>) -> tar::Header {
+fn header(n: &Node, typ: tar::EntryType, size: u64, o: &TreeOpts<'_>) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(typ);
-    h.set_mode(o.chmod.unwrap_or(st.st_mode & 0o7777));
+    h.set_mode(o.chmod.unwrap_or(n.mode));
     h.set_uid(u64::from(o.uid));
     h.set_gid(u64::from(o.gid));
-    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_mtime(n.mtime.max(0) as u64);
     h.set_size(size);
     h
 }
 
 /// Hashes what a copy of `rel` reads: names, types, modes, sizes and contents.
 fn hash_tree(
-    root: BorrowedFd,
+    tree: &dyn Tree,
     rel: &str,
     ignore: &DockerIgnore,
     h: &mut berth_store::digest::Hasher,
 ) -> io::Result<()> {
-    let fd = fsops::open_in_root(root, if rel.is_empty() { "." } else { rel }, OFlags::RDONLY)?;
-    let st = rustix::fs::fstat(&fd)?;
-    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-        hash_dir(fd.as_fd(), rel, ignore, h)
+    let (canon, node) = tree.resolve(rel)?;
+    if node.kind == NodeKind::Dir {
+        hash_dir(tree, &canon, rel, ignore, h)
     } else {
-        h.update(format!("f {rel} {:o}\0", st.st_mode & 0o7777).as_bytes());
-        hash_file(std::fs::File::from(fd), h)
+        h.update(format!("f {rel} {:o}\0", node.mode).as_bytes());
+        hash_file(tree.open(&canon)?, h)
     }
 }
 
-fn hash_file(mut f: std::fs::File, h: &mut berth_store::digest::Hasher) -> io::Result<()> {
+fn hash_file(mut f: impl Read, h: &mut berth_store::digest::Hasher) -> io::Result<()> {
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = f.read(&mut buf)?;
@@ -1459,49 +1487,46 @@ fn hash_file(mut f: std::fs::File, h: &mut berth_store::digest::Hasher) -> io::R
 }
 
 fn hash_dir(
-    dir: BorrowedFd,
+    tree: &dyn Tree,
+    dir: &str,
     rel: &str,
     ignore: &DockerIgnore,
     h: &mut berth_store::digest::Hasher,
 ) -> io::Result<()> {
-    for child in fsops::list(dir)? {
-        let c = OsStr::from_bytes(&child);
-        let cs = String::from_utf8_lossy(&child).into_owned();
+    for (cs, node) in tree.children(dir)? {
         let crel = join_rel(rel, &cs);
-        if crel == DOWNLOADS {
-            continue;
-        }
+        let canon = join_rel(dir, &cs);
         let excluded = ignore.excluded(&crel);
         if excluded && !ignore.may_contain_exceptions(&crel) {
             continue;
         }
-        let st = fsops::lstat_at(dir, c)?;
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                h.update(format!("d {crel} {:o}\0", st.st_mode & 0o7777).as_bytes());
-                let sub = fsops::open_subdir(dir, c)?;
-                hash_dir(sub.as_fd(), &crel, ignore, h)?;
+        match &node.kind {
+            NodeKind::Dir => {
+                h.update(format!("d {crel} {:o}\0", node.mode).as_bytes());
+                hash_dir(tree, &canon, &crel, ignore, h)?;
             }
-            FileType::RegularFile if !excluded => {
-                h.update(format!("f {crel} {:o} {}\0", st.st_mode & 0o7777, st.st_size).as_bytes());
-                let fd = rustix::fs::openat(
-                    dir,
-                    c,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )?;
-                hash_file(std::fs::File::from(fd), h)?;
+            NodeKind::File if !excluded => {
+                h.update(format!("f {crel} {:o} {}\0", node.mode, node.size).as_bytes());
+                hash_file(tree.open(&canon)?, h)?;
             }
-            FileType::Symlink if !excluded => {
-                let target = rustix::fs::readlinkat(dir, c, Vec::new())?;
-                h.update(format!("l {crel} ").as_bytes());
-                h.update(target.as_bytes());
-                h.update(b"\0");
+            NodeKind::Symlink(target) if !excluded => {
+                h.update(format!("l {crel} {target}\0").as_bytes());
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// `--chown` / `USER`: `uid[:gid]` or names looked up in the image's /etc/passwd and

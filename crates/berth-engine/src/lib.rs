@@ -3,6 +3,7 @@
 //! the Docker Engine API.
 
 pub mod build;
+pub mod buildctx;
 pub mod containerfs;
 pub mod containers;
 pub mod events;

@@ -154,6 +154,17 @@ impl ContentStore {
         &self,
         write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<(Digest, u64)> {
+        self.put_stream_protected(write, |_| Ok(()))
+    }
+
+    /// [`ContentStore::put_stream`], calling `protect(digest)` (e.g. adding the digest to a
+    /// lease) while the digest's writer lock is held, before the blob becomes visible — so a
+    /// garbage collection never sees the new blob unprotected.
+    pub fn put_stream_protected(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+        protect: impl FnOnce(&Digest) -> Result<()>,
+    ) -> Result<(Digest, u64)> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -172,10 +183,8 @@ impl ContentStore {
             .map_err(|e| Error::io(&self.ingest, e.into_error()))?;
         let size = hasher.len();
         let digest = hasher.finish();
-        if self.exists(&digest) {
-            return Ok((digest, size));
-        }
         let _lock = LockFile::acquire(&self.lock_path(&digest), true)?;
+        protect(&digest)?;
         if self.exists(&digest) {
             return Ok((digest, size));
         }

@@ -841,7 +841,8 @@ impl Db {
             )
             .optional()
             .map_err(db_err(&ctx))?;
-        got.map(|m| parse_digest(&m, "build_cache.image")).transpose()
+        got.map(|m| parse_digest(&m, "build_cache.image"))
+            .transpose()
     }
 
     /// Images the build cache holds (intermediate steps; `docker images` hides the untagged

@@ -559,7 +559,12 @@ async fn images_route(
 }
 
 /// An image event: `id` is the image ID or the reference, `name` Docker's `name` attribute.
-pub(crate) fn image_event(events: &berth_engine::events::Events, action: &str, id: &str, name: &str) {
+pub(crate) fn image_event(
+    events: &berth_engine::events::Events,
+    action: &str,
+    id: &str,
+    name: &str,
+) {
     events.emit(
         "image",
         action,

@@ -4,6 +4,7 @@
 use crate::api::{channel_body, ok_json, ApiError, ApiResult, JsonStream, PullView, Query, State};
 use berth_build::executor::BuildOptions;
 use berth_engine::build::{BuildMsg, BuildRequest};
+use berth_engine::buildctx::ContextTar;
 use berth_engine::images::DeleteItem;
 use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
@@ -91,19 +92,24 @@ pub(crate) async fn build(state: &Arc<State>, req: Request<Incoming>) -> ApiResu
         .map_err(|e| std::io::Error::other(format!("reading the build context: {e}")));
     let reader = tokio_util::io::StreamReader::new(Box::pin(body));
     let sync = tokio_util::io::SyncIoBridge::new(reader);
-    let dest = dir.clone();
-    let extracted = tokio::task::spawn_blocking(move || {
+    // Spooled to one file and indexed (never extracted: a context of many small files
+    // costs one write, not a file creation each); gzip is detected.
+    let spool = dir.join("context.tar");
+    let spooled = tokio::task::spawn_blocking(move || {
         let mut r = std::io::BufReader::with_capacity(256 << 10, sync);
         let mut head = [0u8; 4];
         let n = read_up_to(&mut r, &mut head)?;
         let comp = berth_store::unpack::Compression::sniff(&head[..n]);
         let chained = std::io::Cursor::new(head[..n].to_vec()).chain(r);
-        let opts = berth_store::unpack::ApplyOptions {
-            plain: true,
-            ..Default::default()
-        };
-        berth_store::unpack::apply_layer_with(chained, comp, &dest, &opts)
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        match comp {
+            berth_store::unpack::Compression::Gzip => {
+                ContextTar::spool(flate2::read::MultiGzDecoder::new(chained), &spool)
+            }
+            berth_store::unpack::Compression::Zstd => Err(std::io::Error::other(
+                "zstd is not accepted here; send a plain or gzipped tar",
+            )),
+            berth_store::unpack::Compression::None => ContextTar::spool(chained, &spool),
+        }
     })
     .await;
     let cleanup = |d: std::path::PathBuf| {
@@ -111,8 +117,8 @@ pub(crate) async fn build(state: &Arc<State>, req: Request<Incoming>) -> ApiResu
             let _ = std::fs::remove_dir_all(&d);
         })
     };
-    match extracted {
-        Ok(Ok(_)) => {}
+    let context = match spooled {
+        Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             cleanup(dir);
             return Err(ApiError::bad(format!(
@@ -127,13 +133,14 @@ pub(crate) async fn build(state: &Arc<State>, req: Request<Incoming>) -> ApiResu
                 format!("context worker: {e}"),
             ));
         }
-    }
+    };
     let (btx, brx) = mpsc::channel(64);
     let out = JsonStream(btx);
     let builds = state.builds.clone();
     let events = state.events.clone();
     let request = BuildRequest {
-        context: dir.clone(),
+        context,
+        workdir: dir.clone(),
         dockerfile,
         tags: tags.clone(),
         options,

@@ -155,7 +155,10 @@ pub async fn df(state: &Arc<State>, req: Request<Incoming>) -> ApiResult {
                 *users.entry(id.to_string()).or_default() += 1;
             }
         }
-        let images = state.images.list(None, Vec::new(), Vec::new(), true).await?;
+        let images = state
+            .images
+            .list(None, Vec::new(), Vec::new(), true)
+            .await?;
         let st = Arc::clone(state);
         let (shared, layers_size) = tokio::task::spawn_blocking(move || shared_sizes(&st))
             .await
