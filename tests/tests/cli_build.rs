@@ -807,3 +807,33 @@ fn unreadable_context_files_are_named_and_nothing_is_built() {
         "the upload was finished despite the unreadable file"
     );
 }
+
+#[test]
+fn builder_prune_forgets_the_cache() {
+    // Its own engine: a prune on the shared one would race the other tests' cache checks.
+    if !is_root() {
+        println!("skipped: builder_prune_forgets_the_cache needs root");
+        return;
+    }
+    let Some(e) = start_engine() else {
+        return;
+    };
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM busybox\nRUN echo {} > /made\n", tag("prune-me")),
+    )]);
+    let p = ctx.path().to_str().unwrap();
+    e.build_ok(&[p]);
+    assert!(e.build_ok(&[p]).contains("Using cache"));
+    let o = Command::new(berth_bin())
+        .env("BERTH_HOST", format!("unix://{}", e.sock.display()))
+        .env_remove("DOCKER_HOST")
+        .args(["builder", "prune", "-af"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Total reclaimed space:"), "{stdout}");
+    assert!(!e.build_ok(&[p]).contains("Using cache"));
+}

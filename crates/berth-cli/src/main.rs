@@ -61,6 +61,9 @@ pub enum Command {
     Image(commands::images::ImageMgmt),
     /// Build an image from a Dockerfile (docker's classic builder)
     Build(Box<commands::build::BuildArgs>),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(commands::build::BuilderCmd),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::resources::VolumeCmd),

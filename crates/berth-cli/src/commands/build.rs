@@ -96,6 +96,46 @@ enum Source {
     StdinDockerfile { text: Vec<u8> },
 }
 
+/// `berth builder ...`.
+#[derive(clap::Subcommand)]
+pub enum BuilderCmd {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all build cache (Berth keeps no other kind: the same as without -a)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `berth builder prune`: docker's prompt, report and total.
+pub fn builder(c: &Ctx, cmd: BuilderCmd) -> Res<()> {
+    let BuilderCmd::Prune(a) = cmd;
+    let what = if a.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !a.force && !super::confirm(what) {
+        return Ok(());
+    }
+    let q = if a.all { "?all=1" } else { "" };
+    let (out, space) = super::ops::prune_request(c, &super::ops::PRUNE_BUILD_CACHE, q)?;
+    if !out.is_empty() {
+        println!("{out}");
+    }
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size4(space)
+    );
+    Ok(())
+}
+
 pub async fn build(c: &Ctx, a: BuildArgs) -> Res<()> {
     for t in &a.tag {
         validate_tag(t).map_err(|why| {

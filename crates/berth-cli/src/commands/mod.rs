@@ -138,6 +138,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
         Command::Images(cmd) => images::dispatch(c, cmd).await,
         Command::Image(cmd) => images::dispatch_mgmt(c, cmd).await,
         Command::Build(a) => build::build(c, *a).await,
+        Command::Builder(b) => build::builder(c, b),
         Command::Volume(v) => resources::volume(c, v).await,
         Command::Network(n) => resources::network(c, n).await,
         Command::System(cmd) => system::dispatch(c, cmd).await,
