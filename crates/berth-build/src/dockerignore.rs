@@ -282,33 +282,20 @@ impl DockerIgnore {
         excluded
     }
 
-    /// Whether some `!` exception could re-include a path under directory
-    /// `dir`. When `dir` is excluded and this is false, a walker can skip the
-    /// whole directory. Conservative: it may say true when nothing is
-    /// re-included, never false when something could be.
+    /// Whether a walker must look inside the excluded directory `dir` for `!` exceptions.
+    /// Docker's rule (what the docker CLI sends): only when an exception pattern's text
+    /// starts with `dir/` — so `!vendor/keep.txt` re-includes `vendor/keep.txt` from an
+    /// excluded `vendor`, but `!*/keep.txt` does not (the directory is skipped whole).
     pub fn may_contain_exceptions(&self, dir: &str) -> bool {
         let dir = normalize(dir);
-        let dcomps: Vec<&str> = if dir == "." {
-            Vec::new()
-        } else {
-            dir.split('/').collect()
-        };
-        self.patterns.iter().filter(|p| p.exclusion).any(|p| {
-            let pcomps: Vec<&str> = p.text.split('/').collect();
-            for (pc, dc) in pcomps.iter().zip(dcomps.iter()) {
-                if pc.contains("**") {
-                    return true;
-                }
-                let Ok(toks) = compile(pc) else {
-                    return true;
-                };
-                let chars: Vec<char> = dc.chars().collect();
-                if !matches(&toks, &chars) {
-                    return false;
-                }
-            }
-            true
-        })
+        if dir == "." {
+            return self.patterns.iter().any(|p| p.exclusion);
+        }
+        let prefix = format!("{dir}/");
+        self.patterns
+            .iter()
+            .filter(|p| p.exclusion)
+            .any(|p| format!("{}/", p.text).starts_with(&prefix))
     }
 }
 
@@ -403,8 +390,11 @@ mod tests {
         assert!(d.may_contain_exceptions("vendor"));
         assert!(!d.may_contain_exceptions("other"));
         assert!(!d.may_contain_exceptions("vendor/drop"));
+        // Docker's rule: only an exception written under the directory makes a walker look
+        // inside it; `!**/keep` and `!*/keep` do not (docker skips `vendor` whole).
         let d = di("vendor\n!**/keep");
-        assert!(d.may_contain_exceptions("vendor/drop"));
+        assert!(!d.may_contain_exceptions("vendor/drop"));
+        assert!(!di("vendor\n!*/keep").may_contain_exceptions("vendor"));
         assert!(!di("vendor").may_contain_exceptions("vendor"));
     }
 
