@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod render;
 pub mod streams;
 pub mod tray;
 
@@ -23,6 +24,8 @@ pub struct App {
 
 pub fn run() {
     let started = std::time::Instant::now();
+    // Before GTK, WebKit or any thread starts.
+    render::apply();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_DESKTOP_LOG")
