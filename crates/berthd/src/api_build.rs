@@ -3,7 +3,7 @@
 
 use crate::api::{channel_body, ok_json, ApiError, ApiResult, JsonStream, PullView, Query, State};
 use berth_build::executor::BuildOptions;
-use berth_engine::build::{BuildMsg, BuildRequest};
+use berth_engine::build::{read_up_to, BuildMsg, BuildRequest};
 use berth_engine::buildctx::ContextTar;
 use berth_engine::images::DeleteItem;
 use futures_util::TryStreamExt;
@@ -214,17 +214,6 @@ pub(crate) async fn build(state: &Arc<State>, req: Request<Incoming>) -> ApiResu
         .in_current_span(),
     );
     Ok(channel_body(brx, "application/json"))
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// `POST /build/prune`: forget the build cache and remove the step images only it kept.

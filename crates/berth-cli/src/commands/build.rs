@@ -207,8 +207,8 @@ fn label_map(raw: &[String]) -> Res<BTreeMap<String, String>> {
     Ok(m)
 }
 
-/// docker's reference grammar for a build tag: `[domain[:port]/]path[:tag]`, lowercase path
-/// components, no digest.
+/// A build tag: a reference in docker's grammar (`[domain[:port]/]path[:tag]`, lowercase path
+/// components), without a digest. The grammar is the store's, the one the engine applies.
 fn validate_tag(t: &str) -> Result<(), String> {
     const BAD: &str = "invalid reference format";
     if t.is_empty() {
@@ -219,102 +219,18 @@ fn validate_tag(t: &str) -> Result<(), String> {
             "{BAD}: a build tag cannot hold a digest; use name:tag"
         ));
     }
-    let last_slash = t.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match t[last_slash..].find(':') {
-        Some(i) => (&t[..last_slash + i], Some(&t[last_slash + i + 1..])),
-        None => (t, None),
-    };
-    if let Some(tag) = tag {
-        let ok = !tag.is_empty()
-            && tag.len() <= 128
-            && tag
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !ok {
-            return Err(format!(
-                "{BAD}: bad tag {tag:?} (letters, digits, '_', '.', '-'; at most 128)"
-            ));
-        }
-    }
-    if name.len() > 255 {
-        return Err(format!(
-            "{BAD}: repository name must not be more than 255 characters"
-        ));
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 1 {
-        let first = parts[0];
-        if first.contains('.') || first.contains(':') || first == "localhost" {
-            if !valid_domain(first) {
-                return Err(format!("{BAD}: bad registry {first:?}"));
+    berth_store::reference::Reference::parse_normalized(t)
+        .map(|_| ())
+        .map_err(|e| {
+            let e = e.to_string();
+            if e.contains(BAD) {
+                e
+            } else {
+                format!("{BAD}: {e}")
             }
-            parts.remove(0);
-        }
-    }
-    for p in parts {
-        if p.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(format!("{BAD}: repository name must be lowercase"));
-        }
-        if !valid_component(p) {
-            return Err(format!(
-                "{BAD}: bad name component {p:?} (lowercase letters and digits, joined by '.', '_', '__' or '-')"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn valid_domain(d: &str) -> bool {
-    let (host, port) = match d.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => (h, Some(p)),
-        _ => (d, None),
-    };
-    if port.is_some_and(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
-        return false;
-    }
-    if host.starts_with('[') && host.ends_with(']') {
-        return host.len() > 2;
-    }
-    !host.is_empty()
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_component(p: &str) -> bool {
-    let b = p.as_bytes();
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &p[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// docker's `-t` as the engine reports it: `:latest` added when no tag is given.
 fn full_tag(t: &str) -> String {
     let last = t.rsplit('/').next().unwrap_or(t);
     if last.contains(':') {
@@ -843,32 +759,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The status line and headers of an answer.
-fn read_head(r: &mut impl BufRead) -> std::io::Result<(u16, Vec<(String, String)>)> {
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not an HTTP answer: {:?}", line.trim()),
-            )
-        })?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    Ok((status, headers))
-}
+use super::raw::read_head;
 
 /// An answer body, chunked or to the end of the connection.
 struct BodyReader<R: BufRead> {
