@@ -1145,13 +1145,7 @@ impl EngineBackend<'_> {
                             t.mode(tar::HeaderMode::Complete);
                             // The directories the destination needed come first.
                             for dir in &made {
-                                let mut h = tar::Header::new_gnu();
-                                h.set_entry_type(tar::EntryType::Directory);
-                                h.set_mode(0o755);
-                                h.set_uid(u64::from(uid));
-                                h.set_gid(u64::from(gid));
-                                h.set_mtime(0);
-                                h.set_size(0);
+                                let mut h = new_dir_header(uid, gid);
                                 t.append_data(
                                     &mut h,
                                     format!("{}/", dir.trim_start_matches('/')),
@@ -1303,6 +1297,19 @@ fn parent_of(p: &str) -> String {
     }
 }
 
+/// The tar header of a directory the build makes (the destination's missing parents,
+/// `WORKDIR`): 0755, owned `uid:gid`.
+fn new_dir_header(uid: u32, gid: u32) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
+    h.set_mtime(0);
+    h.set_size(0);
+    h
+}
+
 /// `mkdir -p` inside the container root: `dir` resolved as the container would (symlinks
 /// followed inside the root, `..` stopping at `/`), each missing directory made 0755 and
 /// owned `uid:gid` through the fd-resolving extractor. Returns the resolved path.
@@ -1339,13 +1346,7 @@ fn ensure_dir(
             let mut data = Vec::new();
             {
                 let mut t = tar::Builder::new(&mut data);
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_uid(u64::from(uid));
-                h.set_gid(u64::from(gid));
-                h.set_mtime(0);
-                h.set_size(0);
+                let mut h = new_dir_header(uid, gid);
                 t.append_data(&mut h, format!("{name}/"), io::empty())
                     .and_then(|()| t.finish())
                     .map_err(|e| Error::internal(format!("making {dir}: {e}")))?;

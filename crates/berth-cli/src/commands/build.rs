@@ -788,13 +788,7 @@ impl<R: BufRead> Read for BodyReader<R> {
                     break;
                 }
             }
-            let hex = line.trim().split(';').next().unwrap_or("");
-            let size = u64::from_str_radix(hex, 16).map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("bad chunk size {hex:?} from the engine"),
-                )
-            })?;
+            let size = super::raw::chunk_size(&line)?;
             if size == 0 {
                 self.done = true;
                 return Ok(0);

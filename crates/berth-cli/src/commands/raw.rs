@@ -75,13 +75,7 @@ impl Read for Reader {
                     if self.r.read_line(&mut line)? == 0 {
                         return Err(std::io::ErrorKind::UnexpectedEof.into());
                     }
-                    let hex = line.trim().split(';').next().unwrap_or("");
-                    let size = u64::from_str_radix(hex, 16).map_err(|_| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("bad chunk size {hex:?} from the engine"),
-                        )
-                    })?;
+                    let size = chunk_size(&line)?;
                     if size == 0 {
                         // Trailers end with an empty line.
                         loop {
@@ -328,6 +322,17 @@ pub(crate) fn read_head(r: &mut impl BufRead) -> std::io::Result<(u16, Vec<(Stri
         }
     }
     Ok((status, headers))
+}
+
+/// The size on a chunked-encoding size line (extensions after `;` ignored).
+pub(crate) fn chunk_size(line: &str) -> std::io::Result<u64> {
+    let hex = line.trim().split(';').next().unwrap_or("");
+    u64::from_str_radix(hex, 16).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad chunk size {hex:?} from the engine"),
+        )
+    })
 }
 
 #[cfg(test)]
