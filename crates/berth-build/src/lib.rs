@@ -6,6 +6,7 @@
 //! is someone else's job.
 
 pub mod ast;
+pub mod context;
 pub mod dockerignore;
 pub mod error;
 pub mod executor;

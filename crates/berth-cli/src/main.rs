@@ -64,6 +64,8 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(commands::build::BuilderCmd),
+    /// Define and run multi-container applications (docker compose)
+    Compose(Box<commands::compose::ComposeArgs>),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::resources::VolumeCmd),

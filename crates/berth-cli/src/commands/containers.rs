@@ -1234,6 +1234,20 @@ pub struct AttachArgs {
     pub container: String,
 }
 
+/// `start -a [-i] name`: start one container attached; its exit code is the result.
+pub async fn start_attached(c: &Ctx, name: &str, interactive: bool) -> Res<()> {
+    start(
+        c,
+        StartArgs {
+            attach: true,
+            interactive,
+            detach_keys: None,
+            containers: vec![name.to_string()],
+        },
+    )
+    .await
+}
+
 async fn start(c: &Ctx, a: StartArgs) -> Res<()> {
     if !a.attach && !a.interactive {
         return each(&a.containers, |id| async move {

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod build;
+pub mod compose;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -139,6 +140,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
         Command::Image(cmd) => images::dispatch_mgmt(c, cmd).await,
         Command::Build(a) => build::build(c, *a).await,
         Command::Builder(b) => build::builder(c, b),
+        Command::Compose(a) => compose::compose(c, *a).await,
         Command::Volume(v) => resources::volume(c, v).await,
         Command::Network(n) => resources::network(c, n).await,
         Command::System(cmd) => system::dispatch(c, cmd).await,

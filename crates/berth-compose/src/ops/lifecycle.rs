@@ -1,0 +1,450 @@
+//! `down`, `start`, `stop`, `restart`, `rm`, and `run`'s one-off container.
+
+use std::collections::{BTreeSet, HashMap};
+
+use bollard::models::ContainerSummary;
+use bollard::query_parameters as q;
+
+use super::create::Replica;
+use super::{
+    all, engine, id_of, image_name, is_not_found, is_running, levels, name_of, res, service,
+    service_of, with_deps, Compose, DownOptions, Error, Reporter, Rmi,
+};
+use crate::labels;
+use crate::model::Project;
+
+/// `run`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Replaces the service's command when not empty.
+    pub command: Vec<String>,
+    pub name: Option<String>,
+    pub env: Vec<String>,
+    pub service_ports: bool,
+    pub no_deps: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    pub rm: bool,
+}
+
+impl Compose {
+    /// Stop and remove the project's containers (dependents first), then its networks, and
+    /// with `volumes` its named volumes; `rmi` removes images.
+    pub async fn down(&self, p: &Project, o: &DownOptions, r: &Reporter) -> Result<(), Error> {
+        let existing = self.containers(&p.name, None).await?;
+        let known = |c: &ContainerSummary| {
+            let s = service_of(c);
+            p.services.contains_key(&s) || p.disabled.contains_key(&s)
+        };
+        let oneoff = |c: &ContainerSummary| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(labels::ONEOFF))
+                .map(String::as_str)
+                == Some("True")
+        };
+        let orphans: Vec<ContainerSummary> = existing
+            .iter()
+            .filter(|c| !known(c) && !oneoff(c))
+            .cloned()
+            .collect();
+        // Reverse start order: the last level first.
+        let names: BTreeSet<String> = existing
+            .iter()
+            .map(service_of)
+            .filter(|s| p.services.contains_key(s) || p.disabled.contains_key(s))
+            .collect();
+        let order = levels(p, &names)?;
+        let mut by_service: HashMap<String, Vec<ContainerSummary>> = HashMap::new();
+        for c in existing.iter().filter(|c| known(c) || oneoff(c)) {
+            by_service.entry(service_of(c)).or_default().push(c.clone());
+        }
+        // One-off containers of any service go with the first wave.
+        let mut first: Vec<ContainerSummary> = existing
+            .iter()
+            .filter(|c| oneoff(c) && !names.contains(&service_of(c)))
+            .cloned()
+            .collect();
+        if o.remove_orphans {
+            first.extend(orphans.iter().cloned());
+        } else if !orphans.is_empty() {
+            super::warn(
+                r,
+                format!(
+                    "Found orphan containers ({}) for this project. If you removed or renamed \
+                     this service in your compose file, you can run this command with the \
+                     --remove-orphans flag to clean it up.",
+                    orphans.iter().map(name_of).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        all(first, |c| async move { self.remove(&c, o.timeout, r).await }).await?;
+        for level in order.iter().rev() {
+            let batch: Vec<ContainerSummary> = level
+                .iter()
+                .flat_map(|s| by_service.get(s).cloned().unwrap_or_default())
+                .collect();
+            all(batch, |c| async move { self.remove(&c, o.timeout, r).await }).await?;
+        }
+        // Networks the project made: the model's and any labelled with the project.
+        let mut nets: BTreeSet<String> = p
+            .networks
+            .values()
+            .filter(|n| !n.external)
+            .map(|n| n.name.clone())
+            .collect();
+        nets.extend(self.labelled_networks(&p.name).await?);
+        for name in nets {
+            let net = crate::model::Network {
+                name,
+                ..Default::default()
+            };
+            match self
+                .docker
+                .inspect_network(&net.name, None::<q::InspectNetworkOptions>)
+                .await
+            {
+                Ok(n) => {
+                    let owner = n.labels.as_ref().and_then(|l| l.get(labels::PROJECT));
+                    if owner.map(String::as_str) != Some(p.name.as_str()) {
+                        continue;
+                    }
+                }
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(engine(&format!("inspecting network {}", net.name), e)),
+            }
+            res(r, "Network", &net.name, "Removing", false);
+            match self.docker.remove_network(&net.name).await {
+                Ok(()) => res(r, "Network", &net.name, "Removed", true),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(engine(&format!("removing network {}", net.name), e)),
+            }
+        }
+        if o.volumes {
+            let mut vols: BTreeSet<String> = p
+                .volumes
+                .values()
+                .filter(|v| !v.external)
+                .map(|v| v.name.clone())
+                .collect();
+            vols.extend(self.labelled_volumes(&p.name).await?);
+            for name in vols {
+                let vol = crate::model::Volume {
+                    name,
+                    ..Default::default()
+                };
+                match self.docker.inspect_volume(&vol.name).await {
+                    Ok(v) => {
+                        let owner = v.labels.get(labels::PROJECT);
+                        if owner.map(String::as_str) != Some(p.name.as_str()) {
+                            continue;
+                        }
+                    }
+                    Err(e) if is_not_found(&e) => continue,
+                    Err(e) => return Err(engine(&format!("inspecting volume {}", vol.name), e)),
+                }
+                res(r, "Volume", &vol.name, "Removing", false);
+                self.docker
+                    .remove_volume(&vol.name, None::<q::RemoveVolumeOptions>)
+                    .await
+                    .map_err(|e| engine(&format!("removing volume {}", vol.name), e))?;
+                res(r, "Volume", &vol.name, "Removed", true);
+            }
+        }
+        if let Some(rmi) = o.rmi {
+            let mut images = BTreeSet::new();
+            for s in p.services.values().chain(p.disabled.values()) {
+                if rmi == Rmi::Local && s.image.is_some() {
+                    continue;
+                }
+                images.insert(image_name(p, s));
+            }
+            for image in images {
+                match self
+                    .docker
+                    .remove_image(&image, None::<q::RemoveImageOptions>, None)
+                    .await
+                {
+                    Ok(_) => res(r, "Image", &image, "Removed", true),
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(engine(&format!("removing image {image}"), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn labelled_networks(&self, project: &str) -> Result<Vec<String>, Error> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_string(),
+            vec![format!("{}={project}", labels::PROJECT)],
+        );
+        let list = self
+            .docker
+            .list_networks(Some(q::ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| engine("listing networks", e))?;
+        Ok(list.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    async fn labelled_volumes(&self, project: &str) -> Result<Vec<String>, Error> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_string(),
+            vec![format!("{}={project}", labels::PROJECT)],
+        );
+        let list = self
+            .docker
+            .list_volumes(Some(q::ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| engine("listing volumes", e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// The named services' containers (all when `services` is empty).
+    async fn picked(
+        &self,
+        p: &Project,
+        services: &[String],
+    ) -> Result<Vec<ContainerSummary>, Error> {
+        for s in services {
+            service(p, s)?;
+        }
+        Ok(self
+            .containers(&p.name, Some(false))
+            .await?
+            .into_iter()
+            .filter(|c| services.is_empty() || services.contains(&service_of(c)))
+            .collect())
+    }
+
+    /// Start stopped containers, dependencies first.
+    pub async fn start(
+        &self,
+        p: &Project,
+        services: &[String],
+        r: &Reporter,
+    ) -> Result<(), Error> {
+        let list = self.picked(p, services).await?;
+        let names: BTreeSet<String> = list.iter().map(service_of).collect();
+        let order = levels(p, &names)?;
+        for level in order {
+            let batch: Vec<ContainerSummary> = list
+                .iter()
+                .filter(|c| level.contains(&service_of(c)) && !is_running(c))
+                .cloned()
+                .collect();
+            all(batch, |c| async move { self.start_one(&name_of(&c), r).await }).await?;
+        }
+        if list.is_empty() {
+            return Err(Error::new(format!(
+                "no containers to start for project {}; create them with: berth compose up",
+                p.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stop running containers, dependents first.
+    pub async fn stop(
+        &self,
+        p: &Project,
+        services: &[String],
+        timeout: Option<i64>,
+        r: &Reporter,
+    ) -> Result<(), Error> {
+        let list = self.picked(p, services).await?;
+        let names: BTreeSet<String> = list.iter().map(service_of).collect();
+        let order = levels(p, &names)?;
+        for level in order.iter().rev() {
+            let batch: Vec<ContainerSummary> = list
+                .iter()
+                .filter(|c| level.contains(&service_of(c)) && is_running(c))
+                .cloned()
+                .collect();
+            all(batch, |c| async move {
+                let name = name_of(&c);
+                res(r, "Container", &name, "Stopping", false);
+                self.docker
+                    .stop_container(
+                        &id_of(&c),
+                        Some(q::StopContainerOptions {
+                            t: timeout.and_then(|t| i32::try_from(t).ok()),
+                            signal: None,
+                        }),
+                    )
+                    .await
+                    .map_err(|e| engine(&format!("stopping container {name}"), e))?;
+                res(r, "Container", &name, "Stopped", true);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn restart(
+        &self,
+        p: &Project,
+        services: &[String],
+        timeout: Option<i64>,
+        r: &Reporter,
+    ) -> Result<(), Error> {
+        let list = self.picked(p, services).await?;
+        let names: BTreeSet<String> = list.iter().map(service_of).collect();
+        let order = levels(p, &names)?;
+        for level in order {
+            let batch: Vec<ContainerSummary> = list
+                .iter()
+                .filter(|c| level.contains(&service_of(c)))
+                .cloned()
+                .collect();
+            all(batch, |c| async move {
+                let name = name_of(&c);
+                res(r, "Container", &name, "Restarting", false);
+                self.docker
+                    .restart_container(
+                        &id_of(&c),
+                        Some(q::RestartContainerOptions {
+                            t: timeout.and_then(|t| i32::try_from(t).ok()),
+                            signal: None,
+                        }),
+                    )
+                    .await
+                    .map_err(|e| engine(&format!("restarting container {name}"), e))?;
+                res(r, "Container", &name, "Started", true);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Remove stopped containers (running ones too with `stop_first`); with `volumes` their
+    /// anonymous volumes. Returns the names of running containers left alone.
+    pub async fn rm(
+        &self,
+        p: &Project,
+        services: &[String],
+        stop_first: bool,
+        volumes: bool,
+        r: &Reporter,
+    ) -> Result<Vec<String>, Error> {
+        let list = self.picked(p, services).await?;
+        let (running, stopped): (Vec<_>, Vec<_>) = list.into_iter().partition(is_running);
+        let mut left = Vec::new();
+        let mut gone = stopped;
+        if stop_first {
+            gone.extend(running);
+        } else {
+            left = running.iter().map(name_of).collect();
+        }
+        all(gone, |c| async move {
+            if is_running(&c) {
+                return self.remove(&c, None, r).await;
+            }
+            let name = name_of(&c);
+            res(r, "Container", &name, "Removing", false);
+            match self
+                .docker
+                .remove_container(
+                    &id_of(&c),
+                    Some(q::RemoveContainerOptions {
+                        force: false,
+                        v: volumes,
+                        link: false,
+                    }),
+                )
+                .await
+            {
+                Ok(()) => {
+                    res(r, "Container", &name, "Removed", true);
+                    Ok(())
+                }
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(engine(&format!("removing container {name}"), e)),
+            }
+        })
+        .await?;
+        Ok(left)
+    }
+
+    /// `run`: bring up the dependencies (unless `no_deps`), then create the one-off container
+    /// `<project>-<service>-run-<id>`; the caller starts and attaches to it. Returns its name.
+    pub async fn run_create(
+        &self,
+        p: &Project,
+        svc: &str,
+        o: &RunOptions,
+        r: &Reporter,
+    ) -> Result<String, Error> {
+        let s = service(p, svc)?;
+        if !o.no_deps {
+            let deps: Vec<String> = with_deps(p, &[svc.to_string()], false)?
+                .into_iter()
+                .filter(|d| d != svc)
+                .collect();
+            if !deps.is_empty() {
+                let up = super::UpOptions {
+                    services: deps,
+                    ..Default::default()
+                };
+                self.up(p, &up, r).await?;
+            }
+        }
+        let image = image_name(p, s);
+        let image_id = self.image_id(&image).await?;
+        if image_id.is_none() {
+            let up = super::UpOptions {
+                services: vec![svc.to_string()],
+                no_deps: true,
+                no_start: true,
+                ..Default::default()
+            };
+            // Networks, volumes and the image, without starting the service itself.
+            self.up_resources(p, &up, r).await?;
+        }
+        let suffix = super::random_hex(6);
+        let name = o
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{svc}-run-{suffix}", p.name));
+        let replica = Replica {
+            number: 1,
+            oneoff: true,
+            name: Some(name.clone()),
+            command: (!o.command.is_empty()).then(|| o.command.clone()),
+            env: &o.env,
+            publish: o.service_ports,
+            mode_container: None,
+            image_id: self.image_id(&image).await?,
+            tty: Some(o.tty),
+            stdin: Some(o.interactive),
+        };
+        let mut body = super::create::body(p, s, &replica)?;
+        if let Some(h) = body.host_config.as_mut() {
+            h.auto_remove = Some(false);
+        }
+        self.docker
+            .create_container(
+                Some(q::CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| engine(&format!("creating container {name}"), e))?;
+        Ok(name)
+    }
+}
