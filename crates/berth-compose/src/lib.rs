@@ -6,6 +6,7 @@
 pub mod load;
 pub mod model;
 pub mod ops;
+pub mod render;
 
 pub use load::{load, LoadError, LoadOptions};
 pub use model::Project;

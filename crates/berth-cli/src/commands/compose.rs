@@ -380,7 +380,10 @@ fn reporter(color: bool) -> Reporter {
                 if tty && !done {
                     Ok(())
                 } else if tty && color {
-                    writeln!(err, " \x1b[32m✔\x1b[0m {resource} {name}  \x1b[32m{status}\x1b[0m")
+                    writeln!(
+                        err,
+                        " \x1b[32m✔\x1b[0m {resource} {name}  \x1b[32m{status}\x1b[0m"
+                    )
                 } else if tty {
                     writeln!(err, " ✔ {resource} {name}  {status}")
                 } else {
@@ -461,7 +464,15 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
             if u.detach || u.wait || u.no_start {
                 return Ok(());
             }
-            attached(&engine, &p, &u.services, use_color(&a, u.no_color), &r, u.timeout).await
+            attached(
+                &engine,
+                &p,
+                &u.services,
+                use_color(&a, u.no_color),
+                &r,
+                u.timeout,
+            )
+            .await
         }
         ComposeCmd::Down(d) => {
             let p = project_name(&a)?;
@@ -562,7 +573,10 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
         }
         ComposeCmd::Stop(t) => {
             let p = load(&a)?;
-            engine.stop(&p, &t.services, t.timeout, &r).await.map_err(op)
+            engine
+                .stop(&p, &t.services, t.timeout, &r)
+                .await
+                .map_err(op)
         }
         ComposeCmd::Restart(t) => {
             let p = load(&a)?;
@@ -592,12 +606,7 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 eprintln!("No stopped containers");
                 return Ok(());
             }
-            if !x.force
-                && !super::confirm(&format!(
-                    "Going to remove {}",
-                    going.join(", ")
-                ))
-            {
+            if !x.force && !super::confirm(&format!("Going to remove {}", going.join(", "))) {
                 return Ok(());
             }
             engine
@@ -658,10 +667,16 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 interactive: !x.detach && !x.no_tty,
                 rm: x.rm,
             };
-            let name = engine.run_create(&p, &x.service, &o, &r).await.map_err(op)?;
+            let name = engine
+                .run_create(&p, &x.service, &o, &r)
+                .await
+                .map_err(op)?;
             if x.detach {
                 c.docker
-                    .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+                    .start_container(
+                        &name,
+                        None::<bollard::query_parameters::StartContainerOptions>,
+                    )
                     .await
                     .map_err(|e| c.err(e))?;
                 println!("{name}");
@@ -683,35 +698,7 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
             }
             result
         }
-        ComposeCmd::Config(x) => {
-            let p = load(&a)?;
-            for w in &p.warnings {
-                eprintln!("WARN[0000] {w}");
-            }
-            if x.quiet {
-                return Ok(());
-            }
-            if x.services {
-                for s in p.services.keys() {
-                    println!("{s}");
-                }
-                return Ok(());
-            }
-            if x.volumes {
-                for v in p.volumes.keys() {
-                    println!("{v}");
-                }
-                return Ok(());
-            }
-            let text = match x.format {
-                ConfigFormat::Yaml => serde_yaml::to_string(&p).map_err(|e| fail(e.to_string()))?,
-                ConfigFormat::Json => {
-                    serde_json::to_string_pretty(&p).map_err(|e| fail(e.to_string()))? + "\n"
-                }
-            };
-            print!("{text}");
-            Ok(())
-        }
+        ComposeCmd::Config(_) => config(&a),
         ComposeCmd::Ls(l) => {
             let list = engine.ls(l.all).await.map_err(op)?;
             if l.quiet {
@@ -740,12 +727,53 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 "CONFIG FILES".into(),
             ]];
             for p in &list {
-                rows.push(vec![p.name.clone(), p.status.clone(), p.config_files.clone()]);
+                rows.push(vec![
+                    p.name.clone(),
+                    p.status.clone(),
+                    p.config_files.clone(),
+                ]);
             }
             print!("{}", format::tabwriter(&rows, 20, 3));
             Ok(())
         }
     }
+}
+
+/// `config`: the resolved model (no engine needed).
+pub fn config(a: &ComposeArgs) -> Res<()> {
+    let ComposeCmd::Config(x) = &a.command else {
+        return Ok(());
+    };
+    let p = load(a)?;
+    for w in &p.warnings {
+        eprintln!("WARN[0000] {w}");
+    }
+    if x.quiet {
+        return Ok(());
+    }
+    if x.services {
+        for s in p.services.keys() {
+            println!("{s}");
+        }
+        return Ok(());
+    }
+    if x.volumes {
+        for v in p.volumes.keys() {
+            println!("{v}");
+        }
+        return Ok(());
+    }
+    let text = match x.format {
+        ConfigFormat::Yaml => serde_yaml::to_string(&berth_compose::render::render(&p))
+            .map_err(|e| fail(e.to_string()))?,
+        ConfigFormat::Json => {
+            serde_json::to_string_pretty(&berth_compose::render::render(&p))
+                .map_err(|e| fail(e.to_string()))?
+                + "\n"
+        }
+    };
+    print!("{text}");
+    Ok(())
 }
 
 /// docker compose's PORTS column: `0.0.0.0:8080->80/tcp, 443/tcp`.
@@ -801,7 +829,10 @@ async fn print_logs(
         let line = line.map_err(op)?;
         let mut out = std::io::stdout().lock();
         let written = if prefix {
-            let i = services.iter().position(|s| *s == line.service).unwrap_or(0);
+            let i = services
+                .iter()
+                .position(|s| *s == line.service)
+                .unwrap_or(0);
             if color {
                 writeln!(
                     out,
@@ -846,7 +877,10 @@ async fn attached(
         .map_err(op)?;
     eprintln!(
         "Attaching to {}",
-        list.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+        list.iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let o = LogOptions {
         services: services.to_vec(),

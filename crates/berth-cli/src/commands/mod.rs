@@ -75,6 +75,17 @@ pub(crate) fn connect_message(host: &str, e: &(dyn std::error::Error + 'static))
 /// Run one command against `host`; the process exit code.
 pub async fn run(host: &str, cmd: Command) -> i32 {
     let failed = engine_failure_code(&cmd);
+    // `compose config` reads files only: it works without an engine.
+    let cmd = match cmd {
+        Command::Compose(a) if matches!(a.command, compose::ComposeCmd::Config(_)) => {
+            return match compose::config(&a) {
+                Ok(()) => 0,
+                Err(Failure::Exit(code)) => code,
+                Err(_) => 1,
+            };
+        }
+        other => other,
+    };
     let result = match connect(host) {
         Ok(ctx) => dispatch(&ctx, cmd).await,
         Err(f) => Err(f),

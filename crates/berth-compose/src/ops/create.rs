@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Mount,
-    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 
 use super::{container_name, image_name, Error};
@@ -42,7 +42,11 @@ impl Replica<'_> {
     }
 }
 
-pub(crate) fn body(p: &Project, s: &Service, r: &Replica<'_>) -> Result<ContainerCreateBody, Error> {
+pub(crate) fn body(
+    p: &Project,
+    s: &Service,
+    r: &Replica<'_>,
+) -> Result<ContainerCreateBody, Error> {
     let mut labels: HashMap<String, String> = s
         .labels
         .iter()
@@ -338,10 +342,6 @@ pub(crate) fn build_args(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> HashMap<String, String> {
     args.iter()
-        .filter_map(|(k, v)| {
-            v.clone()
-                .or_else(|| env(k))
-                .map(|v| (k.clone(), v))
-        })
+        .filter_map(|(k, v)| v.clone().or_else(|| env(k)).map(|v| (k.clone(), v)))
         .collect()
 }

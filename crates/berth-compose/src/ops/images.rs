@@ -99,17 +99,19 @@ impl Compose {
                 rm: true,
                 forcerm: true,
                 buildargs: (!args.is_empty()).then_some(args),
-                labels: (!b.labels.is_empty())
-                    .then(|| b.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                labels: (!b.labels.is_empty()).then(|| {
+                    b.labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                }),
                 networkmode: b.network.clone(),
                 target: b.target.clone().unwrap_or_default(),
                 ..Default::default()
             };
-            let mut stream = self.docker.build_image(
-                opts,
-                None,
-                Some(bollard::body_full(packed.into())),
-            );
+            let mut stream =
+                self.docker
+                    .build_image(opts, None, Some(bollard::body_full(packed.into())));
             let mut partial = String::new();
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| engine(&format!("building service {n}"), e))?;

@@ -78,13 +78,21 @@ impl Compose {
                 ),
             );
         }
-        all(first, |c| async move { self.remove(&c, o.timeout, r).await }).await?;
+        all(
+            first,
+            |c| async move { self.remove(&c, o.timeout, r).await },
+        )
+        .await?;
         for level in order.iter().rev() {
             let batch: Vec<ContainerSummary> = level
                 .iter()
                 .flat_map(|s| by_service.get(s).cloned().unwrap_or_default())
                 .collect();
-            all(batch, |c| async move { self.remove(&c, o.timeout, r).await }).await?;
+            all(
+                batch,
+                |c| async move { self.remove(&c, o.timeout, r).await },
+            )
+            .await?;
         }
         // Networks the project made: the model's and any labelled with the project.
         let mut nets: BTreeSet<String> = p
@@ -229,12 +237,7 @@ impl Compose {
     }
 
     /// Start stopped containers, dependencies first.
-    pub async fn start(
-        &self,
-        p: &Project,
-        services: &[String],
-        r: &Reporter,
-    ) -> Result<(), Error> {
+    pub async fn start(&self, p: &Project, services: &[String], r: &Reporter) -> Result<(), Error> {
         let list = self.picked(p, services).await?;
         let names: BTreeSet<String> = list.iter().map(service_of).collect();
         let order = levels(p, &names)?;
@@ -244,7 +247,11 @@ impl Compose {
                 .filter(|c| level.contains(&service_of(c)) && !is_running(c))
                 .cloned()
                 .collect();
-            all(batch, |c| async move { self.start_one(&name_of(&c), r).await }).await?;
+            all(
+                batch,
+                |c| async move { self.start_one(&name_of(&c), r).await },
+            )
+            .await?;
         }
         if list.is_empty() {
             return Err(Error::new(format!(

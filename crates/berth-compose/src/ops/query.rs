@@ -95,13 +95,12 @@ pub(crate) fn summary(c: &ContainerSummary) -> ServiceContainer {
             host_ip: p.ip.clone().unwrap_or_default(),
             host_port: p.public_port.unwrap_or(0),
             target: p.private_port,
-            protocol: p
-                .typ
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "tcp".into()),
+            protocol: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
         })
         .collect();
-    ports.sort_by(|a, b| (a.target, a.host_port, &a.host_ip).cmp(&(b.target, b.host_port, &b.host_ip)));
+    ports.sort_by(|a, b| {
+        (a.target, a.host_port, &a.host_ip).cmp(&(b.target, b.host_port, &b.host_ip))
+    });
     ports.dedup();
     ServiceContainer {
         id: id_of(c),
@@ -155,10 +154,14 @@ impl Compose {
             let state = c.state.map(|s| s.to_string()).unwrap_or_default();
             *e.0.entry(state).or_default() += 1;
             if e.1.is_empty() {
-                e.1 = label(c, labels::CONFIG_FILES).unwrap_or_default().to_string();
+                e.1 = label(c, labels::CONFIG_FILES)
+                    .unwrap_or_default()
+                    .to_string();
             }
             if e.2.is_empty() {
-                e.2 = label(c, labels::WORKING_DIR).unwrap_or_default().to_string();
+                e.2 = label(c, labels::WORKING_DIR)
+                    .unwrap_or_default()
+                    .to_string();
             }
         }
         Ok(projects
@@ -314,7 +317,10 @@ mod tests {
 
     #[test]
     fn status_words() {
-        assert_eq!(health_of("Up 3 seconds (healthy)").as_deref(), Some("healthy"));
+        assert_eq!(
+            health_of("Up 3 seconds (healthy)").as_deref(),
+            Some("healthy")
+        );
         assert_eq!(
             health_of("Up 1 second (health: starting)").as_deref(),
             Some("starting")

@@ -68,7 +68,11 @@ fn levels_follow_depends_on() {
 
 #[test]
 fn named_services_bring_their_dependencies_unless_no_deps() {
-    let p = project(vec![svc("web", &["api"]), svc("api", &["db"]), svc("db", &[])]);
+    let p = project(vec![
+        svc("web", &["api"]),
+        svc("api", &["db"]),
+        svc("db", &[]),
+    ]);
     let w = with_deps(&p, &["web".into()], false).unwrap();
     assert_eq!(w.into_iter().collect::<Vec<_>>(), vec!["api", "db", "web"]);
     let w = with_deps(&p, &["web".into()], true).unwrap();
@@ -82,7 +86,11 @@ fn named_services_bring_their_dependencies_unless_no_deps() {
 
 #[test]
 fn a_cycle_is_named() {
-    let p = project(vec![svc("web", &["api"]), svc("api", &["web"]), svc("db", &[])]);
+    let p = project(vec![
+        svc("web", &["api"]),
+        svc("api", &["web"]),
+        svc("db", &[]),
+    ]);
     let all = with_deps(&p, &[], false).unwrap();
     let e = levels(&p, &all).unwrap_err();
     assert_eq!(e.message, "dependency cycle: api -> web -> api");

@@ -139,7 +139,11 @@ impl Compose {
         }
         // Scale down first (highest numbers first, as docker compose).
         extra.sort_by_key(|c| std::cmp::Reverse(number_of(c)));
-        all(extra, |c| async move { self.remove(&c, o.timeout, r).await }).await?;
+        all(
+            extra,
+            |c| async move { self.remove(&c, o.timeout, r).await },
+        )
+        .await?;
 
         let jobs: Vec<u32> = (1..=want).collect();
         let results = futures_util::future::join_all(jobs.into_iter().map(|n| {
@@ -570,7 +574,10 @@ impl Compose {
                     Condition::ServiceStarted => {}
                     Condition::ServiceHealthy => {
                         if ds.healthcheck.is_none()
-                            || ds.healthcheck.as_ref().map(|h| h.test.first().map(String::as_str))
+                            || ds
+                                .healthcheck
+                                .as_ref()
+                                .map(|h| h.test.first().map(String::as_str))
                                 == Some(Some("NONE"))
                         {
                             return Err(Error::new(format!(
@@ -595,9 +602,7 @@ impl Compose {
                                 code,
                                 ..
                             })) => code,
-                            Some(Err(e)) => {
-                                return Err(engine(&format!("waiting for {name}"), e))
-                            }
+                            Some(Err(e)) => return Err(engine(&format!("waiting for {name}"), e)),
                             None => 0,
                         };
                         if code != 0 {

@@ -52,16 +52,17 @@ pub struct ContainerConfig {
 #[serde(rename_all = "PascalCase", default)]
 pub struct HealthConfig {
     /// `[]` inherit, `["NONE"]`, `["CMD", args...]`, `["CMD-SHELL", command]`.
+    #[serde(deserialize_with = "null_default")]
     pub test: Vec<String>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
     pub interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
     pub timeout: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
     pub retries: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
     pub start_period: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
     pub start_interval: i64,
 }
 
@@ -281,6 +282,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_healthcheck_durations_are_unset() {
+        // docker-compose 1.29 (docker-py) sends `"StartPeriod": null` when a file leaves it out.
+        let h: HealthConfig = serde_json::from_str(
+            r#"{"Test":["CMD","true"],"Interval":1000000000,"Timeout":null,"Retries":null,"StartPeriod":null}"#,
+        )
+        .unwrap();
+        assert_eq!(h.interval, 1_000_000_000);
+        assert_eq!((h.timeout, h.retries, h.start_period), (0, 0, 0));
+    }
 
     #[test]
     fn docker_cli_body_parses() {
