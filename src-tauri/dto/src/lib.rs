@@ -631,3 +631,162 @@ pub struct DiskUsage {
     #[ts(type = "number")]
     pub volumes: i64,
 }
+
+// ---------------------------------------------------------------- compose
+
+/// A compose project the engine knows (`docker compose ls -a`): its containers carry the
+/// compose labels, whoever started them (this app, `berth compose`, docker compose).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeProjectSummary {
+    pub name: String,
+    /// `running(2), exited(1)`.
+    pub status: String,
+    /// The files it was started from (absolute paths, as labelled).
+    pub config_files: Vec<String>,
+    pub working_dir: String,
+    pub running: u32,
+    pub total: u32,
+}
+
+/// Which compose project a command works on: its files (absolute paths; one folder is
+/// also accepted, holding a compose.yaml), an optional name (`-p`), and environment
+/// overrides (the `.env` editor's values), which win over `.env` and the app's environment.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeTarget {
+    pub files: Vec<String>,
+    pub project_name: Option<String>,
+    pub environment: BTreeMap<String, String>,
+}
+
+/// One service as the files declare it.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeServiceInfo {
+    pub name: String,
+    /// None: built from `build.context` only.
+    pub image: Option<String>,
+    /// Whether it has a `build:` section (Rebuild makes sense).
+    pub build: bool,
+    /// Declared ports, `8080:80/tcp`, `127.0.0.1:5432:5432/tcp`, `9000/tcp`.
+    pub ports: Vec<String>,
+    pub replicas: u32,
+    pub depends_on: Vec<String>,
+}
+
+/// One `KEY=value` of a `.env` file.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct EnvEntry {
+    pub key: String,
+    pub value: String,
+}
+
+/// A project's `.env` file (the one next to the first compose file).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct EnvFile {
+    /// Where it is or would be.
+    pub path: String,
+    pub exists: bool,
+    pub entries: Vec<EnvEntry>,
+}
+
+/// A compose project read from its files.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeProjectInfo {
+    pub name: String,
+    pub working_dir: String,
+    /// The files read, in merge order (absolute).
+    pub files: Vec<String>,
+    /// Enabled services, by name.
+    pub services: Vec<ComposeServiceInfo>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+    pub env: EnvFile,
+    /// The loader's warnings (ignored keys, unset variables).
+    pub warnings: Vec<String>,
+}
+
+/// One container of a compose project (`docker compose ps -a`).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeContainer {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    /// The replica number (`web-2` is 2).
+    pub number: u32,
+    pub image: String,
+    pub command: String,
+    /// `running`, `exited`, `created`, `paused`, `restarting`.
+    pub state: String,
+    /// `Up 3 seconds (healthy)`, `Exited (0) 2 minutes ago`.
+    pub status: String,
+    /// `healthy`, `unhealthy`, `starting`; None without a healthcheck.
+    pub health: Option<String>,
+    #[ts(type = "number")]
+    pub exit_code: i64,
+    pub ports: Vec<PortBinding>,
+    /// Unix seconds.
+    #[ts(type = "number")]
+    pub created: i64,
+}
+
+/// Up: `docker compose up -d [--build] [--no-deps] [--force-recreate] [services...]`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeUpRequest {
+    pub target: ComposeTarget,
+    /// Empty: every enabled service.
+    pub services: Vec<String>,
+    pub build: bool,
+    pub no_deps: bool,
+    pub force_recreate: bool,
+}
+
+/// Down: `docker compose down [-v] [--remove-orphans]`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeDownRequest {
+    pub target: ComposeTarget,
+    /// Also remove the project's named volumes.
+    pub volumes: bool,
+    pub remove_orphans: bool,
+}
+
+/// What an Up/Down/Restart reports as it goes (berth-compose's progress events).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum ComposeEvent {
+    /// A network, volume, container or image changing state: `resource` is `Network`,
+    /// `Volume`, `Container` or `Image`; `status` `Creating`, `Created`, `Starting`,
+    /// `Started`, `Healthy`, `Stopping`, `Removed`...; `done` when it reached its end state.
+    Resource {
+        resource: String,
+        name: String,
+        status: String,
+        done: bool,
+    },
+    /// A line of a service's image build.
+    Build { service: String, line: String },
+    /// A service's image pull progress.
+    Pull { service: String, status: String },
+    Warning { message: String },
+}
+
+/// One line of a project's merged logs.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct ComposeLogLine {
+    pub service: String,
+    /// The container's name.
+    pub container: String,
+    pub number: u32,
+    pub stderr: bool,
+    /// One line, without its newline.
+    pub text: String,
+}

@@ -2,6 +2,7 @@
 //! a DTO, errors as `AppError`.
 
 pub mod build;
+pub mod compose;
 pub mod containers;
 pub mod exec;
 pub mod images;

@@ -7,6 +7,17 @@ import { tauriBackend } from "./tauri";
 import type { AppError } from "./bindings/AppError";
 import type { BuildEvent } from "./bindings/BuildEvent";
 import type { BuildRequest } from "./bindings/BuildRequest";
+import type { ComposeContainer } from "./bindings/ComposeContainer";
+import type { ComposeDownRequest } from "./bindings/ComposeDownRequest";
+import type { ComposeEvent } from "./bindings/ComposeEvent";
+import type { ComposeLogLine } from "./bindings/ComposeLogLine";
+import type { ComposeProjectInfo } from "./bindings/ComposeProjectInfo";
+import type { ComposeProjectSummary } from "./bindings/ComposeProjectSummary";
+import type { ComposeServiceInfo } from "./bindings/ComposeServiceInfo";
+import type { ComposeTarget } from "./bindings/ComposeTarget";
+import type { ComposeUpRequest } from "./bindings/ComposeUpRequest";
+import type { EnvEntry } from "./bindings/EnvEntry";
+import type { EnvFile } from "./bindings/EnvFile";
 import type { ContainerAction } from "./bindings/ContainerAction";
 import type { ContainerDetails } from "./bindings/ContainerDetails";
 import type { ContainerRow } from "./bindings/ContainerRow";
@@ -38,6 +49,17 @@ export type {
   AppError,
   BuildEvent,
   BuildRequest,
+  ComposeContainer,
+  ComposeDownRequest,
+  ComposeEvent,
+  ComposeLogLine,
+  ComposeProjectInfo,
+  ComposeProjectSummary,
+  ComposeServiceInfo,
+  ComposeTarget,
+  ComposeUpRequest,
+  EnvEntry,
+  EnvFile,
   ContainerAction,
   ContainerDetails,
   ContainerRow,
@@ -122,6 +144,26 @@ export interface Backend {
   imageBuild(req: BuildRequest, on: (e: BuildEvent) => void): Promise<Subscription>;
   /** The sub-folders of a folder (`~` or "": home), for the Build dialog's browser. */
   dirList(path: string): Promise<DirListing>;
+
+  // compose
+  /** The projects the engine has containers of (started from here or a terminal). */
+  composeProjects(): Promise<ComposeProjectSummary[]>;
+  /** Reads a project from its files (or the folder holding compose.yaml), with its .env.
+   * A file that does not load rejects (invalid_input) with `file:line:col: key: message`. */
+  composeOpen(target: ComposeTarget): Promise<ComposeProjectInfo>;
+  /** The project's containers, running or not. */
+  composePs(project: string): Promise<ComposeContainer[]>;
+  /** `up -d`: resolves when every container started; progress on `on`. */
+  composeUp(req: ComposeUpRequest, on: (e: ComposeEvent) => void): Promise<void>;
+  /** `down [-v]`: containers and networks (and volumes) removed. */
+  composeDown(req: ComposeDownRequest, on: (e: ComposeEvent) => void): Promise<void>;
+  composeRestart(target: ComposeTarget, services: string[], on: (e: ComposeEvent) => void): Promise<void>;
+  composeStop(target: ComposeTarget, services: string[], on: (e: ComposeEvent) => void): Promise<void>;
+  /** Merged logs of the project's services (all when `services` is empty): the last `tail`
+   * lines, then following, in batches, until closed. */
+  composeLogs(project: string, services: string[], tail: number | null, on: (lines: ComposeLogLine[]) => void): Promise<Subscription>;
+  /** Writes the project's .env (keeping comments and unchanged lines); returns it re-read. */
+  composeEnvSave(path: string, entries: EnvEntry[]): Promise<EnvFile>;
 
   // volumes
   volumesList(): Promise<VolumeRow[]>;

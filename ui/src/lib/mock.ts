@@ -19,6 +19,7 @@ import type { PortBinding } from "./bindings/PortBinding";
 import type { RunRequest } from "./bindings/RunRequest";
 import type { StatsSample } from "./bindings/StatsSample";
 import { mockResources } from "./mock-resources";
+import { mockCompose } from "./mock-compose";
 
 export interface MockOptions {
   /** Seed this many containers instead of the hand-written set. */
@@ -207,6 +208,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
   const engineWatchers = new Set<(s: EngineStatus) => void>();
   const eventWatchers = new Set<(e: EngineEvent) => void>();
   const logFollowers = new Map<string, Set<(l: LogChunk[]) => void>>();
+  const logTaps = new Set<(row: ContainerRow, l: LogChunk[]) => void>();
   const opened: string[] = [];
 
   const delay = (ms = latency) => new Promise<void>((r) => (ms > 0 ? setTimeout(r, ms) : queueMicrotask(r)));
@@ -310,7 +312,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
       kind: "container",
       action,
       id: c.row.id,
-      attributes: { name: c.row.name, image: c.row.image, ...extra },
+      attributes: { ...c.row.labels, name: c.row.name, image: c.row.image, ...extra },
       time_ms: now(),
     });
   }
@@ -321,6 +323,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
     c.logs.push(...chunks);
     if (c.logs.length > 20000) c.logs.splice(0, c.logs.length - 20000);
     for (const f of logFollowers.get(c.row.id) ?? []) f(chunks);
+    for (const f of logTaps) f(c.row, chunks);
   }
 
   function setState(c: MockContainer, state: string): void {
@@ -441,6 +444,46 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
   }
 
   const resources = mockResources(emit, { speed: latency / 60 });
+
+  const compose = mockCompose({
+    delay,
+    requireEngine,
+    emit,
+    rows: () => [...containers.values()].map((c) => ({ ...c.row, status: statusText(c, now()) })),
+    create(spec) {
+      const c = add(
+        { name: spec.name, image: spec.image, state: "created", ports: spec.ports, project: spec.project, service: spec.service, network: `${spec.project}_default`, agoS: 0 },
+        hexId(5000 + seq++),
+      );
+      c.row.labels["com.docker.compose.container-number"] = String(spec.number);
+      c.row.labels["com.docker.compose.project.working_dir"] = spec.workingDir;
+      c.row.labels["com.docker.compose.project.config_files"] = spec.files.join(",");
+      containerEvent(c, "create");
+      return { ...c.row };
+    },
+    start(id) {
+      const c = find(id);
+      if (c.row.state !== "running") start(c);
+      pushEngine();
+    },
+    stop(id) {
+      const c = find(id);
+      if (c.row.state === "running" || c.row.state === "paused") stop(c, 0);
+      pushEngine();
+    },
+    remove(id) {
+      const c = find(id);
+      if (c.row.state === "running" || c.row.state === "paused") stop(c, 137);
+      containers.delete(c.row.id);
+      containerEvent(c, "destroy");
+      pushEngine();
+    },
+    logs: (id) => find(id).logs,
+    onLog(f) {
+      logTaps.add(f);
+      return () => logTaps.delete(f);
+    },
+  });
 
   const b: Backend = {
     async engineStatus() {
@@ -754,6 +797,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
     },
 
     ...resources,
+    ...compose,
   };
 
   Object.defineProperty(b, "opened", { value: opened, enumerable: false });

@@ -4,6 +4,8 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { Backend, ExecSession, Subscription } from "./backend";
 import type { BuildEvent } from "./bindings/BuildEvent";
+import type { ComposeEvent } from "./bindings/ComposeEvent";
+import type { ComposeLogLine } from "./bindings/ComposeLogLine";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { EngineStatus } from "./bindings/EngineStatus";
 import type { ExecEvent } from "./bindings/ExecEvent";
@@ -31,6 +33,13 @@ async function progress(cmd: string, reference: string, on: (e: ProgressEvent) =
   const channel = new Channel<ProgressEvent>();
   channel.onmessage = on;
   await invoke<void>(cmd, { reference, channel });
+}
+
+/** Runs a compose operation to its end, forwarding its progress events. */
+async function composeOp(cmd: string, args: Record<string, unknown>, on: (e: ComposeEvent) => void): Promise<void> {
+  const channel = new Channel<ComposeEvent>();
+  channel.onmessage = on;
+  await invoke<void>(cmd, { ...args, channel });
 }
 
 export function tauriBackend(): Backend {
@@ -70,6 +79,16 @@ export function tauriBackend(): Backend {
     registryLogin: (req) => invoke("registry_login", { req }),
     imageBuild: (req, on) => stream<BuildEvent>("image_build", { req }, on),
     dirList: (path) => invoke("dir_list", { path }),
+
+    composeProjects: () => invoke("compose_projects"),
+    composeOpen: (target) => invoke("compose_open", { target }),
+    composePs: (project) => invoke("compose_ps", { project }),
+    composeUp: (req, on) => composeOp("compose_up", { req }, on),
+    composeDown: (req, on) => composeOp("compose_down", { req }, on),
+    composeRestart: (target, services, on) => composeOp("compose_restart", { target, services }, on),
+    composeStop: (target, services, on) => composeOp("compose_stop", { target, services }, on),
+    composeLogs: (project, services, tail, on) => stream<ComposeLogLine[]>("compose_logs", { project, services, tail }, on),
+    composeEnvSave: (path, entries) => invoke("compose_env_save", { path, entries }),
 
     volumesList: () => invoke("volumes_list"),
     volumeCreate: (name) => invoke("volume_create", { name }),

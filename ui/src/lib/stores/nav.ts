@@ -2,13 +2,14 @@
 
 import { writable } from "svelte/store";
 
-export type PageId = "containers" | "images" | "volumes" | "networks" | "settings";
+export type PageId = "containers" | "images" | "volumes" | "networks" | "compose" | "settings";
 
 export const PAGES: { id: PageId; label: string }[] = [
   { id: "containers", label: "Containers" },
   { id: "images", label: "Images" },
   { id: "volumes", label: "Volumes" },
   { id: "networks", label: "Networks" },
+  { id: "compose", label: "Compose" },
   { id: "settings", label: "Settings" },
 ];
 
