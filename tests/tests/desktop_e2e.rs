@@ -988,3 +988,208 @@ fn desktop_engine_stop_start() {
         let _ = c.wait();
     }
 }
+
+// ---- (5) Compose: open a project, edit .env, Up, published port, logs, Down ----------
+
+/// The engine's containers and networks of compose project `project` (by its label), as
+/// `(containers, networks)` names.
+fn compose_leftovers(d: &Berthd, project: &str) -> (Vec<String>, Vec<String>) {
+    let (st, body) = d.raw("GET", "/containers/json?all=1", b"");
+    assert_eq!(st, 200, "{body}");
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let containers = list
+        .iter()
+        .filter(|c| c["Labels"]["com.docker.compose.project"].as_str() == Some(project))
+        .map(|c| c["Names"][0].as_str().unwrap_or("").to_string())
+        .collect();
+    let (st, body) = d.raw("GET", "/networks", b"");
+    assert_eq!(st, 200, "{body}");
+    let nets: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let networks = nets
+        .iter()
+        .filter(|n| {
+            n["Labels"]["com.docker.compose.project"].as_str() == Some(project)
+                || n["Name"].as_str() == Some(&format!("{project}_default"))
+        })
+        .map(|n| n["Name"].as_str().unwrap_or("").to_string())
+        .collect();
+    (containers, networks)
+}
+
+#[test]
+fn desktop_compose_up_down() {
+    if !setup("desktop_compose_up_down") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("e2estack");
+    std::fs::create_dir(&dir).unwrap();
+    // The published port comes from .env; the page's .env editor changes it before Up.
+    let (file_port, port) = (free_port(), free_port());
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"services:
+  web:
+    image: busybox:latest
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-compose > /www/index.html && echo web-ready && exec httpd -f -p 8080 -h /www"]
+    ports:
+      - "${WEB_PORT}:8080"
+    depends_on:
+      - db
+  db:
+    image: busybox:latest
+    command: ["sh", "-c", "echo db-ready && exec sleep 3600"]
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        format!("# the web port on this machine\nWEB_PORT={file_port}\n"),
+    )
+    .unwrap();
+    let project = "e2estack";
+
+    let app = Desktop::launch("compose", &AppEnv::for_berthd(&d));
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    // Projects opened by earlier runs of the app are remembered in its web storage.
+    wd.execute("localStorage.removeItem('berth.compose.projects');", vec![])
+        .unwrap();
+    app.nav("compose");
+    wd.wait_text(&tid("empty-state"), "No compose projects yet");
+    wd.shot("empty");
+
+    // Open the folder.
+    wd.click(&tid("compose-open"));
+    wd.wait_for(&tid("compose-open-dialog"));
+    wd.type_into(&tid("compose-open-path"), &dir.display().to_string());
+    wd.shot("open-dialog");
+    wd.click(&tid("compose-open-submit"));
+    wd.wait_gone(&tid("compose-open-dialog"));
+    wd.wait_text(&tid("compose-project-name"), project);
+    let svc = |s: &str| row("compose-service-row", "data-service", s);
+    wd.wait_attr(&svc("web"), "data-state", "missing");
+    wd.wait_attr(&svc("db"), "data-state", "missing");
+
+    // The .env editor: WEB_PORT from the file, changed for this Up.
+    wd.click(&tid("compose-tab-env"));
+    let env_row = row("compose-env-row", "data-key", "WEB_PORT");
+    wd.wait_for(&env_row);
+    let value = wd
+        .find_in(&wd.find(&env_row).unwrap(), &tid("compose-env-value"))
+        .unwrap();
+    assert_eq!(
+        wd.prop_el(&value, "value").unwrap(),
+        json!(file_port.to_string())
+    );
+    type_in(wd, &env_row, "compose-env-value", &port.to_string());
+    wd.wait_text(&tid("compose-up-overrides"), "+1");
+    wd.shot("env-edited");
+
+    // Up: the progress panel, then both services running (the table follows the events).
+    wd.click(&tid("compose-up"));
+    wd.wait_for(&tid("compose-activity"));
+    wd.wait_until("Up to finish", Duration::from_secs(120), |d| {
+        let Some(el) = d.find_all(&tid("compose-activity"))?.into_iter().next() else {
+            return Ok(None);
+        };
+        Ok(match d.attr_el(&el, "data-phase")?.as_deref() {
+            Some("done") => Some(()),
+            Some("error") => panic!("{}", d.failure("Up failed")),
+            _ => None,
+        })
+    });
+    wd.wait_attr(&svc("web"), "data-state", "running");
+    wd.wait_attr(&svc("db"), "data-state", "running");
+    let progress = text_content(wd, &tid("compose-activity"));
+    for needle in [
+        format!("{project}_default"),
+        format!("{project}-web-1"),
+        format!("{project}-db-1"),
+        "Started".to_string(),
+    ] {
+        assert!(
+            progress.contains(&needle),
+            "activity lacks {needle}: {progress}"
+        );
+    }
+    wd.shot("up");
+    // The edited port is the one published, and it answers.
+    let link = wd
+        .find_in(&wd.find(&svc("web")).unwrap(), &tid("compose-port-link"))
+        .and_then(|l| wd.text_el(&l))
+        .unwrap_or_else(|e| panic!("{}", wd.failure(&format!("compose-port-link: {e}"))));
+    assert!(
+        link.starts_with(&port.to_string()),
+        "port link {link:?}, wanted {port}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        match http_status_line(port) {
+            Ok(l) => break l,
+            Err(e) if Instant::now() > deadline => panic!("port {port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    assert!(served.contains("200"), "{served}");
+    assert!(
+        http_status_line(file_port).is_err(),
+        "the file's port {file_port} answers too"
+    );
+
+    // Merged logs, one prefix per service.
+    wd.click(&tid("compose-tab-logs"));
+    wd.wait_text_within(&tid("compose-logs"), "web-ready", Duration::from_secs(30));
+    wd.wait_text(&tid("compose-logs"), "db-ready");
+    wd.shot("logs");
+    set_theme(wd, "dark");
+    wd.shot("logs-dark");
+    set_theme(wd, "light");
+
+    // Save writes the edited value to .env, keeping its comment.
+    wd.click(&tid("compose-tab-env"));
+    wd.click(&tid("compose-env-save"));
+    wd.wait_gone(&tid("compose-up-overrides"));
+    let env = std::fs::read_to_string(dir.join(".env")).unwrap();
+    assert_eq!(
+        env,
+        format!("# the web port on this machine\nWEB_PORT={port}\n")
+    );
+
+    // The Containers page groups the stack under its project.
+    app.nav("containers");
+    wd.wait_for(&row("group-row", "data-project", project));
+    wd.shot("containers-grouped");
+    app.nav("compose");
+    wd.wait_attr(&svc("web"), "data-state", "running");
+
+    // Down, confirmed: containers and network gone.
+    wd.click(&tid("compose-down"));
+    wd.wait_for(&tid("compose-down-dialog"));
+    wd.shot("down-confirm");
+    set_theme(wd, "dark");
+    wd.shot("down-confirm-dark");
+    set_theme(wd, "light");
+    wd.click(&tid("compose-down-confirm"));
+    wd.wait_gone(&tid("compose-down-dialog"));
+    wd.wait_until("Down to finish", Duration::from_secs(120), |d| {
+        let Some(el) = d.find_all(&tid("compose-activity"))?.into_iter().next() else {
+            return Ok(None);
+        };
+        let label = d.text_el(&el)?;
+        Ok(match d.attr_el(&el, "data-phase")?.as_deref() {
+            Some("done") if label.contains("Down") => Some(()),
+            Some("error") => panic!("{}", d.failure("Down failed")),
+            _ => None,
+        })
+    });
+    wd.wait_attr(&svc("web"), "data-state", "missing");
+    wd.wait_attr(&svc("db"), "data-state", "missing");
+    wd.shot("down");
+    let (containers, networks) = compose_leftovers(&d, project);
+    assert!(containers.is_empty(), "containers left: {containers:?}");
+    assert!(networks.is_empty(), "networks left: {networks:?}");
+    assert!(http_status_line(port).is_err(), "port {port} still answers");
+}
