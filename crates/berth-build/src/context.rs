@@ -82,4 +82,3 @@ fn header(meta: &std::fs::Metadata) -> tar::Header {
     let _ = h.set_groupname("");
     h
 }
-

@@ -90,8 +90,13 @@ fn service(s: &Service) -> Value {
         put(&mut bo, "tags", json!(b.tags));
         o.insert("build".into(), Value::Object(bo));
     }
-    put(&mut o, "command", json!(s.command));
-    put(&mut o, "entrypoint", json!(s.entrypoint));
+    // `command: []` (clear the image's) means something: keep it even when empty.
+    if let Some(c) = &s.command {
+        o.insert("command".into(), json!(c));
+    }
+    if let Some(e) = &s.entrypoint {
+        o.insert("entrypoint".into(), json!(e));
+    }
     put(&mut o, "environment", json!(s.environment));
     let ports: Vec<Value> = s
         .ports

@@ -772,10 +772,18 @@ pub enum ComposeEvent {
         done: bool,
     },
     /// A line of a service's image build.
-    Build { service: String, line: String },
+    Build {
+        service: String,
+        line: String,
+    },
     /// A service's image pull progress.
-    Pull { service: String, status: String },
-    Warning { message: String },
+    Pull {
+        service: String,
+        status: String,
+    },
+    Warning {
+        message: String,
+    },
 }
 
 /// One line of a project's merged logs.

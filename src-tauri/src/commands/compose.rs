@@ -402,6 +402,7 @@ pub fn compose_logs(
             follow: true,
             tail: tail.map(|n| n.to_string()),
             timestamps: false,
+            since: None,
         };
         let system = |text: String| ComposeLogLine {
             service: String::new(),
@@ -427,6 +428,8 @@ pub fn compose_logs(
                 None => Some(stream.next().await),
             };
             match next {
+                // A container's log ended: nothing to show.
+                Some(Some(Ok(l))) if l.ended => continue,
                 Some(Some(Ok(l))) => {
                     batch.push(ComposeLogLine {
                         service: l.service,

@@ -125,6 +125,13 @@ pub struct UpArgs {
     /// Produce monochrome output
     #[arg(long)]
     pub no_color: bool,
+    /// Stops all containers if any container was stopped (attached mode)
+    #[arg(long, conflicts_with = "detach")]
+    pub abort_on_container_exit: bool,
+    /// Return the exit code of the selected service container (implies
+    /// --abort-on-container-exit)
+    #[arg(long, conflicts_with = "detach")]
+    pub exit_code_from: Option<String>,
     pub services: Vec<String>,
 }
 
@@ -460,19 +467,27 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 no_start: u.no_start,
                 timeout: u.timeout,
             };
+            if let Some(svc) = &u.exit_code_from {
+                if !p.services.contains_key(svc) {
+                    return Err(fail(format!(
+                        "--exit-code-from {svc}: no such service in the project"
+                    )));
+                }
+            }
+            let since = format::now_unix();
             engine.up(&p, &o, &r).await.map_err(op)?;
             if u.detach || u.wait || u.no_start {
                 return Ok(());
             }
-            attached(
-                &engine,
-                &p,
-                &u.services,
-                use_color(&a, u.no_color),
-                &r,
-                u.timeout,
-            )
-            .await
+            let att = Attached {
+                services: u.services.clone(),
+                color: use_color(&a, u.no_color),
+                timeout: u.timeout,
+                since,
+                abort: u.abort_on_container_exit || u.exit_code_from.is_some(),
+                exit_code_from: u.exit_code_from.clone(),
+            };
+            attached(c, &engine, &p, &att, &r).await
         }
         ComposeCmd::Down(d) => {
             let p = project_name(&a)?;
@@ -512,8 +527,11 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 return Ok(());
             }
             if x.format == ListFormat::Json {
-                let v = serde_json::to_string(&list).map_err(|e| fail(e.to_string()))?;
-                println!("{v}");
+                // docker compose v2's shape: one JSON object per line.
+                let now = format::now_unix();
+                for c in &list {
+                    println!("{}", ps_json(&p.name, c, now));
+                }
                 return Ok(());
             }
             let now = format::now_unix();
@@ -547,9 +565,10 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 follow: l.follow,
                 tail: Some(l.tail.clone()),
                 timestamps: l.timestamps,
+                since: None,
             };
             let color = use_color(&a, l.no_color);
-            print_logs(&engine, &p.name, &o, color, !l.no_log_prefix).await
+            print_logs(&engine, &p.name, &o, color, !l.no_log_prefix, None).await
         }
         ComposeCmd::Build(b) => {
             let p = load(&a)?;
@@ -644,7 +663,7 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 detach_keys: None,
                 env: x.env.clone(),
                 env_file: vec![],
-                interactive: !x.detach && !x.no_tty,
+                interactive: !x.detach,
                 privileged: x.privileged,
                 tty,
                 user: x.user.clone(),
@@ -664,8 +683,9 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 service_ports: x.service_ports,
                 no_deps: x.no_deps,
                 tty,
-                interactive: !x.detach && !x.no_tty,
+                interactive: !x.detach,
                 rm: x.rm,
+                detach: x.detach,
             };
             let name = engine
                 .run_create(&p, &x.service, &o, &r)
@@ -682,7 +702,7 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 println!("{name}");
                 return Ok(());
             }
-            let result = super::containers::start_attached(c, &name, !x.no_tty).await;
+            let result = super::containers::start_attached(c, &name, true).await;
             if x.rm {
                 let _ = c
                     .docker
@@ -776,6 +796,40 @@ pub fn config(a: &ComposeArgs) -> Res<()> {
     Ok(())
 }
 
+/// One `ps --format json` row, with docker compose's keys.
+fn ps_json(project: &str, c: &ops::ServiceContainer, now: i64) -> serde_json::Value {
+    let publishers: Vec<serde_json::Value> = c
+        .ports
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "URL": if p.host_port == 0 { "" } else if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() },
+                "TargetPort": p.target,
+                "PublishedPort": p.host_port,
+                "Protocol": p.protocol,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "ID": c.id,
+        "Name": c.name,
+        "Names": c.name,
+        "Image": c.image,
+        "Command": format!("\"{}\"", c.command),
+        "Project": project,
+        "Service": c.service,
+        "Created": c.created,
+        "CreatedAt": format::go_time(c.created),
+        "RunningFor": format::ago(c.created, now),
+        "State": c.state,
+        "Status": c.status,
+        "Health": c.health.clone().unwrap_or_default(),
+        "ExitCode": c.exit_code,
+        "Ports": ports_text(&c.ports),
+        "Publishers": publishers,
+    })
+}
+
 /// docker compose's PORTS column: `0.0.0.0:8080->80/tcp, 443/tcp`.
 fn ports_text(ports: &[ops::PublishedPort]) -> String {
     ports
@@ -803,12 +857,21 @@ fn ports_text(ports: &[ops::PublishedPort]) -> String {
 
 const COLORS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
+/// Called when a container's log ends; `Some(code)` ends the printing with that exit code.
+type OnEnd<'a> = Box<
+    dyn FnMut(
+            &ops::LogLine,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<i32>> + 'a>>
+        + 'a,
+>;
+
 async fn print_logs(
     engine: &Compose,
     project: &str,
     o: &LogOptions,
     color: bool,
     prefix: bool,
+    mut on_end: Option<OnEnd<'_>>,
 ) -> Res<()> {
     let list = engine
         .ps(
@@ -827,6 +890,14 @@ async fn print_logs(
     let mut stream = engine.logs(project, o).await.map_err(op)?;
     while let Some(line) = stream.next().await {
         let line = line.map_err(op)?;
+        if line.ended {
+            if let Some(f) = on_end.as_mut() {
+                if let Some(code) = f(&line).await {
+                    return Err(Failure::Exit(code));
+                }
+            }
+            continue;
+        }
         let mut out = std::io::stdout().lock();
         let written = if prefix {
             let i = services
@@ -855,21 +926,27 @@ async fn print_logs(
     Ok(())
 }
 
-/// `up` without `-d`: follow the logs until every container has exited or Ctrl-C, which
-/// stops the project's containers (a second Ctrl-C kills them).
-async fn attached(
-    engine: &Compose,
-    p: &Project,
-    services: &[String],
+struct Attached {
+    services: Vec<String>,
     color: bool,
-    r: &Reporter,
     timeout: Option<i64>,
-) -> Res<()> {
+    /// When `up` began: earlier log lines are history, not shown.
+    since: i64,
+    abort: bool,
+    exit_code_from: Option<String>,
+}
+
+/// `up` without `-d`: follow the logs (printing `NAME exited with code N` as each container
+/// stops) until every container has exited or Ctrl-C, which stops the project's containers
+/// (a second Ctrl-C kills them). With --abort-on-container-exit the first exit stops the
+/// rest; --exit-code-from SERVICE makes that service's code the command's.
+async fn attached(c: &Ctx, engine: &Compose, p: &Project, att: &Attached, r: &Reporter) -> Res<()> {
+    let services = &att.services;
     let list = engine
         .ps(
             &p.name,
             &PsOptions {
-                services: services.to_vec(),
+                services: services.clone(),
                 all: true,
             },
         )
@@ -883,19 +960,63 @@ async fn attached(
             .join(", ")
     );
     let o = LogOptions {
-        services: services.to_vec(),
+        services: services.clone(),
         follow: true,
         tail: None,
         timestamps: false,
+        since: Some(att.since),
     };
+    let exit_from = att.exit_code_from.clone();
+    let abort = att.abort;
+    let on_end: OnEnd<'_> = Box::new(move |line: &ops::LogLine| {
+        let name = line.container.clone();
+        let service = line.service.clone();
+        let exit_from = exit_from.clone();
+        Box::pin(async move {
+            let code = c
+                .docker
+                .inspect_container(
+                    &name,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .ok()
+                .and_then(|i| i.state)
+                .and_then(|s| s.exit_code)
+                .unwrap_or(0);
+            eprintln!("{name} exited with code {code}");
+            if !abort {
+                return None;
+            }
+            match &exit_from {
+                Some(svc) if *svc == service => Some(i32::try_from(code).unwrap_or(1)),
+                Some(_) => None,
+                None => Some(i32::try_from(code).unwrap_or(1)),
+            }
+        })
+    });
+    let logs = print_logs(engine, &p.name, &o, att.color, true, Some(on_end));
     tokio::select! {
-        res = print_logs(engine, &p.name, &o, color, true) => res,
+        res = logs => {
+            if let Err(Failure::Exit(code)) = res {
+                // --abort-on-container-exit: stop the rest, exit with that code.
+                eprintln!("Aborting on container exit...");
+                engine.stop(p, services, att.timeout, r).await.map_err(op)?;
+                return if code == 0 { Ok(()) } else { Err(Failure::Exit(code)) };
+            }
+            if let Some(svc) = &att.exit_code_from {
+                let list = engine.ps(&p.name, &PsOptions { services: vec![svc.clone()], all: true }).await.map_err(op)?;
+                let code = list.first().map(|c| c.exit_code).unwrap_or(0);
+                return if code == 0 { Ok(()) } else { Err(Failure::Exit(i32::try_from(code).unwrap_or(1))) };
+            }
+            res
+        }
         _ = tokio::signal::ctrl_c() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             tokio::select! {
-                res = engine.stop(p, services, timeout, r) => res.map_err(op),
+                res = engine.stop(p, services, att.timeout, r) => res.map_err(op),
                 _ = tokio::signal::ctrl_c() => {
-                    let list = engine.ps(&p.name, &PsOptions { services: services.to_vec(), all: false }).await.map_err(op)?;
+                    let list = engine.ps(&p.name, &PsOptions { services: services.clone(), all: false }).await.map_err(op)?;
                     for c in list {
                         let _ = engine.docker().kill_container(&c.id, None::<bollard::query_parameters::KillContainerOptions>).await;
                     }

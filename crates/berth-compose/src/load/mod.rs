@@ -17,6 +17,7 @@ use crate::model::Project;
 mod convert;
 mod envfile;
 mod interp;
+mod locate;
 mod merge;
 #[cfg(test)]
 mod tests;
@@ -455,7 +456,12 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
         Vec::new()
     };
     if named.is_empty() {
-        let (found, w) = find_files_warn(&cwd)?;
+        // docker compose looks in --project-directory first when no file is named.
+        let start = match &opts.project_directory {
+            Some(d) => clean_path(&cwd.join(d)),
+            None => cwd.clone(),
+        };
+        let (found, w) = find_files_warn(&start)?;
         warnings.extend(w);
         files = found;
     } else {
@@ -577,7 +583,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
             profiles: &profiles,
         },
         &mut warnings,
-    )?;
+    )
+    .map_err(|e| locate::locate(e, &files))?;
     project.working_dir = project_dir;
     project.files = files;
     let mut seen = BTreeSet::new();

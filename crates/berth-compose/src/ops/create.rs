@@ -31,6 +31,9 @@ pub(crate) struct Replica<'a> {
     pub image_id: Option<String>,
     pub tty: Option<bool>,
     pub stdin: Option<bool>,
+    /// Anonymous volumes of the container this one replaces, kept at the same targets (as
+    /// docker compose does on recreate, so a database's data survives a config change).
+    pub carried: Vec<Mount>,
 }
 
 impl Replica<'_> {
@@ -90,12 +93,23 @@ pub(crate) fn body(
         labels.insert(labels::DEPENDS_ON.into(), deps.join(","));
     }
 
-    let mut env: Vec<String> = s
-        .environment
+    // The service's environment, then `run -e` over it (KEY=VALUE, or KEY alone: the
+    // caller's value, as docker compose does).
+    let mut vars: BTreeMap<String, Option<String>> = s.environment.clone();
+    for e in r.env {
+        match e.split_once('=') {
+            Some((k, v)) => {
+                vars.insert(k.to_string(), Some(v.to_string()));
+            }
+            None => {
+                vars.insert(e.clone(), std::env::var(e).ok());
+            }
+        }
+    }
+    let env: Vec<String> = vars
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
         .collect();
-    env.extend(r.env.iter().cloned());
 
     // Ports: `expose` and published targets are exposed; published ones bound.
     let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
@@ -137,9 +151,16 @@ pub(crate) fn body(
     for m in &s.volumes {
         match m.kind {
             MountKind::Volume => match &m.source {
-                None => {
-                    anonymous.insert(m.target.clone(), HashMap::new());
-                }
+                None => match r
+                    .carried
+                    .iter()
+                    .find(|c| c.target.as_deref() == Some(m.target.as_str()))
+                {
+                    Some(c) => mounts.push(c.clone()),
+                    None => {
+                        anonymous.insert(m.target.clone(), HashMap::new());
+                    }
+                },
                 Some(key) => {
                     let name = p
                         .volumes
@@ -226,8 +247,10 @@ pub(crate) fn body(
                 if first.is_none() {
                     first = Some(name.clone());
                 }
-                let mut aliases = vec![s.name.clone()];
+                // A one-off `run` container must not answer for the service.
+                let mut aliases = Vec::new();
                 if !r.oneoff {
+                    aliases.push(s.name.clone());
                     aliases.push(r.name(p, s));
                 }
                 aliases.extend(sn.aliases.iter().cloned());

@@ -25,6 +25,7 @@ pub struct RunOptions {
     pub tty: bool,
     pub interactive: bool,
     pub rm: bool,
+    pub detach: bool,
 }
 
 impl Compose {
@@ -32,9 +33,11 @@ impl Compose {
     /// with `volumes` its named volumes; `rmi` removes images.
     pub async fn down(&self, p: &Project, o: &DownOptions, r: &Reporter) -> Result<(), Error> {
         let existing = self.containers(&p.name, None).await?;
+        // `-p NAME down` without a file: every container labelled for the project is its own.
+        let no_model = p.services.is_empty() && p.disabled.is_empty();
         let known = |c: &ContainerSummary| {
             let s = service_of(c);
-            p.services.contains_key(&s) || p.disabled.contains_key(&s)
+            no_model || p.services.contains_key(&s) || p.disabled.contains_key(&s)
         };
         let oneoff = |c: &ContainerSummary| {
             c.labels
@@ -54,17 +57,24 @@ impl Compose {
             .map(service_of)
             .filter(|s| p.services.contains_key(s) || p.disabled.contains_key(s))
             .collect();
-        let order = levels(p, &names)?;
+        let mut order = levels(p, &names)?;
         let mut by_service: HashMap<String, Vec<ContainerSummary>> = HashMap::new();
-        for c in existing.iter().filter(|c| known(c) || oneoff(c)) {
-            by_service.entry(service_of(c)).or_default().push(c.clone());
-        }
         // One-off containers of any service go with the first wave.
         let mut first: Vec<ContainerSummary> = existing
             .iter()
-            .filter(|c| oneoff(c) && !names.contains(&service_of(c)))
+            .filter(|c| oneoff(c) && (no_model || !names.contains(&service_of(c))))
             .cloned()
             .collect();
+        if no_model {
+            let services: BTreeSet<String> = existing.iter().map(service_of).collect();
+            order = vec![services.into_iter().collect()];
+        }
+        for c in existing
+            .iter()
+            .filter(|c| (known(c) || oneoff(c)) && !(no_model && oneoff(c)))
+        {
+            by_service.entry(service_of(c)).or_default().push(c.clone());
+        }
         if o.remove_orphans {
             first.extend(orphans.iter().cloned());
         } else if !orphans.is_empty() {
@@ -78,21 +88,47 @@ impl Compose {
                 ),
             );
         }
-        all(
-            first,
-            |c| async move { self.remove(&c, o.timeout, r).await },
-        )
+        all(first, |c| async move {
+            self.remove(&c, o.timeout, o.volumes, r).await
+        })
         .await?;
         for level in order.iter().rev() {
             let batch: Vec<ContainerSummary> = level
                 .iter()
                 .flat_map(|s| by_service.get(s).cloned().unwrap_or_default())
                 .collect();
-            all(
-                batch,
-                |c| async move { self.remove(&c, o.timeout, r).await },
-            )
+            all(batch, |c| async move {
+                self.remove(&c, o.timeout, o.volumes, r).await
+            })
             .await?;
+        }
+        // Anonymous volumes the containers had (also those carried over by name when a
+        // container was recreated, which the engine no longer counts as the container's own).
+        if o.volumes {
+            let mut anon: BTreeSet<String> = BTreeSet::new();
+            for c in &existing {
+                for m in c.mounts.iter().flatten() {
+                    if m.typ.as_deref() == Some("volume") {
+                        if let Some(n) = &m.name {
+                            anon.insert(n.clone());
+                        }
+                    }
+                }
+            }
+            for name in anon {
+                let Ok(v) = self.docker.inspect_volume(&name).await else {
+                    continue;
+                };
+                if v.labels.contains_key("com.docker.volume.anonymous")
+                    && self
+                        .docker
+                        .remove_volume(&name, None::<q::RemoveVolumeOptions>)
+                        .await
+                        .is_ok()
+                {
+                    res(r, "Volume", &name, "Removed", true);
+                }
+            }
         }
         // Networks the project made: the model's and any labelled with the project.
         let mut nets: BTreeSet<String> = p
@@ -358,7 +394,7 @@ impl Compose {
         }
         all(gone, |c| async move {
             if is_running(&c) {
-                return self.remove(&c, None, r).await;
+                return self.remove(&c, None, volumes, r).await;
             }
             let name = name_of(&c);
             res(r, "Container", &name, "Removing", false);
@@ -410,17 +446,14 @@ impl Compose {
             }
         }
         let image = image_name(p, s);
-        let image_id = self.image_id(&image).await?;
-        if image_id.is_none() {
-            let up = super::UpOptions {
-                services: vec![svc.to_string()],
-                no_deps: true,
-                no_start: true,
-                ..Default::default()
-            };
-            // Networks, volumes and the image, without starting the service itself.
-            self.up_resources(p, &up, r).await?;
-        }
+        // Networks, volumes and the image, without starting the service itself.
+        let up = super::UpOptions {
+            services: vec![svc.to_string()],
+            no_deps: true,
+            no_start: true,
+            ..Default::default()
+        };
+        self.up_resources(p, &up, r).await?;
         let suffix = super::random_hex(6);
         let name = o
             .name
@@ -437,10 +470,13 @@ impl Compose {
             image_id: self.image_id(&image).await?,
             tty: Some(o.tty),
             stdin: Some(o.interactive),
+            carried: Vec::new(),
         };
         let mut body = super::create::body(p, s, &replica)?;
         if let Some(h) = body.host_config.as_mut() {
-            h.auto_remove = Some(false);
+            // Attached runs are removed by the caller once the exit code is read; detached
+            // ones by the engine.
+            h.auto_remove = Some(o.rm && o.detach);
         }
         self.docker
             .create_container(

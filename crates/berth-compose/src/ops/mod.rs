@@ -311,6 +311,9 @@ pub(crate) fn with_deps(
                 )));
             }
         }
+        if let Some(t) = mode_service(s) {
+            todo.push(t.to_string());
+        }
     }
     Ok(out)
 }
@@ -339,7 +342,12 @@ pub(crate) fn levels(p: &Project, names: &BTreeSet<String>) -> Result<Vec<Vec<St
         stack.push(n.to_string());
         let s = service(p, n)?;
         let mut d = 0;
-        for dep in s.depends_on.keys() {
+        let deps = s
+            .depends_on
+            .keys()
+            .map(String::as_str)
+            .chain(mode_service(s));
+        for dep in deps {
             if names.contains(dep) {
                 d = d.max(visit(p, dep, names, depth, stack)? + 1);
             }
@@ -357,6 +365,12 @@ pub(crate) fn levels(p: &Project, names: &BTreeSet<String>) -> Result<Vec<Vec<St
         out[d].push(n);
     }
     Ok(out)
+}
+
+/// `network_mode: service:X` → X: an implicit dependency (X's container must exist first,
+/// and recreating it means recreating this service, whose namespace it was).
+pub(crate) fn mode_service(s: &Service) -> Option<&str> {
+    s.network_mode.as_deref()?.strip_prefix("service:")
 }
 
 /// The container name for replica `n`: `container_name:` or `<project>-<service>-<n>`.

@@ -213,6 +213,7 @@ impl Compose {
                         stderr: true,
                         timestamps: o.timestamps,
                         tail: o.tail.clone().unwrap_or_else(|| "all".into()),
+                        since: o.since.and_then(|t| i32::try_from(t).ok()).unwrap_or(0),
                         ..Default::default()
                     }),
                 );
@@ -244,6 +245,7 @@ impl Compose {
                             number,
                             stderr,
                             text,
+                            ended: false,
                         };
                         if tx.send(Ok(l)).await.is_err() {
                             return;
@@ -258,10 +260,22 @@ impl Compose {
                             number,
                             stderr: i == 1,
                             text: String::from_utf8_lossy(rest).to_string(),
+                            ended: false,
                         };
                         let _ = tx.send(Ok(l)).await;
                     }
                 }
+                // The container's log is over (with `follow`: it stopped).
+                let _ = tx
+                    .send(Ok(LogLine {
+                        service: service.clone(),
+                        container: name.clone(),
+                        number,
+                        stderr: false,
+                        text: String::new(),
+                        ended: true,
+                    }))
+                    .await;
             }));
         }
         Ok(LogStream { rx, tasks })
@@ -276,6 +290,8 @@ pub struct LogOptions {
     /// Lines from the end per container (`all` when `None`).
     pub tail: Option<String>,
     pub timestamps: bool,
+    /// Only lines from this unix time on.
+    pub since: Option<i64>,
 }
 
 /// One log line of one container.
@@ -287,6 +303,8 @@ pub struct LogLine {
     pub stderr: bool,
     /// Without the newline; starts with the RFC 3339 timestamp when asked for.
     pub text: String,
+    /// Not a line: this container's log has ended (the last item for it; `text` is empty).
+    pub ended: bool,
 }
 
 /// The merged log lines; dropping it stops reading.

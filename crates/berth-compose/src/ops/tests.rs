@@ -123,6 +123,7 @@ fn body_carries_compose_labels_ports_and_aliases() {
         image_id: None,
         tty: None,
         stdin: None,
+        carried: Vec::new(),
     };
     let b = create::body(&p, &web, &r).unwrap();
     let l = b.labels.unwrap();

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerSummary, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::models::{
+    ContainerSummary, Mount, MountType, NetworkCreateRequest, VolumeCreateRequest,
+};
 use bollard::models::{Ipam, IpamConfig};
 use bollard::query_parameters as q;
 use futures_util::StreamExt;
@@ -42,7 +44,9 @@ impl Compose {
                 let wanted = &wanted;
                 async move {
                     let s = service(p, name)?;
-                    self.wait_dependencies(p, s, wanted, r).await?;
+                    if !o.no_start {
+                        self.wait_dependencies(p, s, wanted, r).await?;
+                    }
                     let changed = self.converge(p, s, have, o, recreated, r).await?;
                     Ok::<_, Error>((name.clone(), changed))
                 }
@@ -59,8 +63,7 @@ impl Compose {
             for name in &wanted {
                 let s = service(p, name)?;
                 for c in self.service_containers(p, s).await? {
-                    self.wait_ready(&name_of(&c), s.healthcheck.is_some(), r)
-                        .await?;
+                    self.wait_ready(&name_of(&c), false, r).await?;
                 }
             }
         }
@@ -123,7 +126,8 @@ impl Compose {
         let dep_restart = s
             .depends_on
             .iter()
-            .any(|(d, dep)| dep.restart && recreated_deps.contains(d));
+            .any(|(d, dep)| dep.restart && recreated_deps.contains(d))
+            || super::mode_service(s).is_some_and(|t| recreated_deps.contains(t));
         let mode_container = self.mode_container(p, s).await?;
 
         let mut changed = false;
@@ -139,10 +143,9 @@ impl Compose {
         }
         // Scale down first (highest numbers first, as docker compose).
         extra.sort_by_key(|c| std::cmp::Reverse(number_of(c)));
-        all(
-            extra,
-            |c| async move { self.remove(&c, o.timeout, r).await },
-        )
+        all(extra, |c| async move {
+            self.remove(&c, o.timeout, false, r).await
+        })
         .await?;
 
         let jobs: Vec<u32> = (1..=want).collect();
@@ -163,6 +166,7 @@ impl Compose {
                     image_id: image_id.clone(),
                     tty: None,
                     stdin: None,
+                    carried: Vec::new(),
                 };
                 let name = replica.name(p, s);
                 match current {
@@ -170,13 +174,7 @@ impl Compose {
                         let stale = label(&c, labels::CONFIG_HASH) != Some(hash.as_str())
                             || (image_id.is_some() && c.image_id.as_ref() != image_id.as_ref());
                         if !o.no_recreate && (o.force_recreate || stale || dep_restart) {
-                            res(r, "Container", &name, "Recreate", false);
-                            self.remove(&c, o.timeout, r).await?;
-                            self.create(p, s, &replica, r).await?;
-                            if !o.no_start {
-                                self.start_one(&name, r).await?;
-                            }
-                            res(r, "Container", &name, "Recreated", true);
+                            self.recreate(p, s, &c, replica, o, r).await?;
                             Ok(true)
                         } else if is_running(&c) {
                             res(r, "Container", &name, "Running", true);
@@ -240,11 +238,134 @@ impl Compose {
         Ok(())
     }
 
-    /// Stop (gracefully, up to `timeout` s) and remove one container with its anonymous volumes.
+    /// Replace container `c` of `s`: the old one is stopped and renamed out of the way, the
+    /// new one created under the name (with the old one's anonymous volumes); if that fails
+    /// the old one gets its name back (and is started again if it was running), so a bad
+    /// change never leaves the service without a container. Then the old one is removed,
+    /// keeping its volumes, and the new one started.
+    async fn recreate(
+        &self,
+        p: &Project,
+        s: &Service,
+        c: &ContainerSummary,
+        mut replica: Replica<'_>,
+        o: &UpOptions,
+        r: &Reporter,
+    ) -> Result<(), Error> {
+        let name = replica.name(p, s);
+        let id = id_of(c);
+        res(r, "Container", &name, "Recreate", false);
+        let info = self
+            .docker
+            .inspect_container(&id, None::<q::InspectContainerOptions>)
+            .await
+            .map_err(|e| engine(&format!("inspecting container {name}"), e))?;
+        let anonymous: Vec<&str> = s
+            .volumes
+            .iter()
+            .filter(|m| m.kind == crate::model::MountKind::Volume && m.source.is_none())
+            .map(|m| m.target.as_str())
+            .collect();
+        replica.carried = info
+            .mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.typ.as_deref() == Some("volume"))
+            .filter_map(|m| {
+                let target = m.destination.clone()?;
+                anonymous.contains(&target.as_str()).then(|| Mount {
+                    target: Some(target),
+                    source: m.name.clone(),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let was_running = is_running(c);
+        if was_running {
+            self.stop_quietly(&id, &name, o.timeout, r).await?;
+        }
+        let short: String = id.chars().take(12).collect();
+        let aside = format!("{short}_{name}");
+        self.docker
+            .rename_container(
+                &id,
+                q::RenameContainerOptions {
+                    name: aside.clone(),
+                },
+            )
+            .await
+            .map_err(|e| engine(&format!("renaming container {name} out of the way"), e))?;
+        if let Err(e) = self.create(p, s, &replica, r).await {
+            let _ = self
+                .docker
+                .rename_container(&id, q::RenameContainerOptions { name: name.clone() })
+                .await;
+            if was_running {
+                let _ = self
+                    .docker
+                    .start_container(&id, None::<q::StartContainerOptions>)
+                    .await;
+            }
+            return Err(e);
+        }
+        match self
+            .docker
+            .remove_container(
+                &id,
+                Some(q::RemoveContainerOptions {
+                    force: true,
+                    v: false,
+                    link: false,
+                }),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(engine(&format!("removing the old container {aside}"), e)),
+        }
+        if !o.no_start {
+            self.start_one(&name, r).await?;
+        }
+        res(r, "Container", &name, "Recreated", true);
+        Ok(())
+    }
+
+    async fn stop_quietly(
+        &self,
+        id: &str,
+        name: &str,
+        timeout: Option<i64>,
+        r: &Reporter,
+    ) -> Result<(), Error> {
+        res(r, "Container", name, "Stopping", false);
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(q::StopContainerOptions {
+                    t: timeout.and_then(|t| i32::try_from(t).ok()),
+                    signal: None,
+                }),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(engine(&format!("stopping container {name}"), e)),
+        }
+        res(r, "Container", name, "Stopped", false);
+        Ok(())
+    }
+
+    /// Stop (gracefully, up to `timeout` s) and remove one container; with `volumes` its
+    /// anonymous volumes too.
     pub(crate) async fn remove(
         &self,
         c: &ContainerSummary,
         timeout: Option<i64>,
+        volumes: bool,
         r: &Reporter,
     ) -> Result<(), Error> {
         let name = name_of(c);
@@ -275,7 +396,7 @@ impl Compose {
                 &id,
                 Some(q::RemoveContainerOptions {
                     force: true,
-                    v: true,
+                    v: volumes,
                     link: false,
                 }),
             )
@@ -330,7 +451,11 @@ impl Compose {
             return Ok(());
         }
         if remove {
-            return all(orphans, |c| async move { self.remove(&c, None, r).await }).await;
+            return all(
+                orphans,
+                |c| async move { self.remove(&c, None, false, r).await },
+            )
+            .await;
         }
         let names: Vec<String> = orphans.iter().map(name_of).collect();
         warn(
@@ -618,9 +743,11 @@ impl Compose {
         Ok(())
     }
 
-    /// Until `name` is running (and healthy, when `health`); an unhealthy or exited container
-    /// is an error naming it.
-    async fn wait_ready(&self, name: &str, health: bool, r: &Reporter) -> Result<(), Error> {
+    /// Until `name` is running, and healthy when it has a healthcheck (the file's or its
+    /// image's: the engine reports `State.Health` for either). With `need_health` a container
+    /// without one is an error ("has no healthcheck"); an unhealthy or exited container is an
+    /// error naming it.
+    async fn wait_ready(&self, name: &str, need_health: bool, r: &Reporter) -> Result<(), Error> {
         res(r, "Container", name, "Waiting", false);
         let started = Instant::now();
         let mut delay = Duration::from_millis(50);
@@ -636,7 +763,12 @@ impl Compose {
                 .health
                 .as_ref()
                 .and_then(|h| h.status)
-                .map(|s| s.to_string());
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none");
+            let health = hs.is_some();
+            if running && !health && need_health {
+                return Err(Error::new(format!("container {name} has no healthcheck")));
+            }
             match (running, health, hs.as_deref()) {
                 (false, _, _) if state.restarting != Some(true) => {
                     let code = state.exit_code.unwrap_or(0);
