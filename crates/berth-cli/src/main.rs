@@ -38,6 +38,9 @@ pub enum Top {
         zsh:   berth completion zsh > \"${fpath[1]}/_berth\"\n\
         fish:  berth completion fish > ~/.config/fish/completions/berth.fish")]
     Completion(CompletionArgs),
+    /// Manage the Berth VM (the engine in a small Linux VM): create, start, stop, status,
+    /// logs, resize, compact, delete
+    Vm(commands::vm::VmArgs),
 }
 
 #[derive(Args)]
@@ -88,6 +91,22 @@ pub fn pick_host(flag: Option<String>, berth: Option<String>, docker: Option<Str
         .flatten()
         .find(|h| !h.is_empty())
         .unwrap_or_else(|| DEFAULT_HOST.to_string())
+}
+
+/// With nothing chosen and no native engine socket, the Berth VM's socket
+/// (`~/.berth/berth.sock`) when it exists: the engine running in the VM.
+fn vm_fallback(host: String, chosen: bool) -> String {
+    if chosen || host != DEFAULT_HOST {
+        return host;
+    }
+    let native = std::path::Path::new(DEFAULT_HOST.trim_start_matches("unix://"));
+    if native.exists() {
+        return host;
+    }
+    match std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".berth/berth.sock")) {
+        Some(vm) if vm.exists() => format!("unix://{}", vm.display()),
+        _ => host,
+    }
 }
 
 /// What berth prints for a command line clap refused, docker's way: one line saying what
@@ -197,13 +216,15 @@ fn main() {
             let _ = out.write_all(&script).and_then(|()| out.flush());
             return;
         }
+        Top::Vm(a) => std::process::exit(commands::vm::run(a)),
         Top::Engine(command) => command,
     };
-    let host = pick_host(
-        cli.host,
-        std::env::var("BERTH_HOST").ok(),
-        std::env::var("DOCKER_HOST").ok(),
-    );
+    let berth_env = std::env::var("BERTH_HOST").ok();
+    let docker_env = std::env::var("DOCKER_HOST").ok();
+    let chosen = [&cli.host, &berth_env, &docker_env]
+        .iter()
+        .any(|h| h.as_deref().is_some_and(|h| !h.is_empty()));
+    let host = vm_fallback(pick_host(cli.host, berth_env, docker_env), chosen);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -12,6 +12,7 @@ pub mod ps;
 pub mod raw;
 pub mod resources;
 pub mod system;
+pub mod vm;
 
 use std::collections::HashMap;
 use std::io::Write;

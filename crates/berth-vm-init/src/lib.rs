@@ -1,0 +1,31 @@
+//! The pure parts of the Berth VM's init (`/init`, PID 1 of the guest), kept apart from the
+//! system calls so they can be tested on any host:
+//!
+//! - [`cmdline`]: the kernel command line (`berth.data=/dev/vda berth.share=home:/root`).
+//! - [`request`]: the agent's one-line requests (`PING`, `API`, `CONNECT <port>`, `SHUTDOWN`).
+//! - [`modules`]: the module load-order list the image build writes.
+//! - [`disk`]: recognising an ext2/3/4 superblock on the data disk.
+//! - [`http`]: recognising berthd's answer to `GET /_ping`.
+//!
+//! The contract with the host (crates/berth-vm) is described in docs/vm.md.
+
+pub mod cmdline;
+pub mod disk;
+pub mod http;
+pub mod modules;
+pub mod request;
+
+/// TCP port the agent listens on inside the guest (qemu's hostfwd targets it).
+pub const AGENT_PORT: u16 = 1024;
+/// berthd's API socket inside the guest.
+pub const BERTHD_SOCKET: &str = "/run/berth/berth.sock";
+/// Where the data disk is mounted (berthd's data root).
+pub const DATA_ROOT: &str = "/var/lib/berth";
+/// berthd's exec root.
+pub const EXEC_ROOT: &str = "/run/berth";
+/// The daemon.json berthd reads; written with defaults on first boot.
+pub const DAEMON_JSON: &str = "/var/lib/berth/daemon.json";
+/// The default daemon.json written on first boot.
+pub const DEFAULT_DAEMON_JSON: &str = "{\n  \"registry-mirrors\": []\n}\n";
+/// The load-order list written by packaging/vm/build.sh, relative to /lib/modules/<release>.
+pub const MODULE_ORDER_FILE: &str = "berth-modules.order";

@@ -1,0 +1,380 @@
+//! The qemu command line (built in one place for every accelerator), accelerator choice,
+//! `qemu-img` and the QMP forced stop.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::config::{Accel, Share};
+use crate::{io_err, Error, Result};
+
+/// The guest agent's port inside the guest (the hostfwd target).
+pub const AGENT_GUEST_PORT: u16 = 1024;
+
+/// Everything one qemu invocation needs.
+#[derive(Debug, Clone)]
+pub struct QemuPlan {
+    pub qemu: PathBuf,
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+    pub accel: Accel,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub disk: PathBuf,
+    pub shares: Vec<Share>,
+    /// The host loopback port forwarded to the agent.
+    pub agent_port: u16,
+    pub console_log: PathBuf,
+    pub pidfile: PathBuf,
+    pub qmp_socket: PathBuf,
+    pub kernel_args: Vec<String>,
+    /// `-daemonize` (not on Windows: there the caller detaches the process).
+    pub daemonize: bool,
+}
+
+/// Escapes a value for qemu's `key=value,...` option syntax (a comma is doubled).
+fn opt(v: &Path) -> String {
+    v.to_string_lossy().replace(',', ",,")
+}
+
+impl QemuPlan {
+    /// The guest's serial console device name.
+    pub fn console_device(&self) -> &'static str {
+        if self.arch == "aarch64" {
+            "ttyAMA0"
+        } else {
+            "ttyS0"
+        }
+    }
+
+    /// The guest kernel's command line (the contract in docs/vm.md).
+    pub fn kernel_cmdline(&self) -> String {
+        let mut words = vec![
+            format!("console={}", self.console_device()),
+            "quiet".to_string(),
+            "panic=-1".to_string(),
+            "berth.data=/dev/vda".to_string(),
+        ];
+        for s in &self.shares {
+            words.push(format!(
+                "berth.share={}:{}",
+                s.tag,
+                s.guest_path().to_string_lossy()
+            ));
+        }
+        words.extend(self.kernel_args.iter().cloned());
+        words.join(" ")
+    }
+
+    /// The full argument vector (without the program).
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+        push(&["-name", "berth", "-nodefaults", "-no-user-config"]);
+        let machine = if self.arch == "aarch64" {
+            "virt,highmem=on"
+        } else {
+            "q35"
+        };
+        push(&["-machine", machine, "-accel", self.accel.as_str()]);
+        let cpu = match self.accel {
+            Accel::Kvm | Accel::Hvf => "host",
+            Accel::Whpx | Accel::Tcg => "max",
+        };
+        push(&["-cpu", cpu]);
+        let smp = self.cpus.to_string();
+        let mem = format!("{}M", self.memory_mib);
+        push(&["-smp", &smp, "-m", &mem]);
+        push(&["-display", "none", "-monitor", "none", "-no-reboot"]);
+        let kernel = self.kernel.to_string_lossy().into_owned();
+        let initrd = self.initrd.to_string_lossy().into_owned();
+        let cmdline = self.kernel_cmdline();
+        push(&["-kernel", &kernel, "-initrd", &initrd, "-append", &cmdline]);
+        // Serial console to a file: the init's log and the kernel's.
+        let chardev = format!("file,id=console,path={}", opt(&self.console_log));
+        push(&["-chardev", &chardev, "-serial", "chardev:console"]);
+        // The data disk: virtio-blk, the guest's /dev/vda; discards free host space.
+        let drive = format!(
+            "file={},if=none,id=data,format=qcow2,discard=unmap,detect-zeroes=unmap,cache=writeback",
+            opt(&self.disk)
+        );
+        push(&["-drive", &drive, "-device", "virtio-blk-pci,drive=data"]);
+        // User networking; the agent's port forwarded from host loopback only.
+        let netdev = format!(
+            "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{AGENT_GUEST_PORT}",
+            self.agent_port
+        );
+        push(&["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0"]);
+        push(&["-device", "virtio-rng-pci"]);
+        for (i, s) in self.shares.iter().enumerate() {
+            let fs = format!(
+                "local,path={},mount_tag={},security_model=none,multidevs=remap,id=fs{i}",
+                opt(&s.host_path),
+                s.tag
+            );
+            push(&["-virtfs", &fs]);
+        }
+        let qmp = format!("unix:{},server=on,wait=off", opt(&self.qmp_socket));
+        push(&["-qmp", &qmp]);
+        let pidfile = self.pidfile.to_string_lossy().into_owned();
+        push(&["-pidfile", &pidfile]);
+        if self.daemonize {
+            push(&["-daemonize"]);
+        }
+        a.into_iter().map(OsString::from).collect()
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.qemu);
+        c.args(self.args());
+        c
+    }
+}
+
+/// The accelerator: `BERTH_VM_ACCEL` wins, then the config's, then the platform's hypervisor
+/// when usable (`/dev/kvm` opens read-write on Linux), else tcg.
+pub fn choose_accel(configured: Option<Accel>) -> Result<Accel> {
+    if let Some(v) = std::env::var_os("BERTH_VM_ACCEL").filter(|v| !v.is_empty()) {
+        return v.to_string_lossy().parse();
+    }
+    if let Some(a) = configured {
+        return Ok(a);
+    }
+    Ok(platform_accel())
+}
+
+fn platform_accel() -> Accel {
+    if cfg!(target_os = "linux") {
+        let kvm = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm");
+        if kvm.is_ok() {
+            return Accel::Kvm;
+        }
+        Accel::Tcg
+    } else if cfg!(target_os = "macos") {
+        Accel::Hvf
+    } else if cfg!(windows) {
+        Accel::Whpx
+    } else {
+        Accel::Tcg
+    }
+}
+
+/// `qemu-system-<arch>`.
+pub fn find_qemu(configured: Option<&Path>, arch: &str) -> Result<PathBuf> {
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    crate::config::find_program(&format!("qemu-system-{arch}"), "BERTH_VM_QEMU")
+}
+
+pub fn find_qemu_img() -> Result<PathBuf> {
+    crate::config::find_program("qemu-img", "BERTH_VM_QEMU_IMG")
+}
+
+/// Runs `qemu-img` with these arguments; its stderr goes into the error.
+pub fn qemu_img(args: &[&std::ffi::OsStr]) -> Result<()> {
+    let bin = find_qemu_img()?;
+    let out = Command::new(&bin)
+        .args(args)
+        .output()
+        .map_err(io_err(format!("running {}", bin.display())))?;
+    if !out.status.success() {
+        let shown: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
+        return Err(Error::Other(format!(
+            "qemu-img {} failed: {}",
+            shown.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The disk's virtual size in bytes (`qemu-img info`).
+pub fn disk_virtual_size(disk: &Path) -> Result<u64> {
+    let bin = find_qemu_img()?;
+    let out = Command::new(&bin)
+        .args(["info", "--output=json", "-U"])
+        .arg(disk)
+        .output()
+        .map_err(io_err(format!("running {}", bin.display())))?;
+    if !out.status.success() {
+        return Err(Error::Other(format!(
+            "qemu-img info {}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::Other(format!("qemu-img info {}: {e}", disk.display())))?;
+    v["virtual-size"].as_u64().ok_or_else(|| {
+        Error::Other(format!(
+            "qemu-img info {} gave no virtual-size",
+            disk.display()
+        ))
+    })
+}
+
+/// Asks qemu to quit through its QMP socket (the forced stop: no guest shutdown).
+#[cfg(unix)]
+pub fn qmp_quit(socket: &Path, timeout: std::time::Duration) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(io_err(format!("connecting to QMP at {}", socket.display())))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(io_err("QMP timeout"))?;
+    let mut w = s.try_clone().map_err(io_err("QMP socket"))?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    // The greeting, then capabilities negotiation, then quit.
+    r.read_line(&mut line)
+        .map_err(io_err("reading the QMP greeting"))?;
+    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .map_err(io_err("QMP"))?;
+    line.clear();
+    r.read_line(&mut line).map_err(io_err("QMP capabilities"))?;
+    if !line.contains("\"return\"") {
+        return Err(Error::Other(format!(
+            "QMP refused capabilities: {}",
+            line.trim()
+        )));
+    }
+    w.write_all(b"{\"execute\":\"quit\"}\n")
+        .map_err(io_err("QMP quit"))?;
+    // Wait for the answer (or the hang-up): qemu drops the commands of a client that closed
+    // before it read them.
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) if line.contains("\"return\"") => return Ok(()),
+            Ok(_) => continue,
+            Err(e) => return Err(Error::Other(format!("QMP quit: no answer: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(accel: Accel) -> QemuPlan {
+        QemuPlan {
+            qemu: "/usr/bin/qemu-system-x86_64".into(),
+            arch: "x86_64".into(),
+            accel,
+            cpus: 2,
+            memory_mib: 1536,
+            kernel: "/img/vmlinuz-x86_64".into(),
+            initrd: "/img/initramfs-x86_64.img".into(),
+            disk: "/st/da,ta.qcow2".into(),
+            shares: vec![Share::new("/root", "home")],
+            agent_port: 40123,
+            console_log: "/st/console.log".into(),
+            pidfile: "/st/qemu.pid".into(),
+            qmp_socket: "/st/qmp.sock".into(),
+            kernel_args: vec!["berth.insecure=10.0.2.2:5000".into()],
+            daemonize: true,
+        }
+    }
+
+    fn args(p: &QemuPlan) -> Vec<String> {
+        p.args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    fn after<'a>(a: &'a [String], flag: &str) -> Vec<&'a str> {
+        a.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn one_command_line_per_accelerator() {
+        for (accel, cpu) in [
+            (Accel::Kvm, "host"),
+            (Accel::Hvf, "host"),
+            (Accel::Whpx, "max"),
+            (Accel::Tcg, "max"),
+        ] {
+            let a = args(&plan(accel));
+            assert_eq!(after(&a, "-accel"), [accel.as_str()]);
+            assert_eq!(after(&a, "-cpu"), [cpu]);
+            assert_eq!(after(&a, "-smp"), ["2"]);
+            assert_eq!(after(&a, "-m"), ["1536M"]);
+            assert_eq!(after(&a, "-machine"), ["q35"]);
+        }
+    }
+
+    #[test]
+    fn devices_console_and_control_paths() {
+        let p = plan(Accel::Tcg);
+        let a = args(&p);
+        assert_eq!(
+            after(&a, "-netdev"),
+            ["user,id=net0,hostfwd=tcp:127.0.0.1:40123-:1024"]
+        );
+        assert_eq!(
+            after(&a, "-virtfs"),
+            ["local,path=/root,mount_tag=home,security_model=none,multidevs=remap,id=fs0"]
+        );
+        // A comma in a path is doubled for qemu's option parser.
+        assert!(after(&a, "-drive")[0]
+            .starts_with("file=/st/da,,ta.qcow2,if=none,id=data,format=qcow2"));
+        assert_eq!(
+            after(&a, "-chardev"),
+            ["file,id=console,path=/st/console.log"]
+        );
+        assert_eq!(after(&a, "-serial"), ["chardev:console"]);
+        assert_eq!(after(&a, "-qmp"), ["unix:/st/qmp.sock,server=on,wait=off"]);
+        assert_eq!(after(&a, "-pidfile"), ["/st/qemu.pid"]);
+        assert!(a.contains(&"-daemonize".to_string()));
+        assert_eq!(
+            after(&a, "-append"),
+            ["console=ttyS0 quiet panic=-1 berth.data=/dev/vda berth.share=home:/root berth.insecure=10.0.2.2:5000"]
+        );
+        let mut p2 = p.clone();
+        p2.daemonize = false;
+        p2.arch = "aarch64".into();
+        let a2 = args(&p2);
+        assert!(!a2.contains(&"-daemonize".to_string()));
+        assert_eq!(after(&a2, "-machine"), ["virt,highmem=on"]);
+        assert!(after(&a2, "-append")[0].starts_with("console=ttyAMA0 "));
+    }
+
+    #[test]
+    fn qmp_quit_speaks_the_handshake() {
+        use std::io::{BufRead, BufReader, Write};
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("qmp.sock");
+        let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            w.write_all(b"{\"QMP\": {}}\n").unwrap();
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                got.push(line.trim().to_string());
+                // qmp_quit may hang up before the answer to quit.
+                let _ = w.write_all(b"{\"return\": {}}\n");
+            }
+            got
+        });
+        qmp_quit(&sock, std::time::Duration::from_secs(5)).unwrap();
+        let got = t.join().unwrap();
+        assert_eq!(
+            got,
+            [r#"{"execute":"qmp_capabilities"}"#, r#"{"execute":"quit"}"#]
+        );
+    }
+}

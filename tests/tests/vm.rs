@@ -1,0 +1,429 @@
+//! The Berth VM end to end, under qemu with TCG (this machine's nested KVM hangs at early boot):
+//! create and boot the VM with `berth-vm`, `_ping` berthd through the host-side engine socket,
+//! load an image, pull from a loopback registry on the host (the guest reaches it as
+//! 10.0.2.2), answer a `-p` port on the host's 127.0.0.1, write into a bind-mounted host
+//! directory under the shared home, stop/start and kill -9/start with images, volumes and the
+//! data disk intact.
+//!
+//! Needs root, `qemu-system-x86_64` and the VM image (`bash packaging/vm/build.sh`, found in
+//! `$BERTH_VM_IMAGE_DIR`, else `packaging/vm/out`); skips with a printed reason otherwise.
+//! `berth-vm` is found as `$BERTH_VM_BIN`, else in the target dir (`cargo build -p berth-vm`).
+//! `BERTH_VM_BOOT_TIMEOUT` (seconds, default 900) bounds each boot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use berth_tests::berthd::workspace_bin;
+use berth_tests::services::{free_port, Registry};
+use berth_tests::{oci_image_layout, require_root};
+
+fn image_dir() -> PathBuf {
+    match std::env::var_os("BERTH_VM_IMAGE_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("packaging/vm/out"),
+    }
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// Why this machine cannot run the VM suite, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    if !on_path("qemu-system-x86_64") && std::env::var_os("BERTH_VM_QEMU").is_none() {
+        return Some("qemu-system-x86_64 is not installed (apt install qemu-system-x86)".into());
+    }
+    if !on_path("qemu-img") {
+        return Some("qemu-img is not installed (apt install qemu-utils)".into());
+    }
+    let dir = image_dir();
+    for f in ["vmlinuz-x86_64", "initramfs-x86_64.img"] {
+        if !dir.join(f).is_file() {
+            return Some(format!(
+                "the VM image is not built ({} missing): run `bash packaging/vm/build.sh` or set BERTH_VM_IMAGE_DIR",
+                dir.join(f).display()
+            ));
+        }
+    }
+    for p in ["docker", "skopeo", "docker-registry"] {
+        if !on_path(p) {
+            return Some(format!("{p} is not installed (bash .ci/setup)"));
+        }
+    }
+    None
+}
+
+fn boot_timeout() -> u64 {
+    std::env::var("BERTH_VM_BOOT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(900)
+}
+
+/// A VM in a temp state directory, driven through the `berth-vm` program; deleted on drop.
+struct TestVm {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl TestVm {
+    fn state_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--state-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env("BERTH_VM_ACCEL", "tcg")
+            .env("BERTH_VM_IMAGE_DIR", image_dir());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "berth-vm {args:?}: {}{}\nconsole:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.console()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["status"])).unwrap()
+    }
+
+    fn start(&self) -> Duration {
+        let t = Instant::now();
+        self.ok(&["start", "--wait", &boot_timeout().to_string()]);
+        t.elapsed()
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for TestVm {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["delete"]).output();
+    }
+}
+
+/// `GET /_ping` over the host's engine socket.
+fn ping(sock: &Path) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The body of `GET /` on the host's 127.0.0.1:<port>, if it answers.
+fn http_get(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (_, body) = out.split_once("\r\n\r\n")?;
+    Some(body.to_string())
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out ({timeout:?}) waiting for {what}");
+}
+
+#[test]
+fn vm_end_to_end_under_tcg() {
+    if !require_root("vm_end_to_end_under_tcg") {
+        return;
+    }
+    if let Some(why) = missing_prerequisite() {
+        eprintln!("skipped: vm_end_to_end_under_tcg: {why}");
+        return;
+    }
+    let bin = workspace_bin("berth-vm", "BERTH_VM_BIN", "berth-vm");
+    let vm = TestVm {
+        dir: tempfile::Builder::new()
+            .prefix("berth-vm-")
+            .tempdir()
+            .unwrap(),
+        bin,
+    };
+    // The image loaded and the registry pushed to, from the same busybox layout.
+    let reg = Registry::start();
+    let layout_dir = tempfile::tempdir().unwrap();
+    let layout = oci_image_layout(&layout_dir.path().join("layout"));
+    reg.push_layout(&layout.dir, "test/busybox:vm");
+    let tarball = layout_dir.path().join("busybox.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&layout.dir)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+
+    // Create: a sparse qcow2 disk and config.json; the home is shared by default.
+    let sock = vm.socket();
+    vm.ok(&[
+        "create",
+        "--cpus",
+        "2",
+        "--memory",
+        "2048",
+        "--disk",
+        "8",
+        "--socket",
+        sock.to_str().unwrap(),
+    ]);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vm.state_dir().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["shares"][0]["host_path"], "/root", "{cfg}");
+    assert_eq!(vm.status()["state"], "stopped");
+
+    // Boot 1 (first boot: the guest formats the disk).
+    let boot1 = vm.start();
+    eprintln!("boot 1 (TCG, with mkfs): {:.1} s", boot1.as_secs_f64());
+    let st = vm.status();
+    assert_eq!(st["state"], "running", "{st}");
+    assert_eq!(st["accel"], "tcg", "{st}");
+    let console = vm.console();
+    assert!(console.contains("berth-init: ready"), "{console}");
+    let pong = ping(&sock);
+    assert!(
+        pong.starts_with("HTTP/1.1 200") && pong.ends_with("OK"),
+        "{pong}"
+    );
+
+    // Load the busybox image through the host socket.
+    let out = vm.docker_ok(&["load", "-i", tarball.to_str().unwrap()]);
+    let id = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Loaded image ID: ")
+                .or_else(|| l.strip_prefix("Loaded image: "))
+        })
+        .unwrap_or_else(|| panic!("docker load said: {out}"))
+        .trim()
+        .to_string();
+    vm.docker_ok(&["tag", &id, "busybox:latest"]);
+    assert_eq!(
+        vm.docker_ok(&["run", "--rm", "busybox", "echo", "hello from the vm"])
+            .trim(),
+        "hello from the vm"
+    );
+
+    // A bind mount of a host directory under the shared home: the container's write lands on
+    // the host, owned by the host user running qemu.
+    let home_dir = tempfile::Builder::new()
+        .prefix("berth-vm-bind-")
+        .tempdir_in("/root")
+        .unwrap();
+    let bind = format!("{}:/out", home_dir.path().display());
+    vm.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo written-in-vm > /out/f && mkdir /out/d",
+    ]);
+    let f = home_dir.path().join("f");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "written-in-vm\n");
+    use std::os::unix::fs::MetadataExt;
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(std::fs::metadata(&f).unwrap().uid(), uid);
+    assert_eq!(
+        std::fs::metadata(home_dir.path().join("d")).unwrap().uid(),
+        uid
+    );
+    // And the other way: a host file read in the container.
+    std::fs::write(home_dir.path().join("from-host"), "host-data").unwrap();
+    let bind_ro = format!("{}:/in:ro", home_dir.path().display());
+    assert_eq!(
+        vm.docker_ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &bind_ro,
+            "busybox",
+            "cat",
+            "/in/from-host"
+        ]),
+        "host-data"
+    );
+
+    // A published port answers on the host's 127.0.0.1, and closes when the container stops.
+    let hp = free_port();
+    let publish = format!("127.0.0.1:{hp}:8080");
+    let cid = vm
+        .docker_ok(&[
+            "run",
+            "-d",
+            "-p",
+            &publish,
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /w && echo port-from-vm > /w/index.html && exec httpd -f -p 8080 -h /w",
+        ])
+        .trim()
+        .to_string();
+    wait_until(
+        "the published port on the host",
+        Duration::from_secs(120),
+        || http_get(hp).as_deref() == Some("port-from-vm\n"),
+    );
+    vm.docker_ok(&["stop", "-t", "1", &cid]);
+    wait_until("the host port to close", Duration::from_secs(60), || {
+        TcpStream::connect(("127.0.0.1", hp)).is_err()
+    });
+    vm.docker_ok(&["rm", &cid]);
+
+    // A volume with data, and the registry made insecure for the next boot (daemon.json on the
+    // data disk, written through a container that mounts the guest's data root).
+    vm.docker_ok(&["volume", "create", "vmvol"]);
+    vm.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vmvol:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo persisted > /v/f",
+    ]);
+    let daemon_json = format!(
+        "{{\"registry-mirrors\": [], \"insecure-registries\": [\"10.0.2.2:{}\"]}}",
+        reg.port
+    );
+    vm.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/var/lib/berth:/d",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("printf '%s\\n' '{daemon_json}' > /d/daemon.json"),
+    ]);
+
+    // Stop (graceful, through the agent) and boot 2: images and volumes are still there.
+    let stopped = vm.ok(&["stop", "--timeout", "120"]);
+    assert_eq!(stopped.trim(), "Graceful", "{stopped}");
+    assert_eq!(vm.status()["state"], "stopped");
+    assert!(!sock.exists(), "the engine socket goes away with the VM");
+    let boot2 = vm.start();
+    eprintln!("boot 2 (TCG): {:.1} s", boot2.as_secs_f64());
+    assert!(
+        vm.console().contains("checked /dev/vda: clean"),
+        "{}",
+        vm.console()
+    );
+    let images = vm.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == "busybox:latest"), "{images}");
+    assert_eq!(
+        vm.docker_ok(&["run", "--rm", "-v", "vmvol:/v", "busybox", "cat", "/v/f"]),
+        "persisted\n"
+    );
+
+    // Pull from the host's loopback registry through the user-network gateway.
+    let remote = format!("10.0.2.2:{}/test/busybox:vm", reg.port);
+    vm.docker_ok(&["pull", &remote]);
+    assert_eq!(
+        vm.docker_ok(&["run", "--rm", &remote, "echo", "pulled"])
+            .trim(),
+        "pulled"
+    );
+
+    // kill -9 qemu, then boot 3: the data disk comes back (fsck clean or journal replayed)
+    // with everything on it.
+    let pid = vm.status()["qemu_pid"].as_i64().unwrap();
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_until("qemu to die", Duration::from_secs(30), || unsafe {
+        libc::kill(pid as i32, 0) != 0
+    });
+    assert_eq!(vm.status()["state"], "stopped");
+    let boot3 = vm.start();
+    eprintln!("boot 3 (TCG, after kill -9): {:.1} s", boot3.as_secs_f64());
+    let console = vm.console();
+    let fsck = console
+        .lines()
+        .find(|l| l.contains("checked /dev/vda") || l.contains("repaired /dev/vda"))
+        .unwrap_or_else(|| panic!("no fsck line in the console:\n{console}"))
+        .to_string();
+    eprintln!("after kill -9: {fsck}");
+    assert!(
+        fsck.contains("clean") || fsck.contains("errors corrected"),
+        "the data disk needed more than a journal replay: {fsck}"
+    );
+    let images = vm.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == "busybox:latest"), "{images}");
+    assert!(
+        images.lines().any(|l| l.starts_with("10.0.2.2:")),
+        "{images}"
+    );
+    assert_eq!(
+        vm.docker_ok(&["run", "--rm", "-v", "vmvol:/v", "busybox", "cat", "/v/f"]),
+        "persisted\n"
+    );
+
+    let stopped = vm.ok(&["stop", "--timeout", "120"]);
+    assert_eq!(stopped.trim(), "Graceful", "{stopped}");
+    vm.ok(&["delete"]);
+    assert!(!vm.state_dir().exists());
+}
