@@ -246,6 +246,25 @@ fn vm_end_to_end_under_tcg() {
         pong.starts_with("HTTP/1.1 200") && pong.ends_with("OK"),
         "{pong}"
     );
+    // The agent's loopback port is open to every local user: without the VM's token (0600 in
+    // the state directory) it refuses, so nobody else reaches the engine through it.
+    let agent_port = st["agent_port"].as_u64().unwrap() as u16;
+    for req in ["API\n", "PING\n", "wrongtoken API\n"] {
+        let mut s = TcpStream::connect(("127.0.0.1", agent_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert_eq!(
+            answer, "ERR unauthorized: wrong or missing token\n",
+            "request {req:?}"
+        );
+    }
+    let token = std::fs::metadata(vm.state_dir().join("agent.token")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&token.permissions()) & 0o777,
+        0o600
+    );
 
     // Load the busybox image through the host socket.
     let out = vm.docker_ok(&["load", "-i", tarball.to_str().unwrap()]);

@@ -600,6 +600,26 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     log_level: Option<String>,
+    /// The host's agent token (fw_cfg `opt/berth/token`).
+    token: Option<String>,
+}
+
+/// Where qemu's `-fw_cfg name=opt/berth/token,file=…` appears in the guest.
+const TOKEN_PATH: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/berth/token/raw";
+
+fn read_token() -> Result<(Option<String>, String), String> {
+    match fs::read_to_string(TOKEN_PATH) {
+        Ok(t) if !t.trim().is_empty() => Ok((
+            Some(t.trim().to_string()),
+            format!("agent token from fw_cfg ({} bytes)", t.trim().len()),
+        )),
+        Ok(_) => Err(format!(
+            "{TOKEN_PATH} is empty: the agent will refuse every request"
+        )),
+        Err(e) => Err(format!(
+            "no agent token at {TOKEN_PATH} ({e}): the agent will refuse every request"
+        )),
+    }
 }
 
 fn spawn_berthd(shared: &Arc<Shared>, st: &mut State) {
@@ -1010,7 +1030,7 @@ fn serve(shared: Arc<Shared>, mut s: TcpStream) -> io::Result<()> {
         }
     };
     s.set_read_timeout(None)?;
-    match request::parse(&line) {
+    match request::parse_authorized(&line, shared.token.as_deref()) {
         Err(why) => s.write_all(request::err_answer(&why).as_bytes()),
         Ok(Request::Ping) => {
             let ready = lock(&shared.state).ready;
@@ -1125,10 +1145,12 @@ fn main() {
         log(&format!("kernel command line: {w}"));
     }
     let _ = step("load kernel modules", load_modules);
+    let token = step("agent token", read_token).ok().flatten();
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         changed: Condvar::new(),
         log_level: cfg.log_level.clone(),
+        token,
     });
     signal_thread(Arc::clone(&shared), set);
     if let Err(e) = step("network", setup_network) {

@@ -1,4 +1,8 @@
-//! The agent's requests: one line from the host, one line back.
+//! The agent's requests: one line from the host, one line back. Every line starts with the
+//! host's token (`<token> PING`): the agent's port is reachable by any local user on the
+//! host, and the engine behind it is root in the VM and writes into the user's shared home,
+//! so only the process that started the VM (and can read the token file it handed qemu
+//! through fw_cfg) may use it.
 //!
 //! ```text
 //! PING\n          -> OK <ms since the kernel started> <berthd-ready: yes|no>\n
@@ -19,8 +23,33 @@ pub enum Request {
     Shutdown,
 }
 
-/// Parse one request line (a trailing `\n` or `\r\n` is allowed). The error is the text that
-/// follows `ERR ` in the answer.
+/// Check the line's token against `expected` (in constant time) and parse the rest. No
+/// token configured in the guest refuses everything.
+pub fn parse_authorized(line: &str, expected: Option<&str>) -> Result<Request, String> {
+    let Some(expected) = expected else {
+        return Err("the agent has no token (the host passes one with \
+                    -fw_cfg name=opt/berth/token,file=PATH); refusing every request"
+            .to_string());
+    };
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let (token, rest) = line.split_once(' ').unwrap_or((line, ""));
+    if !same(token.as_bytes(), expected.as_bytes()) {
+        return Err("unauthorized: wrong or missing token".to_string());
+    }
+    parse(rest)
+}
+
+/// Constant-time equality (no early exit on the first differing byte).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parse one request line without its token (a trailing `\n` or `\r\n` is allowed). The
+/// error is the text that follows `ERR ` in the answer.
 pub fn parse(line: &str) -> Result<Request, String> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line);
@@ -71,6 +100,27 @@ mod tests {
         assert_eq!(parse("SHUTDOWN\n"), Ok(Request::Shutdown));
         assert_eq!(parse("CONNECT 8080\n"), Ok(Request::Connect(8080)));
         assert_eq!(parse("CONNECT 65535"), Ok(Request::Connect(65535)));
+    }
+
+    #[test]
+    fn token_required() {
+        let t = Some("s3cret");
+        assert_eq!(parse_authorized("s3cret PING\n", t), Ok(Request::Ping));
+        assert_eq!(
+            parse_authorized("s3cret CONNECT 80\n", t),
+            Ok(Request::Connect(80))
+        );
+        let unauthorized = Err("unauthorized: wrong or missing token".to_string());
+        assert_eq!(parse_authorized("PING\n", t), unauthorized);
+        assert_eq!(parse_authorized("s3cres PING\n", t), unauthorized);
+        assert_eq!(parse_authorized("s3cret2 API\n", t), unauthorized);
+        assert!(parse_authorized("s3cret PING", None)
+            .unwrap_err()
+            .starts_with("the agent has no token"));
+        assert_eq!(
+            parse_authorized("s3cret BOGUS", t),
+            Err("unknown request".into())
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The guest agent's line protocol (docs/vm.md): one request line, one answer line, then (API,
-//! CONNECT) a raw byte pipe. Reached on host loopback through qemu's user-network hostfwd.
+//! CONNECT) a raw byte pipe. Reached on host loopback through qemu's user-network hostfwd,
+//! which any local user can connect to, so every request line starts with the VM's token
+//! (`<token> PING`): a secret the host writes 0600 into the state directory and hands the
+//! guest through qemu's fw_cfg, never on a command line.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -75,16 +78,30 @@ fn read_line_sync(s: &mut TcpStream) -> std::io::Result<String> {
 }
 
 /// A blocking client of the agent at `127.0.0.1:<port>`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Agent {
     pub port: u16,
+    pub token: String,
     pub timeout: Duration,
 }
 
+/// Where the agent is and the token it wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub port: u16,
+    pub token: String,
+}
+
+/// The request line as sent: the token, then the request.
+fn line(token: &str, req: &str) -> String {
+    format!("{token} {}\n", req.trim_end())
+}
+
 impl Agent {
-    pub fn new(port: u16) -> Agent {
+    pub fn new(port: u16, token: impl Into<String>) -> Agent {
         Agent {
             port,
+            token: token.into(),
             timeout: Duration::from_secs(3),
         }
     }
@@ -109,7 +126,7 @@ impl Agent {
         s.set_read_timeout(Some(self.timeout))
             .map_err(unreachable)?;
         s.set_nodelay(true).map_err(unreachable)?;
-        s.write_all(format!("{}\n", req.trim_end()).as_bytes())
+        s.write_all(line(&self.token, req).as_bytes())
             .map_err(unreachable)?;
         let line = read_line_sync(&mut s).map_err(unreachable)?;
         // qemu's hostfwd accepts even while nothing listens in the guest, then closes.
@@ -155,18 +172,18 @@ pub mod tokio_client {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    use super::{agent_addr, check_ok};
+    use super::{agent_addr, check_ok, line, Endpoint};
     use crate::{Error, Result};
 
     /// Sends `req`, checks the `OK` answer and returns the stream (now a byte pipe).
-    pub async fn open(port: u16, req: &str) -> Result<TcpStream> {
-        let addr = agent_addr(port);
+    pub async fn open(ep: &Endpoint, req: &str) -> Result<TcpStream> {
+        let addr = agent_addr(ep.port);
         let err = |e: std::io::Error| {
             Error::Other(format!("the guest agent on {addr} ({}): {e}", req.trim()))
         };
         let mut s = TcpStream::connect(addr).await.map_err(err)?;
         s.set_nodelay(true).map_err(err)?;
-        s.write_all(format!("{}\n", req.trim_end()).as_bytes())
+        s.write_all(line(&ep.token, req).as_bytes())
             .await
             .map_err(err)?;
         let mut line = Vec::new();
@@ -187,12 +204,12 @@ pub mod tokio_client {
         Ok(s)
     }
 
-    pub async fn api(port: u16) -> Result<TcpStream> {
-        open(port, "API").await
+    pub async fn api(ep: &Endpoint) -> Result<TcpStream> {
+        open(ep, "API").await
     }
 
-    pub async fn connect(port: u16, guest_port: u16) -> Result<TcpStream> {
-        open(port, &format!("CONNECT {guest_port}")).await
+    pub async fn connect(ep: &Endpoint, guest_port: u16) -> Result<TcpStream> {
+        open(ep, &format!("CONNECT {guest_port}")).await
     }
 }
 
@@ -214,7 +231,14 @@ mod tests {
                 let mut r = BufReader::new(s);
                 let mut line = String::new();
                 r.read_line(&mut line).unwrap();
-                let req = line.trim().to_string();
+                // Every request carries the token; a wrong one is refused.
+                let Some(req) = line.trim().strip_prefix("tok ") else {
+                    w.write_all(b"ERR unauthorized: wrong or missing token\n")
+                        .unwrap();
+                    seen.push(format!("refused: {}", line.trim()));
+                    continue;
+                };
+                let req = req.to_string();
                 seen.push(req.clone());
                 match req.as_str() {
                     "PING" => w.write_all(b"OK 1234 yes\n").unwrap(),
@@ -236,7 +260,7 @@ mod tests {
     #[test]
     fn client_against_a_fake_agent() {
         let (port, t) = fake_agent();
-        let a = Agent::new(port);
+        let a = Agent::new(port, "tok");
         assert_eq!(
             a.ping().unwrap(),
             Pong {
@@ -275,19 +299,23 @@ mod tests {
         rt.block_on(async {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             // The fake answers PING first; take that turn with the blocking client.
-            Agent::new(port).ping().unwrap();
-            let mut s = tokio_client::api(port).await.unwrap();
+            Agent::new(port, "tok").ping().unwrap();
+            let ep = Endpoint {
+                port,
+                token: "tok".into(),
+            };
+            let mut s = tokio_client::api(&ep).await.unwrap();
             s.write_all(b"abcde").await.unwrap();
             let mut b = [0u8; 5];
             s.read_exact(&mut b).await.unwrap();
             assert_eq!(&b, b"abcde");
-            let mut s = tokio_client::connect(port, 80).await.unwrap();
+            let mut s = tokio_client::connect(&ep, 80).await.unwrap();
             s.write_all(b"vwxyz").await.unwrap();
             s.read_exact(&mut b).await.unwrap();
             assert_eq!(&b, b"vwxyz");
-            let e = tokio_client::connect(port, 81).await.unwrap_err();
+            let e = tokio_client::connect(&ep, 81).await.unwrap_err();
             assert!(e.to_string().contains("nothing listens"), "{e}");
-            Agent::new(port).shutdown().unwrap();
+            Agent::new(port, "tok").shutdown().unwrap();
         });
         t.join().unwrap();
     }
@@ -318,7 +346,21 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let e = Agent::new(port).ping().unwrap_err().to_string();
+        let e = Agent::new(port, "tok").ping().unwrap_err().to_string();
         assert!(e.contains("did not answer PING"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_token_is_refused() {
+        let (port, t) = fake_agent();
+        let e = Agent::new(port, "nope").ping().unwrap_err().to_string();
+        assert!(e.contains("unauthorized"), "{e}");
+        // Let the fake's remaining turns end.
+        let a = Agent::new(port, "tok");
+        a.ping().unwrap();
+        let _ = a.connect(81);
+        let _ = a.connect(81);
+        a.shutdown().unwrap();
+        assert_eq!(t.join().unwrap()[0], "refused: nope PING");
     }
 }

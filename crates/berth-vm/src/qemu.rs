@@ -26,6 +26,8 @@ pub struct QemuPlan {
     pub shares: Vec<Share>,
     /// The host loopback port forwarded to the agent.
     pub agent_port: u16,
+    /// The agent's token file (0600), handed to the guest as fw_cfg `opt/berth/token`.
+    pub token_file: Option<PathBuf>,
     pub console_log: PathBuf,
     pub pidfile: PathBuf,
     pub qmp_socket: PathBuf,
@@ -108,6 +110,11 @@ impl QemuPlan {
         );
         push(&["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0"]);
         push(&["-device", "virtio-rng-pci"]);
+        // The agent's token, by file: never on the command line (other users can read that).
+        if let Some(t) = &self.token_file {
+            let fw = format!("name=opt/berth/token,file={}", opt(t));
+            push(&["-fw_cfg", &fw]);
+        }
         for (i, s) in self.shares.iter().enumerate() {
             let fs = format!(
                 "local,path={},mount_tag={},security_model=none,multidevs=remap,id=fs{i}",
@@ -274,6 +281,7 @@ mod tests {
             disk: "/st/da,ta.qcow2".into(),
             shares: vec![Share::new("/root", "home")],
             agent_port: 40123,
+            token_file: None,
             console_log: "/st/console.log".into(),
             pidfile: "/st/qemu.pid".into(),
             qmp_socket: "/st/qmp.sock".into(),

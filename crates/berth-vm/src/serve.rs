@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 
-use crate::agent::tokio_client;
+use crate::agent::{tokio_client, Endpoint};
 use crate::forward::{self, Changes, EventAction, PortTable, Published};
 use crate::http::{self, ChunkedDecoder, JsonSplitter};
 use crate::vm::RunInfo;
@@ -72,9 +72,12 @@ pub async fn run(state_dir: PathBuf, on_ready: impl FnOnce()) -> Result<()> {
         info.socket.display(),
         info.agent_port
     ));
-    let agent_port = info.agent_port;
-    let engine = tokio::spawn(serve_engine_socket(listener, agent_port));
-    let ports = tokio::spawn(follow_ports(agent_port));
+    let agent = Endpoint {
+        port: info.agent_port,
+        token: crate::vm::read_token(&state_dir)?,
+    };
+    let engine = tokio::spawn(serve_engine_socket(listener, agent.clone()));
+    let ports = tokio::spawn(follow_ports(agent));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("installing the SIGTERM handler"))?;
     tokio::select! {
@@ -91,7 +94,7 @@ pub async fn run(state_dir: PathBuf, on_ready: impl FnOnce()) -> Result<()> {
 }
 
 /// Every connection to the host's engine socket becomes an agent `API` pipe.
-pub async fn serve_engine_socket(listener: UnixListener, agent_port: u16) {
+pub async fn serve_engine_socket(listener: UnixListener, agent: Endpoint) {
     loop {
         let mut client = match listener.accept().await {
             Ok((c, _)) => c,
@@ -101,8 +104,9 @@ pub async fn serve_engine_socket(listener: UnixListener, agent_port: u16) {
                 continue;
             }
         };
+        let agent = agent.clone();
         tokio::spawn(async move {
-            match tokio_client::api(agent_port).await {
+            match tokio_client::api(&agent).await {
                 Ok(mut guest) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut guest).await;
                 }
@@ -113,7 +117,7 @@ pub async fn serve_engine_socket(listener: UnixListener, agent_port: u16) {
 }
 
 /// One host listener forwarding to the guest's `port`.
-pub async fn open_forward(p: Published, agent_port: u16) -> std::io::Result<JoinHandle<()>> {
+pub async fn open_forward(p: Published, agent: Endpoint) -> std::io::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(SocketAddr::new(p.host_ip, p.port)).await?;
     Ok(tokio::spawn(async move {
         loop {
@@ -125,9 +129,10 @@ pub async fn open_forward(p: Published, agent_port: u16) -> std::io::Result<Join
                     continue;
                 }
             };
+            let agent = agent.clone();
             tokio::spawn(async move {
                 let _ = client.set_nodelay(true);
-                match tokio_client::connect(agent_port, p.port).await {
+                match tokio_client::connect(&agent, p.port).await {
                     Ok(mut guest) => {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut guest).await;
                     }
@@ -145,7 +150,7 @@ pub struct Forwards {
 }
 
 impl Forwards {
-    pub async fn apply(&mut self, ch: Changes, agent_port: u16) {
+    pub async fn apply(&mut self, ch: Changes, agent: &Endpoint) {
         for p in ch.close {
             if let Some(h) = self.open.remove(&p) {
                 h.abort();
@@ -153,7 +158,7 @@ impl Forwards {
             }
         }
         for p in ch.open {
-            match open_forward(p, agent_port).await {
+            match open_forward(p, agent.clone()).await {
                 Ok(h) => {
                     log(format!("forwarding {p} to the guest's port {}", p.port));
                     self.open.insert(p, h);
@@ -171,12 +176,12 @@ impl Forwards {
 }
 
 /// Follows the engine's events forever, reconnecting (and reconciling) when the stream ends.
-pub async fn follow_ports(agent_port: u16) {
+pub async fn follow_ports(agent: Endpoint) {
     let mut table = PortTable::default();
     let mut fwd = Forwards::default();
     let mut failures = 0u32;
     loop {
-        match follow_once(agent_port, &mut table, &mut fwd).await {
+        match follow_once(&agent, &mut table, &mut fwd).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
@@ -190,23 +195,27 @@ pub async fn follow_ports(agent_port: u16) {
     }
 }
 
-async fn inspect(agent_port: u16, id: &str) -> Result<Vec<Published>> {
-    let s = tokio_client::api(agent_port).await?;
+async fn inspect(agent: &Endpoint, id: &str) -> Result<Vec<Published>> {
+    let s = tokio_client::api(agent).await?;
     let c = http::get_json(s, &format!("/containers/{id}/json")).await?;
     Ok(forward::published_from_inspect(&c))
 }
 
 /// Subscribes to `/events`, reconciles with the running containers, then applies events until
 /// the stream ends.
-pub async fn follow_once(agent_port: u16, table: &mut PortTable, fwd: &mut Forwards) -> Result<()> {
-    let mut events = tokio_client::api(agent_port).await?;
+pub async fn follow_once(
+    agent: &Endpoint,
+    table: &mut PortTable,
+    fwd: &mut Forwards,
+) -> Result<()> {
+    let mut events = tokio_client::api(agent).await?;
     let (head, rest) = http::send_get(&mut events, forward::EVENTS_PATH).await?;
     if head.status != 200 {
         return Err(Error::Other(format!("GET /events: status {}", head.status)));
     }
-    let list = http::get_json(tokio_client::api(agent_port).await?, "/containers/json").await?;
+    let list = http::get_json(tokio_client::api(agent).await?, "/containers/json").await?;
     let ch = table.reconcile(forward::published_from_list(&list));
-    fwd.apply(ch, agent_port).await;
+    fwd.apply(ch, agent).await;
     let mut dec = ChunkedDecoder::default();
     let mut split = JsonSplitter::default();
     let mut pending = rest;
@@ -220,7 +229,7 @@ pub async fn follow_once(agent_port: u16, table: &mut PortTable, fwd: &mut Forwa
         for ev in split.feed(&body)? {
             let ch = match forward::event_action(&ev) {
                 Some(EventAction::Started(id)) => {
-                    let ports = inspect(agent_port, &id).await.unwrap_or_else(|e| {
+                    let ports = inspect(agent, &id).await.unwrap_or_else(|e| {
                         log(format!("inspecting {id}: {e}"));
                         Vec::new()
                     });
@@ -229,7 +238,7 @@ pub async fn follow_once(agent_port: u16, table: &mut PortTable, fwd: &mut Forwa
                 Some(EventAction::Stopped(id)) => table.remove(&id),
                 None => continue,
             };
-            fwd.apply(ch, agent_port).await;
+            fwd.apply(ch, agent).await;
         }
         if dec.is_done() {
             return Ok(());

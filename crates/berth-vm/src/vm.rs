@@ -109,6 +109,36 @@ pub(crate) fn free_port() -> Result<u16> {
 }
 
 /// The last `berth-init: ready <ms>` in a console log.
+/// A fresh random token into `path`, mode 0600 (created so; never readable by others).
+fn write_token(path: &Path) -> Result<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(io_err("reading /dev/urandom for the agent token"))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(format!("creating {}", path.display())))?;
+    f.write_all(hex.as_bytes())
+        .map_err(io_err(format!("writing {}", path.display())))
+}
+
+/// The token in `<state dir>/agent.token`.
+pub fn read_token(state_dir: &Path) -> Result<String> {
+    let p = state_dir.join("agent.token");
+    let t = std::fs::read_to_string(&p).map_err(io_err(format!(
+        "reading the agent token {} (start the VM with this state directory)",
+        p.display()
+    )))?;
+    Ok(t.trim().to_string())
+}
+
 pub fn ready_ms_from_console(text: &str) -> Option<u64> {
     text.lines().rev().find_map(|l| {
         let rest = &l[l.find("berth-init: ready ")? + "berth-init: ready ".len()..];
@@ -319,6 +349,16 @@ impl Vm {
     /// Boots the VM (daemonised qemu) and starts `berth-vm serve` for the engine socket and
     /// published ports. Returns once both processes are up; [`Vm::wait_ready`] waits for berthd.
     #[cfg(unix)]
+    /// The agent of the running VM: its port and the token from `agent.token`.
+    pub fn agent(&self, run: &RunInfo) -> Result<Agent> {
+        Ok(Agent::new(run.agent_port, self.token()?))
+    }
+
+    /// The agent's token (`agent.token` in the state directory, readable by its owner only).
+    pub fn token(&self) -> Result<String> {
+        read_token(&self.dir)
+    }
+
     pub fn start(&self) -> Result<RunInfo> {
         let cfg = self.config()?;
         cfg.validate()?;
@@ -353,6 +393,8 @@ impl Vm {
             let _ = std::fs::rename(&console, self.file("console.log.1"));
         }
         let agent_port = free_port()?;
+        let token_file = self.file("agent.token");
+        write_token(&token_file)?;
         let run = RunInfo {
             agent_port,
             accel,
@@ -373,6 +415,7 @@ impl Vm {
             disk,
             shares: cfg.shares.clone(),
             agent_port,
+            token_file: Some(token_file),
             console_log: console,
             pidfile: self.file("qemu.pid"),
             qmp_socket: self.file("qmp.sock"),
@@ -470,10 +513,8 @@ impl Vm {
             ))
         })?;
         let deadline = Instant::now() + timeout;
-        let agent = Agent {
-            port: run.agent_port,
-            timeout: Duration::from_secs(2),
-        };
+        let mut agent = self.agent(&run)?;
+        agent.timeout = Duration::from_secs(2);
         let mut last;
         loop {
             if self.qemu_pid().is_none() {
@@ -545,7 +586,8 @@ impl Vm {
             Some(pid) => {
                 let asked = run
                     .as_ref()
-                    .map(|r| Agent::new(r.agent_port).shutdown().is_ok())
+                    .and_then(|r| self.agent(r).ok())
+                    .map(|a| a.shutdown().is_ok())
                     .unwrap_or(false);
                 if asked && wait_gone(pid, &self.dir, graceful) {
                     StopOutcome::Graceful
@@ -584,12 +626,10 @@ impl Vm {
         let run = self.run_info().filter(|_| qemu_pid.is_some());
         let state = match (&run, qemu_pid) {
             (Some(r), Some(_)) => {
-                let pong = Agent {
-                    port: r.agent_port,
-                    timeout: Duration::from_secs(2),
-                }
-                .ping()
-                .ok();
+                let pong = self.agent(r).ok().and_then(|mut a| {
+                    a.timeout = Duration::from_secs(2);
+                    a.ping().ok()
+                });
                 match pong {
                     Some(p) if p.berthd_ready => VmState::Running {
                         boot_ms: std::fs::read_to_string(&console_log)

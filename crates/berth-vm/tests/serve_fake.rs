@@ -68,7 +68,14 @@ async fn fake_agent(engine: Arc<Mutex<Engine>>) -> (u16, broadcast::Sender<Value
                 let mut r = BufReader::new(r);
                 let mut line = String::new();
                 r.read_line(&mut line).await.unwrap();
-                let req = line.trim().to_string();
+                // The host must send the token first.
+                let Some(req) = line.trim().strip_prefix("tok ") else {
+                    w.write_all(b"ERR unauthorized: wrong or missing token\n")
+                        .await
+                        .unwrap();
+                    return;
+                };
+                let req = req.to_string();
                 if let Some(p) = req.strip_prefix("CONNECT ") {
                     w.write_all(b"OK\n").await.unwrap();
                     w.write_all(format!("guest:{p}\n").as_bytes())
@@ -196,8 +203,12 @@ fn ports_follow_events_and_the_engine_socket_splices() {
     let sock = dir.path().join("sub").join("berth.sock");
     rt.block_on(async {
         let l = berth_vm::serve::bind_engine_socket(&sock).unwrap();
-        tokio::spawn(berth_vm::serve::serve_engine_socket(l, agent_port));
-        tokio::spawn(berth_vm::serve::follow_ports(agent_port));
+        let ep = berth_vm::agent::Endpoint {
+            port: agent_port,
+            token: "tok".into(),
+        };
+        tokio::spawn(berth_vm::serve::serve_engine_socket(l, ep.clone()));
+        tokio::spawn(berth_vm::serve::follow_ports(ep));
     });
     // The engine socket answers through the agent's API pipe.
     let resp = ping_over(&sock);
@@ -245,6 +256,7 @@ fn serve_binary_detaches_writes_its_pid_and_stops_on_sigterm() {
     let (agent_port, _events) = rt.block_on(fake_agent(engine));
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("berth.sock");
+    std::fs::write(dir.path().join("agent.token"), "tok").unwrap();
     std::fs::write(
         dir.path().join("run.json"),
         json!({"agent_port": agent_port, "accel": "tcg", "started_unix_ms": 0, "socket": sock})
