@@ -272,30 +272,53 @@ impl Compose {
             .collect())
     }
 
-    /// Start stopped containers, dependencies first.
-    pub async fn start(&self, p: &Project, services: &[String], r: &Reporter) -> Result<(), Error> {
-        let list = self.picked(p, services).await?;
+    /// Run `f` on the containers of `list` that `keep` picks, level by level in `depends_on`
+    /// order (reversed for stopping), the containers of one level at once.
+    async fn in_order<F, Fut>(
+        &self,
+        p: &Project,
+        list: &[ContainerSummary],
+        reverse: bool,
+        keep: impl Fn(&ContainerSummary) -> bool,
+        f: F,
+    ) -> Result<(), Error>
+    where
+        F: Fn(ContainerSummary) -> Fut,
+        Fut: std::future::Future<Output = Result<(), Error>>,
+    {
         let names: BTreeSet<String> = list.iter().map(service_of).collect();
-        let order = levels(p, &names)?;
+        let mut order = levels(p, &names)?;
+        if reverse {
+            order.reverse();
+        }
         for level in order {
             let batch: Vec<ContainerSummary> = list
                 .iter()
-                .filter(|c| level.contains(&service_of(c)) && !is_running(c))
+                .filter(|c| level.contains(&service_of(c)) && keep(c))
                 .cloned()
                 .collect();
-            all(
-                batch,
-                |c| async move { self.start_one(&name_of(&c), r).await },
-            )
-            .await?;
+            all(batch, &f).await?;
         }
+        Ok(())
+    }
+
+    /// Start stopped containers, dependencies first.
+    pub async fn start(&self, p: &Project, services: &[String], r: &Reporter) -> Result<(), Error> {
+        let list = self.picked(p, services).await?;
         if list.is_empty() {
             return Err(Error::new(format!(
                 "no containers to start for project {}; create them with: berth compose up",
                 p.name
             )));
         }
-        Ok(())
+        self.in_order(
+            p,
+            &list,
+            false,
+            |c| !is_running(c),
+            |c| async move { self.start_one(&name_of(&c), r).await },
+        )
+        .await
     }
 
     /// Stop running containers, dependents first.
@@ -307,33 +330,11 @@ impl Compose {
         r: &Reporter,
     ) -> Result<(), Error> {
         let list = self.picked(p, services).await?;
-        let names: BTreeSet<String> = list.iter().map(service_of).collect();
-        let order = levels(p, &names)?;
-        for level in order.iter().rev() {
-            let batch: Vec<ContainerSummary> = list
-                .iter()
-                .filter(|c| level.contains(&service_of(c)) && is_running(c))
-                .cloned()
-                .collect();
-            all(batch, |c| async move {
-                let name = name_of(&c);
-                res(r, "Container", &name, "Stopping", false);
-                self.docker
-                    .stop_container(
-                        &id_of(&c),
-                        Some(q::StopContainerOptions {
-                            t: timeout.and_then(|t| i32::try_from(t).ok()),
-                            signal: None,
-                        }),
-                    )
-                    .await
-                    .map_err(|e| engine(&format!("stopping container {name}"), e))?;
-                res(r, "Container", &name, "Stopped", true);
-                Ok(())
-            })
-            .await?;
-        }
-        Ok(())
+        self.in_order(p, &list, true, is_running, |c| async move {
+            self.stop_quietly(&id_of(&c), &name_of(&c), timeout, r)
+                .await
+        })
+        .await
     }
 
     pub async fn restart(
@@ -344,15 +345,12 @@ impl Compose {
         r: &Reporter,
     ) -> Result<(), Error> {
         let list = self.picked(p, services).await?;
-        let names: BTreeSet<String> = list.iter().map(service_of).collect();
-        let order = levels(p, &names)?;
-        for level in order {
-            let batch: Vec<ContainerSummary> = list
-                .iter()
-                .filter(|c| level.contains(&service_of(c)))
-                .cloned()
-                .collect();
-            all(batch, |c| async move {
+        self.in_order(
+            p,
+            &list,
+            false,
+            |_| true,
+            |c| async move {
                 let name = name_of(&c);
                 res(r, "Container", &name, "Restarting", false);
                 self.docker
@@ -367,10 +365,9 @@ impl Compose {
                     .map_err(|e| engine(&format!("restarting container {name}"), e))?;
                 res(r, "Container", &name, "Started", true);
                 Ok(())
-            })
-            .await?;
-        }
-        Ok(())
+            },
+        )
+        .await
     }
 
     /// Remove stopped containers (running ones too with `stop_first`); with `volumes` their

@@ -332,7 +332,7 @@ impl Compose {
         Ok(())
     }
 
-    async fn stop_quietly(
+    pub(crate) async fn stop_quietly(
         &self,
         id: &str,
         name: &str,
@@ -355,7 +355,7 @@ impl Compose {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(engine(&format!("stopping container {name}"), e)),
         }
-        res(r, "Container", name, "Stopped", false);
+        res(r, "Container", name, "Stopped", true);
         Ok(())
     }
 
