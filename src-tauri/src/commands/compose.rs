@@ -351,6 +351,33 @@ pub async fn compose_down(
         .map_err(op_err)
 }
 
+/// What `compose_stop` and `compose_restart` do to the services they name.
+#[derive(Clone, Copy)]
+enum ServiceAction {
+    Stop,
+    Restart,
+}
+
+/// Loads the project, checks the service names, then stops or restarts them (all of them
+/// when `services` is empty); progress on `channel`.
+async fn stop_or_restart(
+    app: &App,
+    target: ComposeTarget,
+    services: Vec<String>,
+    channel: Channel<ComposeEvent>,
+    action: ServiceAction,
+) -> Res<()> {
+    let p = load_project(target).await?;
+    check_services(&p, &services)?;
+    let c = compose(app)?;
+    let r = reporter(channel);
+    match action {
+        ServiceAction::Stop => c.stop(&p, &services, None, &r).await,
+        ServiceAction::Restart => c.restart(&p, &services, None, &r).await,
+    }
+    .map_err(op_err)
+}
+
 /// `restart [services]`.
 #[tauri::command]
 pub async fn compose_restart(
@@ -359,12 +386,7 @@ pub async fn compose_restart(
     services: Vec<String>,
     channel: Channel<ComposeEvent>,
 ) -> Res<()> {
-    let p = load_project(target).await?;
-    check_services(&p, &services)?;
-    compose(&app)?
-        .restart(&p, &services, None, &reporter(channel))
-        .await
-        .map_err(op_err)
+    stop_or_restart(&app, target, services, channel, ServiceAction::Restart).await
 }
 
 /// `stop [services]`: the containers stay (Up starts them again).
@@ -375,12 +397,7 @@ pub async fn compose_stop(
     services: Vec<String>,
     channel: Channel<ComposeEvent>,
 ) -> Res<()> {
-    let p = load_project(target).await?;
-    check_services(&p, &services)?;
-    compose(&app)?
-        .stop(&p, &services, None, &reporter(channel))
-        .await
-        .map_err(op_err)
+    stop_or_restart(&app, target, services, channel, ServiceAction::Stop).await
 }
 
 /// The merged logs of a project's services (all of them when `services` is empty), the
