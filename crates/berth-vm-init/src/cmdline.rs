@@ -4,8 +4,9 @@
 //! Keys the init reads (everything else is the kernel's and ignored):
 //! - `berth.data=<block device>`: the persistent data disk (formatted on first boot). Without
 //!   it berthd's data root is a tmpfs (nothing survives a reboot).
-//! - `berth.share=<9p mount tag>:<guest mount point>`: repeatable, and a value may hold a
-//!   comma-separated list (`berth.share=home:/root,src:/src`).
+//! - `berth.share=<mount tag>:<guest mount point>[:9p|:virtiofs]`: repeatable, and a value may
+//!   hold a comma-separated list (`berth.share=home:/root:virtiofs,src:/src`). The transport
+//!   defaults to 9p (what hosts that predate virtiofs give).
 //! - `berth.loglevel=<debug|info|warn|error>`: passed to berthd as `--log-level`.
 //!
 //! A malformed value is never fatal: it is skipped and reported in [`BootConfig::warnings`]
@@ -13,11 +14,32 @@
 
 use std::path::{Component, Path, PathBuf};
 
-/// A 9p share to mount: `mount -t 9p <tag> <mount_point>`.
+/// How a share reaches the guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// qemu `-virtfs`: `mount -t 9p -o trans=virtio <tag> <mount_point>`.
+    #[default]
+    NineP,
+    /// vhost-user-fs (virtiofsd on the host): `mount -t virtiofs <tag> <mount_point>`.
+    Virtiofs,
+}
+
+impl Transport {
+    /// The filesystem type given to mount(2).
+    pub fn fstype(self) -> &'static str {
+        match self {
+            Transport::NineP => "9p",
+            Transport::Virtiofs => "virtiofs",
+        }
+    }
+}
+
+/// A host directory to mount: `mount -t <transport> <tag> <mount_point>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     pub tag: String,
     pub mount_point: PathBuf,
+    pub transport: Transport,
 }
 
 /// What the init takes from the kernel command line.
@@ -25,7 +47,7 @@ pub struct Share {
 pub struct BootConfig {
     /// `berth.data=`: the data disk's device node.
     pub data: Option<PathBuf>,
-    /// `berth.share=`: 9p shares, in order.
+    /// `berth.share=`: host directory shares, in order.
     pub shares: Vec<Share>,
     /// `berth.loglevel=`: berthd's log level.
     pub log_level: Option<String>,
@@ -170,17 +192,24 @@ fn check_device(value: &str) -> Result<PathBuf, String> {
     Ok(p.to_path_buf())
 }
 
-/// One `<tag>:<mount point>` item of `berth.share=`.
+/// One `<tag>:<mount point>[:9p|:virtiofs]` item of `berth.share=`.
 pub fn parse_share(item: &str) -> Result<Share, String> {
-    let Some((tag, mp)) = item.split_once(':') else {
+    let Some((tag, rest)) = item.split_once(':') else {
         return Err(format!(
-            "berth.share={item}: expected <9p mount tag>:<guest mount point>, e.g. home:/root"
+            "berth.share={item}: expected <mount tag>:<guest mount point>[:9p|:virtiofs], \
+             e.g. home:/root"
         ));
+    };
+    // A trailing `:9p` / `:virtiofs` names the transport; anything else is part of the path.
+    let (mp, transport) = match rest.rsplit_once(':') {
+        Some((mp, "9p")) => (mp, Transport::NineP),
+        Some((mp, "virtiofs")) => (mp, Transport::Virtiofs),
+        _ => (rest, Transport::NineP),
     };
     if tag.is_empty() || tag.len() > 31 || !tag.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
             "berth.share={item}: the mount tag must be 1-31 printable characters \
-             (qemu's -virtfs mount_tag=)"
+             (qemu's -virtfs mount_tag= or vhost-user-fs tag=)"
         ));
     }
     let p = Path::new(mp);
@@ -198,6 +227,7 @@ pub fn parse_share(item: &str) -> Result<Share, String> {
     Ok(Share {
         tag: tag.to_string(),
         mount_point: p.to_path_buf(),
+        transport,
     })
 }
 
@@ -238,7 +268,8 @@ mod tests {
             c.shares,
             vec![Share {
                 tag: "home".into(),
-                mount_point: "/root".into()
+                mount_point: "/root".into(),
+                transport: Transport::NineP,
             }]
         );
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -250,6 +281,31 @@ mod tests {
         let tags: Vec<_> = c.shares.iter().map(|s| s.tag.as_str()).collect();
         assert_eq!(tags, ["home", "src", "tmp"]);
         assert_eq!(c.shares[2].mount_point, PathBuf::from("/mnt/tmp"));
+    }
+
+    #[test]
+    fn share_transport_suffix() {
+        let c = parse("berth.share=home:/root:virtiofs,src:/src:9p,old:/mnt/old,c:/a:b");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let got: Vec<_> = c
+            .shares
+            .iter()
+            .map(|s| (s.tag.as_str(), s.mount_point.clone(), s.transport))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("home", PathBuf::from("/root"), Transport::Virtiofs),
+                ("src", PathBuf::from("/src"), Transport::NineP),
+                ("old", PathBuf::from("/mnt/old"), Transport::NineP),
+                // An unknown suffix is part of the path, not a transport.
+                ("c", PathBuf::from("/a:b"), Transport::NineP),
+            ]
+        );
+        assert_eq!(Transport::Virtiofs.fstype(), "virtiofs");
+        // The transport suffix does not let a reserved path through.
+        assert!(parse_share("x:/proc:virtiofs").is_err());
+        assert!(parse_share("x:relative:virtiofs").is_err());
     }
 
     #[test]
@@ -272,7 +328,7 @@ mod tests {
         assert!(c.shares.is_empty());
         assert_eq!(c.warnings.len(), 7, "{:#?}", c.warnings);
         assert!(c.warnings[0].contains("berth.data=vda"));
-        assert!(c.warnings[1].contains("<9p mount tag>:<guest mount point>"));
+        assert!(c.warnings[1].contains("<mount tag>:<guest mount point>"));
         assert!(c.warnings[6].contains("unknown parameter berth.bogus"));
     }
 

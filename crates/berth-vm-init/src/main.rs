@@ -2,7 +2,7 @@
 //!
 //! Boot: mount the API filesystems, make `/` a real mount (so the runtime's pivot_root works on
 //! the initramfs root), load modules, bring up the network, start the agent, format/check and
-//! mount the data disk, mount the 9p shares, start berthd; then reap zombies forever, restart
+//! mount the data disk, mount the host shares (9p or virtiofs), start berthd; then reap zombies forever, restart
 //! berthd if it dies, and power off cleanly on `SHUTDOWN` (or SIGTERM/SIGINT/SIGPWR).
 //! Every step is logged on the console as `berth-init: <what> (<ms> ms)`; nothing panics.
 
@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use berth_vm_init::cmdline::{self, BootConfig};
+use berth_vm_init::cmdline::{self, BootConfig, Transport};
 use berth_vm_init::disk::{self, FsckOutcome};
 use berth_vm_init::request::{self, Request};
 use berth_vm_init::{
@@ -524,31 +524,42 @@ fn data_on_tmpfs() -> Result<((), String), String> {
 fn mount_shares(cfg: &BootConfig) {
     for s in &cfg.shares {
         let mp = s.mount_point.to_string_lossy().to_string();
-        let _ = step(&format!("mount 9p share {} at {mp}", s.tag), || {
-            mount_fs(
-                &s.tag,
-                &mp,
-                "9p",
-                MsFlags::empty(),
-                Some("trans=virtio,version=9p2000.L,msize=512000,cache=mmap,access=client"),
-            )
-            .or_else(|_| {
-                // Older kernels/qemu: no access=client; retry with the contract's options only.
-                mount(
-                    Some(s.tag.as_str()),
-                    mp.as_str(),
-                    Some("9p"),
+        let fstype = s.transport.fstype();
+        let _ = step(&format!("mount {fstype} share {} at {mp}", s.tag), || {
+            match s.transport {
+                Transport::Virtiofs => mount_fs(&s.tag, &mp, "virtiofs", MsFlags::empty(), None)
+                    .map_err(|e| {
+                        format!(
+                            "{e} (is -device vhost-user-fs-pci,tag={} given to qemu, with \
+                             virtiofsd running?)",
+                            s.tag
+                        )
+                    })?,
+                Transport::NineP => mount_fs(
+                    &s.tag,
+                    &mp,
+                    "9p",
                     MsFlags::empty(),
-                    Some("trans=virtio,version=9p2000.L,msize=512000,cache=mmap"),
+                    Some("trans=virtio,version=9p2000.L,msize=512000,cache=mmap,access=client"),
                 )
-                .map_err(|e| {
-                    format!(
-                        "mount -t 9p {} {mp}: {e} (is -virtfs ...,mount_tag={} given to qemu?)",
-                        s.tag, s.tag
+                .or_else(|_| {
+                    // Older kernels/qemu: no access=client; retry with the contract's options only.
+                    mount(
+                        Some(s.tag.as_str()),
+                        mp.as_str(),
+                        Some("9p"),
+                        MsFlags::empty(),
+                        Some("trans=virtio,version=9p2000.L,msize=512000,cache=mmap"),
                     )
-                })
-            })?;
-            Ok(((), format!("mounted 9p share {} at {mp}", s.tag)))
+                    .map_err(|e| {
+                        format!(
+                            "mount -t 9p {} {mp}: {e} (is -virtfs ...,mount_tag={} given to qemu?)",
+                            s.tag, s.tag
+                        )
+                    })
+                })?,
+            }
+            Ok(((), format!("mounted {fstype} share {} at {mp}", s.tag)))
         });
     }
 }

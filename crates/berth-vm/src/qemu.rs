@@ -1,4 +1,5 @@
 //! The qemu command line (built in one place for every accelerator), accelerator choice,
+//! host directory shares (virtiofs through `virtiofsd` where available, 9p otherwise),
 //! `qemu-img` and the QMP forced stop.
 
 use std::ffi::OsString;
@@ -10,6 +11,169 @@ use crate::{io_err, Error, Result};
 
 /// The guest agent's port inside the guest (the hostfwd target).
 pub const AGENT_GUEST_PORT: u16 = 1024;
+
+/// How one share reaches the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareVia {
+    /// qemu's own 9p server (`-virtfs`).
+    NineP,
+    /// vhost-user-fs: a `virtiofsd` listening on this unix socket (started before qemu).
+    Virtiofs { socket: PathBuf },
+}
+
+/// A share with the transport chosen for this boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedShare {
+    pub share: Share,
+    pub via: ShareVia,
+}
+
+impl PlannedShare {
+    pub fn nine_p(share: Share) -> PlannedShare {
+        PlannedShare {
+            share,
+            via: ShareVia::NineP,
+        }
+    }
+}
+
+/// `BERTH_VM_SHARE`: which share transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharePreference {
+    /// Unset or `auto`: virtiofs where a usable `virtiofsd` is found, 9p otherwise.
+    Auto,
+    /// `9p`: always 9p.
+    NineP,
+    /// `virtiofs`: virtiofs or a clear error.
+    Virtiofs,
+}
+
+impl SharePreference {
+    pub fn from_env() -> Result<SharePreference> {
+        match std::env::var("BERTH_VM_SHARE") {
+            Err(_) => Ok(SharePreference::Auto),
+            Ok(v) => SharePreference::parse(&v),
+        }
+    }
+
+    pub fn parse(v: &str) -> Result<SharePreference> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(SharePreference::Auto),
+            "9p" => Ok(SharePreference::NineP),
+            "virtiofs" => Ok(SharePreference::Virtiofs),
+            other => Err(Error::Other(format!(
+                "BERTH_VM_SHARE={other}: use auto (virtiofs where available), 9p or virtiofs"
+            ))),
+        }
+    }
+}
+
+/// Which virtiofsd: the C one from qemu (≤ 7.2, `-o` options) or the Rust one (long options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirtiofsdKind {
+    Qemu,
+    Rust,
+}
+
+/// `virtiofsd`: `BERTH_VM_VIRTIOFSD`, next to this program, on PATH, then where distributions
+/// install it outside PATH (`/usr/libexec/virtiofsd`: the Rust one on Debian 13/Fedora;
+/// `/usr/lib/qemu/virtiofsd`: qemu 7.2's C one on Debian 12).
+pub fn find_virtiofsd() -> Option<PathBuf> {
+    if let Ok(p) = crate::config::find_program("virtiofsd", "BERTH_VM_VIRTIOFSD") {
+        return p.is_file().then_some(p);
+    }
+    ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Tells the two virtiofsd implementations apart from `--version` (qemu's says
+/// `virtiofsd version 7.2...`).
+pub fn virtiofsd_kind(bin: &Path) -> Result<VirtiofsdKind> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(io_err(format!("running {} --version", bin.display())))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() || !text.contains("virtiofsd") {
+        return Err(Error::Other(format!(
+            "{} --version did not answer like virtiofsd: {}",
+            bin.display(),
+            text.trim()
+        )));
+    }
+    Ok(if text.contains("virtiofsd version") {
+        VirtiofsdKind::Qemu
+    } else {
+        VirtiofsdKind::Rust
+    })
+}
+
+/// The longest unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// One virtiofsd serving one share.
+#[derive(Debug, Clone)]
+pub struct VirtiofsdPlan {
+    pub bin: PathBuf,
+    pub kind: VirtiofsdKind,
+    pub socket: PathBuf,
+    pub source: PathBuf,
+}
+
+impl VirtiofsdPlan {
+    /// Why this share cannot go through virtiofsd (then it goes through 9p), if it cannot.
+    pub fn unusable(&self) -> Option<String> {
+        let sock = self.socket.as_os_str().len();
+        if sock > MAX_SOCKET_PATH {
+            return Some(format!(
+                "the socket path {} is {sock} bytes, longer than a unix socket allows                  ({MAX_SOCKET_PATH}); use a shorter state directory",
+                self.socket.display()
+            ));
+        }
+        // qemu's virtiofsd splits `-o` on commas.
+        if self.kind == VirtiofsdKind::Qemu && self.source.to_string_lossy().contains(',') {
+            return Some(format!(
+                "{} has a comma, which qemu's virtiofsd cannot take in -o source=",
+                self.source.display()
+            ));
+        }
+        None
+    }
+
+    /// Its arguments: the share's directory, metadata cached with the usual timeouts
+    /// (`cache=auto`), no extended attributes, the default sandbox (a mount namespace
+    /// pivoted into the shared directory; needs root), in the foreground.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut sock = OsString::from("--socket-path=");
+        sock.push(&self.socket);
+        a.push(sock);
+        match self.kind {
+            VirtiofsdKind::Qemu => {
+                let mut src = OsString::from("source=");
+                src.push(&self.source);
+                for o in [src, "cache=auto".into(), "no_xattr".into()] {
+                    a.push("-o".into());
+                    a.push(o);
+                }
+            }
+            VirtiofsdKind::Rust => {
+                let mut dir = OsString::from("--shared-dir=");
+                dir.push(&self.source);
+                a.push(dir);
+                a.push("--cache=auto".into());
+            }
+        }
+        a
+    }
+}
 
 /// Everything one qemu invocation needs.
 #[derive(Debug, Clone)]
@@ -23,7 +187,7 @@ pub struct QemuPlan {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub disk: PathBuf,
-    pub shares: Vec<Share>,
+    pub shares: Vec<PlannedShare>,
     /// The host loopback port forwarded to the agent.
     pub agent_port: u16,
     /// The agent's token file (0600), handed to the guest as fw_cfg `opt/berth/token`.
@@ -59,11 +223,16 @@ impl QemuPlan {
             "panic=-1".to_string(),
             "berth.data=/dev/vda".to_string(),
         ];
-        for s in &self.shares {
+        for p in &self.shares {
+            // 9p is the guest's default, so a 9p share reads as it did before virtiofs.
+            let suffix = match p.via {
+                ShareVia::NineP => "",
+                ShareVia::Virtiofs { .. } => ":virtiofs",
+            };
             words.push(format!(
-                "berth.share={}:{}",
-                s.tag,
-                s.guest_path().to_string_lossy()
+                "berth.share={}:{}{suffix}",
+                p.share.tag,
+                p.share.guest_path().to_string_lossy()
             ));
         }
         words.extend(self.kernel_args.iter().cloned());
@@ -89,6 +258,18 @@ impl QemuPlan {
         let smp = self.cpus.to_string();
         let mem = format!("{}M", self.memory_mib);
         push(&["-smp", &smp, "-m", &mem]);
+        // vhost-user devices need the guest's RAM in shared memory virtiofsd can map.
+        if self
+            .shares
+            .iter()
+            .any(|p| matches!(p.via, ShareVia::Virtiofs { .. }))
+        {
+            let obj = format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                self.memory_mib
+            );
+            push(&["-object", &obj, "-numa", "node,memdev=mem"]);
+        }
         push(&["-display", "none", "-monitor", "none", "-no-reboot"]);
         let kernel = self.kernel.to_string_lossy().into_owned();
         let initrd = self.initrd.to_string_lossy().into_owned();
@@ -115,13 +296,26 @@ impl QemuPlan {
             let fw = format!("name=opt/berth/token,file={}", opt(t));
             push(&["-fw_cfg", &fw]);
         }
-        for (i, s) in self.shares.iter().enumerate() {
-            let fs = format!(
-                "local,path={},mount_tag={},security_model=none,multidevs=remap,id=fs{i}",
-                opt(&s.host_path),
-                s.tag
-            );
-            push(&["-virtfs", &fs]);
+        for (i, p) in self.shares.iter().enumerate() {
+            let s = &p.share;
+            match &p.via {
+                ShareVia::NineP => {
+                    let fs = format!(
+                        "local,path={},mount_tag={},security_model=none,multidevs=remap,id=fs{i}",
+                        opt(&s.host_path),
+                        s.tag
+                    );
+                    push(&["-virtfs", &fs]);
+                }
+                ShareVia::Virtiofs { socket } => {
+                    let chardev = format!("socket,id=vfs{i},path={}", opt(socket));
+                    let dev = format!(
+                        "vhost-user-fs-pci,chardev=vfs{i},tag={},queue-size=1024",
+                        s.tag
+                    );
+                    push(&["-chardev", &chardev, "-device", &dev]);
+                }
+            }
         }
         let qmp = format!("unix:{},server=on,wait=off", opt(&self.qmp_socket));
         push(&["-qmp", &qmp]);
@@ -279,7 +473,7 @@ mod tests {
             kernel: "/img/vmlinuz-x86_64".into(),
             initrd: "/img/initramfs-x86_64.img".into(),
             disk: "/st/da,ta.qcow2".into(),
-            shares: vec![Share::new("/root", "home")],
+            shares: vec![PlannedShare::nine_p(Share::new("/root", "home"))],
             agent_port: 40123,
             token_file: None,
             console_log: "/st/console.log".into(),
@@ -355,6 +549,125 @@ mod tests {
         assert!(!a2.contains(&"-daemonize".to_string()));
         assert_eq!(after(&a2, "-machine"), ["virt,highmem=on"]);
         assert!(after(&a2, "-append")[0].starts_with("console=ttyAMA0 "));
+    }
+
+    #[test]
+    fn virtiofs_shares_get_vhost_user_devices_and_shared_memory() {
+        let mut p = plan(Accel::Tcg);
+        p.shares = vec![
+            PlannedShare {
+                share: Share::new("/root", "home"),
+                via: ShareVia::Virtiofs {
+                    socket: "/st/vfs-home.sock".into(),
+                },
+            },
+            PlannedShare::nine_p(Share::new("/srv/code", "code")),
+        ];
+        let a = args(&p);
+        assert_eq!(
+            after(&a, "-object"),
+            ["memory-backend-memfd,id=mem,size=1536M,share=on"]
+        );
+        assert_eq!(after(&a, "-numa"), ["node,memdev=mem"]);
+        assert_eq!(
+            after(&a, "-chardev"),
+            [
+                "file,id=console,path=/st/console.log",
+                "socket,id=vfs0,path=/st/vfs-home.sock"
+            ]
+        );
+        assert!(after(&a, "-device")
+            .contains(&"vhost-user-fs-pci,chardev=vfs0,tag=home,queue-size=1024"));
+        // The 9p share beside it keeps its -virtfs.
+        assert_eq!(
+            after(&a, "-virtfs"),
+            ["local,path=/srv/code,mount_tag=code,security_model=none,multidevs=remap,id=fs1"]
+        );
+        let cmdline = after(&a, "-append")[0];
+        assert!(
+            cmdline.contains(" berth.share=home:/root:virtiofs berth.share=code:/srv/code "),
+            "{cmdline}"
+        );
+        // Without a virtiofs share there is no shared-memory backend (9p does not need it).
+        let a9 = args(&plan(Accel::Tcg));
+        assert!(after(&a9, "-object").is_empty());
+        assert!(after(&a9, "-numa").is_empty());
+    }
+
+    #[test]
+    fn virtiofsd_arguments_per_implementation() {
+        let strs = |v: Vec<OsString>| -> Vec<String> {
+            v.into_iter().map(|a| a.into_string().unwrap()).collect()
+        };
+        let mut v = VirtiofsdPlan {
+            bin: "/usr/lib/qemu/virtiofsd".into(),
+            kind: VirtiofsdKind::Qemu,
+            socket: "/st/vfs-home.sock".into(),
+            source: "/home/me".into(),
+        };
+        assert_eq!(
+            strs(v.args()),
+            [
+                "--socket-path=/st/vfs-home.sock",
+                "-o",
+                "source=/home/me",
+                "-o",
+                "cache=auto",
+                "-o",
+                "no_xattr"
+            ]
+        );
+        assert_eq!(v.unusable(), None);
+        v.kind = VirtiofsdKind::Rust;
+        assert_eq!(
+            strs(v.args()),
+            [
+                "--socket-path=/st/vfs-home.sock",
+                "--shared-dir=/home/me",
+                "--cache=auto"
+            ]
+        );
+        // A comma only matters to qemu's -o parser.
+        v.source = "/home/a,b".into();
+        assert_eq!(v.unusable(), None);
+        v.kind = VirtiofsdKind::Qemu;
+        assert!(v.unusable().unwrap().contains("comma"));
+        v.source = "/home/me".into();
+        v.socket = PathBuf::from(format!("/{}/vfs-home.sock", "d".repeat(100)));
+        assert!(v
+            .unusable()
+            .unwrap()
+            .contains("longer than a unix socket allows"));
+    }
+
+    #[test]
+    fn share_preference_values() {
+        assert_eq!(SharePreference::parse("").unwrap(), SharePreference::Auto);
+        assert_eq!(
+            SharePreference::parse("auto").unwrap(),
+            SharePreference::Auto
+        );
+        assert_eq!(
+            SharePreference::parse("9P").unwrap(),
+            SharePreference::NineP
+        );
+        assert_eq!(
+            SharePreference::parse("virtiofs").unwrap(),
+            SharePreference::Virtiofs
+        );
+        let e = SharePreference::parse("nfs").unwrap_err().to_string();
+        assert!(e.contains("BERTH_VM_SHARE=nfs") && e.contains("9p"), "{e}");
+    }
+
+    #[test]
+    fn qemu_virtiofsd_is_recognised() {
+        let bin = Path::new("/usr/lib/qemu/virtiofsd");
+        if !bin.is_file() {
+            eprintln!("skipped: no /usr/lib/qemu/virtiofsd");
+            return;
+        }
+        assert_eq!(virtiofsd_kind(bin).unwrap(), VirtiofsdKind::Qemu);
+        assert!(virtiofsd_kind(Path::new("/bin/true")).is_err());
     }
 
     #[test]

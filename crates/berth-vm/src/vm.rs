@@ -4,7 +4,8 @@
 //! the config puts it elsewhere), `console.log` (the guest's serial console; the previous
 //! boot's in `console.log.1`), `qemu.pid`, `qmp.sock`, `qemu.log` (qemu's own errors),
 //! `run.json` (the running VM: agent port, accelerator, start time, engine socket),
-//! `serve.pid` and `serve.log` (the `berth-vm serve` process).
+//! `serve.pid` and `serve.log` (the `berth-vm serve` process), and per virtiofs share
+//! `vfs-<tag>.sock`, `vfs-<tag>.pid` and `vfs-<tag>.log` (its `virtiofsd`).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::Agent;
-use crate::config::{self, write_atomic, Accel, VmConfig};
-use crate::qemu::{self, QemuPlan};
+use crate::config::{self, write_atomic, Accel, Share, VmConfig};
+use crate::qemu::{self, PlannedShare, QemuPlan, SharePreference, ShareVia, VirtiofsdPlan};
 use crate::{io_err, Error, Result};
 
 /// What `run.json` records about the running VM (read by `berth-vm serve` too).
@@ -404,6 +405,13 @@ impl Vm {
         let run_json = serde_json::to_vec_pretty(&run)
             .map_err(|e| Error::Other(format!("encoding run.json: {e}")))?;
         write_atomic(&self.file("run.json"), &run_json)?;
+        let (shares, share_notes) = match self.start_shares(&cfg.shares) {
+            Ok(x) => x,
+            Err(e) => {
+                self.clean_run_files();
+                return Err(e);
+            }
+        };
         let plan = QemuPlan {
             qemu: qemu_bin,
             arch: arch.to_string(),
@@ -413,7 +421,7 @@ impl Vm {
             kernel: image.join(format!("vmlinuz-{arch}")),
             initrd: image.join(format!("initramfs-{arch}.img")),
             disk,
-            shares: cfg.shares.clone(),
+            shares,
             agent_port,
             token_file: Some(token_file),
             console_log: console,
@@ -423,17 +431,27 @@ impl Vm {
             daemonize: true,
         };
         let qemu_log_path = self.file("qemu.log");
-        let qemu_log = std::fs::File::create(&qemu_log_path)
+        let mut qemu_log = std::fs::File::create(&qemu_log_path)
             .map_err(io_err(format!("creating {}", qemu_log_path.display())))?;
+        {
+            use std::io::Write;
+            for n in &share_notes {
+                let _ = writeln!(qemu_log, "berth-vm: {n}");
+            }
+        }
         let status = plan
             .command()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(qemu_log)
             .status()
-            .map_err(io_err(format!("running {}", plan.qemu.display())))?;
+            .map_err(|e| {
+                self.stop_virtiofsd();
+                io_err(format!("running {}", plan.qemu.display()))(e)
+            })?;
         if !status.success() {
             let log = std::fs::read_to_string(&qemu_log_path).unwrap_or_default();
+            self.stop_virtiofsd();
             self.clean_run_files();
             return Err(Error::Other(format!(
                 "qemu did not start ({status}): {} (command: {} {})",
@@ -447,6 +465,7 @@ impl Vm {
             )));
         }
         if self.qemu_pid().is_none() {
+            self.stop_virtiofsd();
             return Err(Error::Other(format!(
                 "qemu started but its pidfile {} names no live qemu; see {}",
                 self.file("qemu.pid").display(),
@@ -455,10 +474,187 @@ impl Vm {
         }
         if let Err(e) = self.start_serve() {
             let _ = self.force_stop_qemu();
+            self.stop_virtiofsd();
             self.clean_run_files();
             return Err(e);
         }
         Ok(run)
+    }
+
+    /// Chooses each share's transport for this boot and starts a `virtiofsd` per virtiofs
+    /// share (stale ones from an earlier boot are stopped first). virtiofs where a usable
+    /// virtiofsd is found (it needs root), 9p otherwise; `BERTH_VM_SHARE=9p` forces 9p,
+    /// `BERTH_VM_SHARE=virtiofs` makes any fallback an error. Returns the plan and one note
+    /// per share (written to qemu.log).
+    #[cfg(unix)]
+    fn start_shares(&self, shares: &[Share]) -> Result<(Vec<PlannedShare>, Vec<String>)> {
+        self.stop_virtiofsd();
+        let pref = SharePreference::from_env()?;
+        let mut notes = Vec::new();
+        let all_9p = |why: &str, notes: &mut Vec<String>| {
+            for s in shares {
+                notes.push(format!("share {}: 9p ({why})", s.tag));
+            }
+            shares.iter().cloned().map(PlannedShare::nine_p).collect()
+        };
+        if shares.is_empty() {
+            return Ok((Vec::new(), notes));
+        }
+        if pref == SharePreference::NineP {
+            return Ok((all_9p("BERTH_VM_SHARE=9p", &mut notes), notes));
+        }
+        let found = match self.virtiofsd_available() {
+            Ok(found) => found,
+            Err(why) => {
+                if pref == SharePreference::Virtiofs {
+                    return Err(Error::Other(format!(
+                        "BERTH_VM_SHARE=virtiofs, but {why}; unset BERTH_VM_SHARE to fall back to 9p"
+                    )));
+                }
+                return Ok((all_9p(&why, &mut notes), notes));
+            }
+        };
+        let mut planned = Vec::new();
+        for s in shares {
+            let v = VirtiofsdPlan {
+                bin: found.0.clone(),
+                kind: found.1,
+                socket: self.file(&format!("vfs-{}.sock", s.tag)),
+                source: s.host_path.clone(),
+            };
+            let started = match v.unusable() {
+                Some(why) => Err(why),
+                None => self.spawn_virtiofsd(&v, &s.tag).map_err(|e| e.to_string()),
+            };
+            match started {
+                Ok(pid) => {
+                    notes.push(format!(
+                        "share {}: virtiofs ({} pid {pid}, socket {})",
+                        s.tag,
+                        v.bin.display(),
+                        v.socket.display()
+                    ));
+                    planned.push(PlannedShare {
+                        share: s.clone(),
+                        via: ShareVia::Virtiofs { socket: v.socket },
+                    });
+                }
+                Err(why) if pref == SharePreference::Virtiofs => {
+                    self.stop_virtiofsd();
+                    return Err(Error::Other(format!(
+                        "BERTH_VM_SHARE=virtiofs, but share {} cannot use it: {why}",
+                        s.tag
+                    )));
+                }
+                Err(why) => {
+                    notes.push(format!("share {}: 9p ({why})", s.tag));
+                    planned.push(PlannedShare::nine_p(s.clone()));
+                }
+            }
+        }
+        Ok((planned, notes))
+    }
+
+    /// The virtiofsd to use, or why there is none usable.
+    #[cfg(unix)]
+    fn virtiofsd_available(&self) -> std::result::Result<(PathBuf, qemu::VirtiofsdKind), String> {
+        if !cfg!(target_os = "linux") {
+            return Err("virtiofsd runs on Linux hosts only".into());
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(
+                "virtiofsd needs root (it serves every uid and sandboxes itself in namespaces)"
+                    .into(),
+            );
+        }
+        let bin = qemu::find_virtiofsd().ok_or(
+            "no virtiofsd found ($BERTH_VM_VIRTIOFSD, PATH, /usr/libexec/virtiofsd, \
+             /usr/lib/qemu/virtiofsd; Debian: apt install virtiofsd or qemu-system-common)",
+        )?;
+        let kind = qemu::virtiofsd_kind(&bin).map_err(|e| e.to_string())?;
+        Ok((bin, kind))
+    }
+
+    /// Starts one virtiofsd (its own process group, so it outlives a caller's ctrl-C and
+    /// the caller itself, like the daemonised qemu) and waits for its socket.
+    #[cfg(unix)]
+    fn spawn_virtiofsd(&self, v: &VirtiofsdPlan, tag: &str) -> Result<u32> {
+        use std::os::unix::process::CommandExt;
+        let _ = std::fs::remove_file(&v.socket);
+        let log_path = self.file(&format!("vfs-{tag}.log"));
+        let log = std::fs::File::create(&log_path)
+            .map_err(io_err(format!("creating {}", log_path.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(io_err(format!("opening {}", log_path.display())))?;
+        let mut child = Command::new(&v.bin)
+            .args(v.args())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(io_err(format!("running {}", v.bin.display())))?;
+        let pid = child.id();
+        let pid_path = self.file(&format!("vfs-{tag}.pid"));
+        if let Err(e) = write_atomic(&pid_path, pid.to_string().as_bytes()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if v.socket.exists() {
+                break;
+            }
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = std::fs::remove_file(&pid_path);
+                let what = match exited {
+                    Some(st) => format!("exited ({st})"),
+                    None => "did not create its socket within 10 s".to_string(),
+                };
+                return Err(Error::Other(format!(
+                    "virtiofsd for share {tag} {what}: {}",
+                    tail_file(&log_path, 5).unwrap_or_default().trim()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Reap it when it exits while this process still runs (else init does).
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        Ok(pid)
+    }
+
+    /// Stops every virtiofsd this state directory recorded (SIGTERM, then SIGKILL) and
+    /// removes their pid files and sockets. They also exit on their own when qemu goes.
+    fn stop_virtiofsd(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(tag) = name
+                .strip_prefix("vfs-")
+                .and_then(|n| n.strip_suffix(".pid"))
+            else {
+                continue;
+            };
+            if let Some(pid) = read_pid(&e.path()).filter(|p| pid_alive(*p, &self.dir)) {
+                signal(pid, libc::SIGTERM);
+                if !wait_gone(pid, &self.dir, Duration::from_secs(3)) {
+                    signal(pid, libc::SIGKILL);
+                    wait_gone(pid, &self.dir, Duration::from_secs(2));
+                }
+            }
+            let _ = std::fs::remove_file(e.path());
+            let _ = std::fs::remove_file(self.file(&format!("vfs-{tag}.sock")));
+        }
     }
 
     #[cfg(unix)]
@@ -597,6 +793,7 @@ impl Vm {
             }
         };
         self.stop_serve();
+        self.stop_virtiofsd();
         if let Some(r) = run {
             #[cfg(unix)]
             if std::os::unix::net::UnixStream::connect(&r.socket).is_err() {
