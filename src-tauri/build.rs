@@ -57,6 +57,11 @@ const COMMANDS: &[&str] = &[
     "save_registry_settings",
     "probe_endpoint",
     "pull_records",
+    "vm_settings",
+    "engine_mode_set",
+    "vm_apply",
+    "vm_logs",
+    "vm_delete",
 ];
 
 fn main() {

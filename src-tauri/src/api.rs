@@ -18,7 +18,7 @@ pub async fn get(app: &App, path: &str) -> Res<String> {
 pub async fn request(app: &App, method: &str, path: &str, json: Option<&str>) -> Res<String> {
     use tokio::io::AsyncReadExt;
     let down = |e: std::io::Error| error::unreachable(app.engine.host(), &e.to_string());
-    let mut s = tokio::net::UnixStream::connect(&app.engine.config.socket)
+    let mut s = tokio::net::UnixStream::connect(app.engine.socket())
         .await
         .map_err(down)?;
     let mut req =
@@ -106,7 +106,7 @@ pub async fn post_stream(
 ) -> Res<()> {
     let host = engine.host();
     let down = |e: std::io::Error| error::unreachable(host, &e.to_string());
-    let mut s = tokio::net::UnixStream::connect(&engine.config.socket)
+    let mut s = tokio::net::UnixStream::connect(engine.socket())
         .await
         .map_err(down)?;
     let len = body.as_ref().map_or(0, |b| b.len);

@@ -3,8 +3,9 @@
 //! every `watch_engine` subscriber read; nothing polls a running engine (its `/events`
 //! stream going quiet on disconnect is what tells us it stopped).
 
+use crate::commands::vm::VmEngine;
 use crate::error::{self, Res};
-use berth_desktop_dto::{AppError, EngineEvent, EngineState, EngineStatus};
+use berth_desktop_dto::{AppError, EngineEvent, EngineMode, EngineState, EngineStatus, VmProgress};
 use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -108,9 +109,26 @@ fn on_path(name: &str) -> bool {
     std::env::split_paths(&path).any(|d| is_executable(&d.join(name)))
 }
 
+/// Which engine the app talks to now: the native one (`EngineConfig`'s socket) or the VM's.
+#[derive(Debug, Clone)]
+struct Target {
+    mode: EngineMode,
+    /// Leaked once per distinct address (there are two: the native and the VM's), so
+    /// `host()` can hand out a plain `&str` while the target can change.
+    host: &'static str,
+    socket: PathBuf,
+}
+
 /// Shared handle on the engine: a bollard client, the state channel and the event fan-out.
 pub struct Engine {
+    /// The native engine's settings (the socket is the VM's while the mode is `vm`:
+    /// see [`Engine::socket`]).
     pub config: EngineConfig,
+    /// Berth's VM: the engine on macOS/Windows, an option ("isolated engine") on Linux.
+    pub vm: VmEngine,
+    target: std::sync::RwLock<Target>,
+    /// Bumped on every mode switch: ends the old engine's event stream.
+    generation: watch::Sender<u64>,
     /// The bollard client, made on first use: bollard refuses to make one while the socket
     /// file is missing, and the app must start (and offer Start) when the engine is down.
     /// Once made it connects per request, so it outlives engine restarts.
@@ -139,17 +157,26 @@ const API: ClientVersion = ClientVersion {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Res<EngineRef> {
+        Engine::with_vm(config, VmEngine::from_env())
+    }
+
+    pub fn with_vm(config: EngineConfig, vm: VmEngine) -> Res<EngineRef> {
+        let target = target_for(&config, &vm, vm.mode());
         let (status, _) = watch::channel(EngineStatus {
             state: EngineState::Stopped,
-            host: config.host.clone(),
+            host: target.host.to_string(),
             version: None,
             message: Some(CONNECTING.into()),
             can_start: false,
             containers_running: 0,
+            vm: None,
         });
         let (events, _) = broadcast::channel(1024);
         let e = Arc::new(Engine {
             config,
+            vm,
+            target: std::sync::RwLock::new(target),
+            generation: watch::channel(0).0,
             docker: std::sync::Mutex::new(None),
             status,
             events,
@@ -157,9 +184,99 @@ impl Engine {
             op: Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         });
-        e.status
-            .send_modify(|s| s.can_start = e.launcher().is_some());
+        let (can_start, vm) = (e.can_start(), e.vm_idle(false));
+        e.status.send_modify(|s| {
+            s.can_start = can_start;
+            s.vm = vm;
+        });
         Ok(e)
+    }
+
+    fn target(&self) -> Target {
+        self.target
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Which engine the app drives now.
+    pub fn mode(&self) -> EngineMode {
+        self.target().mode
+    }
+
+    /// The socket of the engine the app drives now (the VM's in `vm` mode).
+    pub fn socket(&self) -> PathBuf {
+        self.target().socket
+    }
+
+    /// Whether Start can work: a way to launch berthd, or (VM mode) the VM's image and qemu.
+    fn can_start(&self) -> bool {
+        match self.mode() {
+            EngineMode::Native => self.launcher().is_some(),
+            EngineMode::Vm => self.vm.problem().is_none(),
+        }
+    }
+
+    /// The VM part of the status while nothing is in flight (None in native mode).
+    fn vm_idle(&self, running: bool) -> Option<VmProgress> {
+        (self.mode() == EngineMode::Vm).then(|| {
+            let mut p = self.vm.idle_progress();
+            if running {
+                p.state = "running".into();
+            }
+            p
+        })
+    }
+
+    /// Switches between the native engine and the VM: saved in the app's settings, the
+    /// client and the event stream move to the other socket (the pages reload when it
+    /// answers). Leaving a running VM stops it.
+    pub async fn set_mode(&self, mode: EngineMode) -> Res<EngineStatus> {
+        let _op = self.op.lock().await;
+        if mode != EngineMode::Vm && self.vm.mode_forced() {
+            return Err(error::invalid(
+                "On this system the engine always runs in Berth's VM: there is no native engine to switch to",
+            ));
+        }
+        self.vm.save_mode(mode)?;
+        if mode == self.mode() {
+            return Ok(self.status());
+        }
+        if self.mode() == EngineMode::Vm && self.vm.is_running() {
+            self.set(|s| {
+                s.state = EngineState::Stopping;
+                s.message = Some("Stopping the VM…".into());
+            });
+            self.vm.stop().await?;
+        }
+        let target = target_for(&self.config, &self.vm, mode);
+        info!(host = target.host, ?mode, "engine mode switched");
+        *self.target.write().unwrap_or_else(|p| p.into_inner()) = target.clone();
+        *self.docker.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.generation.send_modify(|g| *g += 1);
+        let (can_start, vm) = (self.can_start(), self.vm_idle(false));
+        self.status.send_modify(|s| {
+            s.state = EngineState::Stopped;
+            s.host = target.host.to_string();
+            s.version = None;
+            s.message = Some(CONNECTING.into());
+            s.containers_running = 0;
+            s.can_start = can_start;
+            s.vm = vm;
+        });
+        self.wake.notify_one();
+        Ok(self.wait_settled().await)
+    }
+
+    /// Waits briefly for the connection loop's first look at the (new) engine.
+    async fn wait_settled(&self) -> EngineStatus {
+        let mut rx = self.status.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(3),
+            rx.wait_for(|s| s.message.as_deref() != Some(CONNECTING)),
+        )
+        .await;
+        self.status()
     }
 
     /// The engine's client; `EngineUnreachable` while its socket does not exist yet.
@@ -168,8 +285,8 @@ impl Engine {
         if let Some(d) = slot.as_ref() {
             return Ok(d.clone());
         }
-        let d = Docker::connect_with_unix(&self.config.socket.to_string_lossy(), 120, &API)
-            .map_err(|e| error::engine(&self.config.host, e))?;
+        let d = Docker::connect_with_unix(&self.socket().to_string_lossy(), 120, &API)
+            .map_err(|e| error::engine(self.host(), e))?;
         *slot = Some(d.clone());
         Ok(d)
     }
@@ -177,13 +294,17 @@ impl Engine {
     /// Whether the engine answers `/_ping` now.
     async fn answers(&self) -> bool {
         match self.docker() {
-            Ok(d) => d.ping().await.is_ok(),
+            Ok(d) => matches!(
+                tokio::time::timeout(Duration::from_secs(5), d.ping()).await,
+                Ok(Ok(_))
+            ),
             Err(_) => false,
         }
     }
 
+    /// The address of the engine the app drives now (`unix://…`).
     pub fn host(&self) -> &str {
-        &self.config.host
+        self.target().host
     }
 
     pub fn status(&self) -> EngineStatus {
@@ -239,7 +360,7 @@ impl Engine {
                 s.message = None;
             }),
             Ok(Err(e)) => {
-                let msg = error::engine(&self.config.host, e).message;
+                let msg = error::engine(self.host(), e).message;
                 self.set(|s| {
                     s.state = EngineState::Stopped;
                     s.message = Some(msg);
@@ -253,10 +374,7 @@ impl Engine {
         let mut reconnect = false;
         loop {
             let version = match self.docker() {
-                Ok(d) => d
-                    .version()
-                    .await
-                    .map_err(|e| error::engine(&self.config.host, e)),
+                Ok(d) => d.version().await.map_err(|e| error::engine(self.host(), e)),
                 Err(e) => Err(e),
             };
             match version {
@@ -270,6 +388,11 @@ impl Engine {
                         s.state = EngineState::Running;
                         s.version = v.version.clone();
                         s.message = None;
+                        if let Some(p) = s.vm.as_mut() {
+                            p.state = "running".into();
+                            p.elapsed_ms = None;
+                            p.step = None;
+                        }
                     });
                     if stopping {
                         // berthd still answers while stop() stops its containers.
@@ -277,7 +400,7 @@ impl Engine {
                         continue;
                     }
                     self.refresh_running().await;
-                    info!(host = %self.config.host, "engine connected");
+                    info!(host = %self.host(), "engine connected");
                     // Pages load their lists when they open; after a reconnect they must
                     // reload, since events were missed meanwhile.
                     if reconnect {
@@ -286,7 +409,7 @@ impl Engine {
                     reconnect = true;
                     let since = tokio::time::Instant::now();
                     self.follow_events().await;
-                    info!(host = %self.config.host, "engine event stream ended");
+                    info!(host = %self.host(), "engine event stream ended");
                     self.notice("disconnected");
                     if since.elapsed() < Duration::from_secs(2) {
                         // An engine that answers but ends its event stream at once is not
@@ -310,6 +433,7 @@ impl Engine {
                         s.version = None;
                         s.containers_running = 0;
                         s.message = Some(e.message);
+                        s.vm = self.vm_idle(false);
                     });
                     self.pause(Duration::from_secs(2)).await;
                 }
@@ -339,11 +463,18 @@ impl Engine {
     async fn follow_events(&self) {
         let Ok(docker) = self.docker() else { return };
         let mut stream = docker.events(None::<bollard::query_parameters::EventsOptions>);
-        while let Some(item) = stream.next().await {
+        let mut switched = self.generation.subscribe();
+        loop {
+            // A mode switch ends this engine's stream: the loop reconnects to the other one.
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = switched.changed() => None,
+            };
+            let Some(item) = item else { break };
             let m = match item {
                 Ok(m) => m,
                 Err(e) => {
-                    warn!(host = %self.config.host, "engine event stream: {e}");
+                    warn!(host = %self.host(), "engine event stream: {e}");
                     break;
                 }
             };
@@ -402,6 +533,9 @@ impl Engine {
             // see it now rather than answer with a stale "stopped".
             return Ok(self.wait_running().await);
         }
+        if self.mode() == EngineMode::Vm {
+            return self.start_vm().await;
+        }
         let Some(launcher) = self.launcher() else {
             return Err(error::system(format!(
                 "Cannot start the engine here: {}",
@@ -453,6 +587,106 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(self.wait_running().await)
+    }
+
+    /// VM mode's Start: creates the VM if there is none (with the app's settings), boots it,
+    /// and reports the boot's progress (the guest's `berth-init:` steps) until its engine
+    /// answers on the host socket.
+    async fn start_vm(&self) -> Res<EngineStatus> {
+        self.set(|s| {
+            s.state = EngineState::Starting;
+            s.message = Some("launching".into());
+            s.vm = Some(VmProgress {
+                state: "starting".into(),
+                elapsed_ms: Some(0),
+                step: None,
+                boot_ms: None,
+                accel: None,
+            });
+        });
+        let fail = |e: AppError| {
+            self.set(|s| {
+                s.state = EngineState::Stopped;
+                s.message = Some(e.message.clone());
+                s.vm = self.vm_idle(false);
+            });
+            Err(e)
+        };
+        if let Err(e) = self.vm.launch().await {
+            return fail(e);
+        }
+        let timeout = self.vm.boot_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // The connection loop moves starting → running once the VM's socket answers
+            // (through a TCG guest a request can take seconds: it has its own patience).
+            if self.status().state == EngineState::Running {
+                break;
+            }
+            match self.vm.progress().await {
+                Ok(p) if p.state == "stopped" || p.state == "not_created" => {
+                    let tail = self.vm.console_tail(8).await;
+                    return fail(error::system(format!(
+                        "the VM stopped while booting; its console ends with:\n{tail}"
+                    )));
+                }
+                Ok(p) => {
+                    if p.state == "running" {
+                        // berthd is ready in the guest: have the loop look now.
+                        self.wake.notify_one();
+                    }
+                    let secs = p.elapsed_ms.unwrap_or(0) / 1000;
+                    self.set(|s| {
+                        if s.state == EngineState::Starting {
+                            if p.state != "running" {
+                                s.message = Some(format!("booting, {secs} s"));
+                            }
+                            s.vm = Some(p);
+                        }
+                    });
+                }
+                Err(e) => warn!("VM status: {}", e.message),
+            }
+            if tokio::time::Instant::now() > deadline {
+                let tail = self.vm.console_tail(8).await;
+                let _ = self.vm.stop().await;
+                return fail(error::system(format!(
+                    "the VM's engine did not answer within {} s (stopped it); its console ends with:\n{tail}",
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Ok(p) = self.vm.progress().await {
+            self.set(|s| s.vm = Some(p));
+        }
+        Ok(self.wait_running().await)
+    }
+
+    /// VM mode's Stop: the guest shuts down cleanly (berthd stops its containers, the data
+    /// disk is unmounted), forced after 30 s.
+    async fn stop_vm(&self) -> Res<EngineStatus> {
+        self.set(|s| {
+            s.state = EngineState::Stopping;
+            s.message = Some("Stopping the VM…".into());
+            if let Some(p) = s.vm.as_mut() {
+                p.state = "stopping".into();
+            }
+        });
+        let res = self.vm.stop().await;
+        let msg = match &res {
+            Ok(how) => format!("Stopped. The VM is off ({how})."),
+            Err(e) => e.message.clone(),
+        };
+        self.set(|s| {
+            s.state = EngineState::Stopped;
+            s.version = None;
+            s.containers_running = 0;
+            s.message = Some(msg);
+            s.vm = self.vm_idle(false);
+        });
+        self.wake.notify_one();
+        res.map(|_| self.status())
     }
 
     /// Wakes the connection loop, which flips the state to running when the engine answers,
@@ -570,6 +804,9 @@ impl Engine {
     /// to the pid in its pid file, or the systemd unit), and waits until it is gone.
     pub async fn stop(&self) -> Res<EngineStatus> {
         let _op = self.op.lock().await;
+        if self.mode() == EngineMode::Vm {
+            return self.stop_vm().await;
+        }
         let docker = match self.docker() {
             Ok(d) if d.ping().await.is_ok() => d,
             // Not answering: let the loop say so now rather than answer with a stale state.
@@ -687,6 +924,29 @@ impl Engine {
             pidfile.display()
         )))
     }
+}
+
+/// The address for `mode`: the native engine's, or the socket the VM serves.
+fn target_for(config: &EngineConfig, vm: &VmEngine, mode: EngineMode) -> Target {
+    static HOSTS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let socket = match mode {
+        EngineMode::Native => config.socket.clone(),
+        EngineMode::Vm => vm.socket(),
+    };
+    let host = match mode {
+        EngineMode::Native => config.host.clone(),
+        EngineMode::Vm => format!("unix://{}", socket.display()),
+    };
+    let mut hosts = HOSTS.lock().unwrap_or_else(|p| p.into_inner());
+    let host = match hosts.iter().find(|h| **h == host) {
+        Some(h) => *h,
+        None => {
+            let h: &'static str = Box::leak(host.into_boxed_str());
+            hosts.push(h);
+            h
+        }
+    };
+    Target { mode, host, socket }
 }
 
 /// Whether `pid` is a live process (a zombie is not).

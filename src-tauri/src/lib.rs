@@ -135,6 +135,11 @@ pub fn run() {
             commands::settings::save_registry_settings,
             commands::settings::probe_endpoint,
             commands::settings::pull_records,
+            commands::vm::vm_settings,
+            commands::vm::engine_mode_set,
+            commands::vm::vm_apply,
+            commands::vm::vm_logs,
+            commands::vm::vm_delete,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

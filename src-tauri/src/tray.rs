@@ -51,14 +51,23 @@ fn icon(state: EngineState) -> Res<Image<'static>> {
 }
 
 fn status_line(s: &EngineStatus) -> String {
+    let vm = s.vm.is_some();
     match s.state {
         EngineState::Running => format!(
-            "Engine running · {} container{} up",
+            "Engine running{} · {} container{} up",
+            if vm { " · VM" } else { "" },
             s.containers_running,
             if s.containers_running == 1 { "" } else { "s" }
         ),
+        // The VM's boot progress ("booting, 6 s") is the start's message.
+        EngineState::Starting if vm => match &s.message {
+            Some(m) => format!("VM starting… ({m})"),
+            None => "VM starting…".into(),
+        },
         EngineState::Starting => "Engine starting…".into(),
+        EngineState::Stopping if vm => "VM stopping…".into(),
         EngineState::Stopping => "Engine stopping…".into(),
+        EngineState::Stopped if vm => "Engine stopped · VM off".into(),
         EngineState::Stopped => "Engine stopped".into(),
     }
 }
@@ -82,7 +91,11 @@ fn menu(
     m.append(&MenuItem::with_id(
         app,
         "start",
-        "Start engine",
+        if s.vm.is_some() {
+            "Start engine (VM)"
+        } else {
+            "Start engine"
+        },
         stopped && s.can_start,
         None::<&str>,
     )?)?;

@@ -1193,3 +1193,252 @@ fn desktop_compose_up_down() {
     assert!(networks.is_empty(), "networks left: {networks:?}");
     assert!(http_status_line(port).is_err(), "port {port} still answers");
 }
+
+// ---- (6) the engine in Berth's VM: Settings → Engine, Start/Stop from the tray -------
+
+/// Stops the test's VM however the test ends (`berth-vm stop`, then its state is removed
+/// with the temp dir).
+struct VmGuard {
+    bin: PathBuf,
+    state: PathBuf,
+}
+
+impl Drop for VmGuard {
+    fn drop(&mut self) {
+        if self.state.join("qemu.pid").exists() {
+            let _ = std::process::Command::new(&self.bin)
+                .args(["stop", "--state-dir"])
+                .arg(&self.state)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn desktop_vm_engine() {
+    let test = "desktop_vm_engine";
+    if !setup(test) {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let image = std::env::var_os("BERTH_VM_IMAGE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("packaging/vm/out"));
+    if !image.join("vmlinuz-x86_64").is_file() || !image.join("initramfs-x86_64.img").is_file() {
+        skip(
+            test,
+            &format!(
+                "the VM image is not built in {} (bash packaging/vm/build.sh)",
+                image.display()
+            ),
+        );
+        return;
+    }
+    if berth_tests::find_in_path("qemu-system-x86_64").is_none()
+        || berth_tests::find_in_path("qemu-img").is_none()
+    {
+        skip(
+            test,
+            "qemu not installed (apt install qemu-system-x86 qemu-utils)",
+        );
+        return;
+    }
+    let vm_bin = std::env::var_os("BERTH_VM_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            ["debug", "release"]
+                .iter()
+                .map(|p| desktop::target_dir().join(p).join("berth-vm"))
+                .find(|p| p.is_file())
+        });
+    let Some(vm_bin) = vm_bin else {
+        skip(test, "berth-vm not built (cargo build -p berth-vm)");
+        return;
+    };
+
+    // The native engine the app starts with (the default on Linux).
+    let d = Berthd::start();
+    let tmp = tempfile::Builder::new().prefix("bvm-").tempdir().unwrap();
+    let state = tmp.path().join("vm");
+    let sock = tmp.path().join("berth.sock");
+    let _guard = VmGuard {
+        bin: vm_bin.clone(),
+        state: state.clone(),
+    };
+    let mut env = AppEnv::for_berthd(&d);
+    env.set("BERTH_VM_STATE_DIR", &state.display().to_string())
+        .set("BERTH_VM_SOCKET", &sock.display().to_string())
+        // Nested KVM hangs at early boot on this machine: emulate.
+        .set("BERTH_VM_ACCEL", "tcg")
+        .set("BERTH_VM_IMAGE_DIR", &image.display().to_string())
+        .set("BERTH_VM_BIN", &vm_bin.display().to_string())
+        .set("BERTH_VM_BOOT_TIMEOUT", "300");
+    let app = Desktop::launch("vm", &env);
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    wd.wait_attr(&tid("engine-status"), "data-mode", "native");
+
+    // Settings → Engine: native by default; switch to the VM.
+    app.nav("settings");
+    wd.wait_attr(&tid("engine-mode"), "data-mode", "native");
+    wd.click(&tid("engine-mode-vm"));
+    wd.wait_attr(&tid("engine-mode"), "data-mode", "vm");
+    wd.wait_attr(&tid("engine-status"), "data-mode", "vm");
+    wd.wait_attr(&tid("engine-status"), "data-state", "stopped");
+    wd.wait_attr(&tid("vm-state"), "data-state", "not_created");
+    wd.wait_attr(&tid("vm-accel"), "data-accel", "tcg");
+    wd.wait_attr(
+        &tid("vm-socket"),
+        "data-socket",
+        &sock.display().to_string(),
+    );
+
+    // 2 CPUs, 1 GiB: Apply saves them for the VM Start creates.
+    wd.set_value(&tid("vm-cpus"), "2");
+    wd.set_value(&tid("vm-memory-unit"), "MiB");
+    wd.set_value(&tid("vm-memory"), "1024");
+    wd.set_value(&tid("vm-disk"), "4");
+    wd.click(&tid("vm-apply"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = app.invoke("vm_settings", json!({})).unwrap();
+        if s["memory_mib"] == 1024 && s["disk_gib"] == 4 {
+            assert_eq!(s["cpus"], 2);
+            assert_eq!(s["mode"], "vm");
+            break;
+        }
+        assert!(Instant::now() < deadline, "Apply did not save: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wd.shot("vm-settings");
+
+    // Start through the tray's handler (not awaited here: the boot is watched on screen).
+    wd.execute(
+        "window.__vmStart = 'pending';\
+         window.__TAURI_INTERNALS__.invoke('tray_action', {action: 'start'})\
+           .then(() => { window.__vmStart = 'ok'; })\
+           .catch((e) => { window.__vmStart = 'error: ' + JSON.stringify(e); });",
+        vec![],
+    )
+    .unwrap();
+    let label = wd.wait_text_within(
+        &tid("engine-status"),
+        "VM starting",
+        Duration::from_secs(60),
+    );
+    eprintln!("status line while booting: {label:?}");
+    // The boot's progress: seconds, then the guest init's steps.
+    // textContent (the label is ellipsised on screen).
+    let status_text = |d: &WebDriver| -> Result<String, berth_tests::webdriver::WdError> {
+        let v = d.execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+            vec![json!(tid("engine-status"))],
+        )?;
+        Ok(v.as_str().unwrap_or("").to_string())
+    };
+    let progress = wd.wait_until(
+        "boot progress in the status line",
+        Duration::from_secs(300),
+        |d| {
+            let t = status_text(d)?;
+            if t.contains("Engine running") {
+                return Ok(Some(String::new()));
+            }
+            Ok((t.contains("booting,") && t.contains(" s)")).then_some(t))
+        },
+    );
+    if !progress.is_empty() {
+        eprintln!("boot progress: {progress:?}");
+        wd.shot("vm-booting");
+    }
+    let boot_started = Instant::now();
+    wd.wait_until("the VM's engine running", Duration::from_secs(400), |d| {
+        let s = d.execute("return window.__vmStart;", vec![])?;
+        if let Some(e) = s.as_str().filter(|s| s.starts_with("error")) {
+            panic!("{}", d.failure(&format!("tray_action start: {e}")));
+        }
+        let Some(el) = d.find_all(&tid("engine-status"))?.into_iter().next() else {
+            return Ok(None);
+        };
+        Ok((d.attr_el(&el, "data-state")?.as_deref() == Some("running")).then_some(()))
+    });
+    eprintln!(
+        "VM running {:?} after the progress was seen",
+        boot_started.elapsed()
+    );
+    let text = status_text(wd).unwrap();
+    assert!(
+        text.contains("Engine running · VM"),
+        "status line: {text:?}"
+    );
+    wd.wait_attr(&tid("vm-state"), "data-state", "running");
+    wd.shot("vm-running");
+    // The VM was created with the settings' resources and serves the socket.
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (cfg["cpus"].clone(), cfg["memory_mib"].clone()),
+        (json!(2), json!(1024))
+    );
+    let status = app.invoke("engine_status", json!({})).unwrap();
+    assert_eq!(status["host"], format!("unix://{}", sock.display()));
+    assert_eq!(status["vm"]["state"], "running");
+    assert_eq!(status["vm"]["accel"], "tcg");
+    // The console log viewer shows the guest's boot.
+    wd.click(&tid("vm-logs-toggle"));
+    wd.wait_text_within(
+        &tid("vm-console"),
+        "berth-init: ready",
+        Duration::from_secs(20),
+    );
+    wd.shot("vm-console");
+    // Apply is refused while it runs, with why.
+    let e = app
+        .invoke(
+            "vm_apply",
+            json!({"resources": {"cpus": 1, "memory_mib": 1024, "disk_gib": 4, "disk_path": ""}}),
+        )
+        .unwrap_err();
+    assert!(e.contains("stop the engine first"), "{e}");
+
+    // The Containers page loads from the VM's engine: a container created there shows.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("the VM's socket");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /_ping HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(
+        out.starts_with("HTTP/1.") && out.contains(" 200 "),
+        "_ping through {}: {out:?}",
+        sock.display()
+    );
+    app.nav("containers");
+    let rows = app.invoke("containers_list", json!({})).unwrap();
+    assert!(rows.is_array(), "containers_list from the VM: {rows}");
+    // The native engine's containers are not the VM's: the VM's berthd is a fresh one.
+    let info = app.invoke("disk_usage", json!({})).unwrap();
+    assert!(info["images"].is_number(), "disk usage from the VM: {info}");
+    wd.shot("vm-containers");
+
+    // Stop through the tray's handler: the VM shuts down.
+    if let Err(e) = app.invoke("tray_action", json!({"action": "stop"})) {
+        panic!("{}", wd.failure(&format!("tray_action stop: {e}")));
+    }
+    wd.wait_attr(&tid("engine-status"), "data-state", "stopped");
+    app.nav("settings");
+    wd.wait_attr(&tid("vm-state"), "data-state", "stopped");
+    assert!(!state.join("qemu.pid").exists(), "qemu.pid left after stop");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&sock).is_err(),
+        "the VM's socket still answers after stop"
+    );
+    let st = app.invoke("vm_settings", json!({})).unwrap();
+    assert_eq!(st["state"], "stopped", "{st}");
+    wd.shot("vm-stopped");
+    // The native engine was left alone all along.
+    let (code, _) = d.raw("GET", "/_ping", b"");
+    assert_eq!(code, 200);
+}

@@ -84,6 +84,81 @@ pub struct EngineStatus {
     /// systemd unit).
     pub can_start: bool,
     pub containers_running: u32,
+    /// Set when the engine is Berth's VM (absent: the native engine on this host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub vm: Option<VmProgress>,
+}
+
+/// Which engine the app drives: berthd on this host, or berthd inside Berth's VM.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, TS, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum EngineMode {
+    #[default]
+    Native,
+    Vm,
+}
+
+/// The VM's side of the engine status: its state and, while it boots, how far it got.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct VmProgress {
+    /// `not_created`, `stopped`, `starting`, `running` or `stopping`.
+    pub state: String,
+    /// While starting: ms since the VM was launched.
+    #[ts(type = "number | null")]
+    pub elapsed_ms: Option<u64>,
+    /// While starting: the last step the guest's init logged (`berth-init: ...`).
+    pub step: Option<String>,
+    /// When running: the guest's own boot-to-ready time.
+    #[ts(type = "number | null")]
+    pub boot_ms: Option<u64>,
+    /// The accelerator in use (`kvm`, `hvf`, `whpx`, `tcg`) when it runs.
+    pub accel: Option<String>,
+}
+
+/// The Settings page's engine section: the mode, the VM's resources and its state.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct VmSettings {
+    pub mode: EngineMode,
+    /// The mode cannot be changed here (macOS/Windows: the VM is the only engine).
+    pub mode_forced: bool,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub disk_gib: u32,
+    /// Where the data disk is (or will be created).
+    pub disk_path: String,
+    /// The VM's state directory (config, console log).
+    pub state_dir: String,
+    /// The engine socket the VM serves on this host.
+    pub socket: String,
+    /// `auto`, or the accelerator forced by `BERTH_VM_ACCEL` or the VM's config.
+    pub accel: String,
+    /// Where `accel` comes from: `auto`, `env` (BERTH_VM_ACCEL) or `config`.
+    pub accel_source: String,
+    /// Whether the VM (its disk and config) exists.
+    pub created: bool,
+    /// The VM's state now (`not_created`, `stopped`, `starting`, `running`).
+    pub state: String,
+    /// Why the VM cannot start here, if it cannot (no image, no qemu).
+    pub problem: Option<String>,
+    /// The host's CPU count and memory, to bound the inputs.
+    pub host_cpus: u32,
+    #[ts(type = "number")]
+    pub host_memory_mib: u64,
+}
+
+/// Apply in Settings: the VM's CPUs, memory, disk size and disk location.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct VmResources {
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub disk_gib: u32,
+    /// Empty: `data.qcow2` in the state directory.
+    pub disk_path: String,
 }
 
 /// One engine event (`/events`), as the stores use it to refresh.

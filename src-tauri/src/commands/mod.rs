@@ -9,6 +9,7 @@ pub mod images;
 pub mod resources;
 pub mod settings;
 pub mod system;
+pub mod vm;
 
 use crate::error::{self, Res};
 use crate::App;

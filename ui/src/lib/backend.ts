@@ -43,6 +43,10 @@ import type { RunRequest } from "./bindings/RunRequest";
 import type { SaveReport } from "./bindings/SaveReport";
 import type { StatsSample } from "./bindings/StatsSample";
 import type { VolumeRow } from "./bindings/VolumeRow";
+import type { EngineMode } from "./bindings/EngineMode";
+import type { VmProgress } from "./bindings/VmProgress";
+import type { VmResources } from "./bindings/VmResources";
+import type { VmSettings } from "./bindings/VmSettings";
 
 // The DTO types, for pages that import them from here (bindings/ has no index file).
 export type {
@@ -85,6 +89,10 @@ export type {
   SaveReport,
   StatsSample,
   VolumeRow,
+  EngineMode,
+  VmProgress,
+  VmResources,
+  VmSettings,
 };
 
 /** A running stream (logs, stats, events, engine status); close() stops it engine-side. */
@@ -185,6 +193,19 @@ export interface Backend {
   probeEndpoint(url: string): Promise<ProbeResult>;
   /** The engine's recent pulls, newest first, with the endpoint that served each blob. */
   pullRecords(): Promise<PullRecord[]>;
+
+  // the engine's mode and Berth's VM (Settings → Engine)
+  /** The mode, the VM's resources and state, and why it cannot start here (if so). */
+  vmSettings(): Promise<VmSettings>;
+  /** Switches between the native engine and the VM (saved; the app reconnects at once). */
+  engineModeSet(mode: EngineMode): Promise<EngineStatus>;
+  /** Saves CPUs/memory/disk: for a VM not created yet, or resizes a stopped one (a running
+   * VM is refused with invalid_input). */
+  vmApply(resources: VmResources): Promise<VmSettings>;
+  /** The last `lines` lines of the VM's serial console. */
+  vmLogs(lines: number): Promise<string>;
+  /** Stops and deletes the VM: its disk (images, containers, volumes) and state. */
+  vmDelete(): Promise<VmSettings>;
 }
 
 /** Every rejected backend promise carries an AppError ({code, message}). */

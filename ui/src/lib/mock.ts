@@ -20,6 +20,7 @@ import type { RunRequest } from "./bindings/RunRequest";
 import type { StatsSample } from "./bindings/StatsSample";
 import { mockResources } from "./mock-resources";
 import { mockCompose } from "./mock-compose";
+import { mockVm } from "./mock-vm";
 
 export interface MockOptions {
   /** Seed this many containers instead of the hand-written set. */
@@ -221,6 +222,16 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
     engine = { ...engine, containers_running: [...containers.values()].filter((c) => c.row.state === "running").length };
     for (const w of engineWatchers) w({ ...engine });
   }
+
+  const vm = mockVm({
+    engine: () => ({ ...engine }),
+    setEngine: (s) => {
+      engine = s;
+      pushEngine();
+    },
+    notice: (action) => emit({ kind: "engine", action, id: "", attributes: {}, time_ms: now() }),
+    delay,
+  }, { stepMs: Math.max(latency * 4, 0) });
 
   function requireEngine(): void {
     if (engine.state !== "running")
@@ -493,6 +504,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
 
     async engineStart() {
       if (engine.state === "running") return { ...engine };
+      if (vm.isVm()) return vm.start();
       engine = { ...engine, state: "starting", message: "Starting berthd…" };
       pushEngine();
       await delay(Math.max(latency * 10, 0));
@@ -504,6 +516,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
 
     async engineStop() {
       if (engine.state === "stopped") return { ...engine };
+      if (vm.isVm()) return vm.stop();
       engine = { ...engine, state: "stopping", message: "Stopping berthd…" };
       pushEngine();
       await delay(Math.max(latency * 5, 0));
@@ -798,6 +811,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
 
     ...resources,
     ...compose,
+    ...vm.methods,
   };
 
   Object.defineProperty(b, "opened", { value: opened, enumerable: false });

@@ -106,5 +106,11 @@ export function tauriBackend(): Backend {
     saveRegistrySettings: (settings) => invoke("save_registry_settings", { settings }),
     probeEndpoint: (url) => invoke("probe_endpoint", { url }),
     pullRecords: () => invoke("pull_records"),
+
+    vmSettings: () => invoke("vm_settings"),
+    engineModeSet: (mode) => invoke("engine_mode_set", { mode }),
+    vmApply: (resources) => invoke("vm_apply", { resources }),
+    vmLogs: (lines) => invoke("vm_logs", { lines }),
+    vmDelete: () => invoke("vm_delete"),
   };
 }
