@@ -20,7 +20,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_tests::bench::{check, env_or, median};
+use berth_tests::bench::{check, env_or, median, Bridge};
 use berth_tests::berthd::Berthd;
 use berth_tests::pyimage::{self, PYTHON_TAG};
 use berth_tests::require_root;
@@ -237,38 +237,6 @@ impl Engine<'_> {
     }
 }
 
-/// A bridge for the private dockerd (`--bridge=<it>`), so its step containers get a veth
-/// like berthd's do, without touching docker0. Deleted on drop.
-struct Bridge(String);
-
-impl Bridge {
-    fn create() -> Bridge {
-        let name = format!("bbld{}", std::process::id() % 100_000);
-        let _ = Command::new("ip")
-            .args(["link", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        for args in [
-            vec!["link", "add", "name", &name, "type", "bridge"],
-            vec!["addr", "add", "10.253.0.1/24", "dev", &name],
-            vec!["link", "set", &name, "up"],
-        ] {
-            let o = Command::new("ip").args(&args).output().unwrap();
-            check(&format!("ip {}", args.join(" ")), &o);
-        }
-        Bridge(name)
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 /// The 10,000-file context: `d00/f00 ... d99/f99`, 100 bytes each, and the Dockerfile.
 fn files_context(dir: &Path) {
     for d in 0..FILES_DIRS {
@@ -451,7 +419,7 @@ fn main() {
     let runs = env_or("BENCH_RUNS", 5).max(1);
     let b = Berthd::start_with_config(Some(r#"{"log-level":"warn"}"#));
     b.load_busybox("busybox:latest");
-    let bridge = Bridge::create();
+    let bridge = Bridge::create("bbld", "10.253.0.1/24");
     let d = Dockerd::start_with(&[&format!("--bridge={}", bridge.0)]);
     let ec = Engine {
         name: "berth build > berthd",

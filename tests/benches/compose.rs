@@ -20,7 +20,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_tests::bench::{check, env_or, median, timed};
+use berth_tests::bench::{check, env_or, median, timed, Bridge};
 use berth_tests::berthd::Berthd;
 use berth_tests::cli::berth_cmd;
 use berth_tests::require_root;
@@ -91,38 +91,6 @@ fn http_ok(port: u16, want: &str) -> bool {
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     text.contains(want)
-}
-
-/// A bridge for the private dockerd (`--bridge=<it>`), so its containers get a veth like
-/// berthd's do, without touching docker0. Deleted on drop.
-struct Bridge(String);
-
-impl Bridge {
-    fn create() -> Bridge {
-        let name = format!("bcmp{}", std::process::id() % 100_000);
-        let _ = Command::new("ip")
-            .args(["link", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        for args in [
-            vec!["link", "add", "name", &name, "type", "bridge"],
-            vec!["addr", "add", "10.249.0.1/24", "dev", &name],
-            vec!["link", "set", &name, "up"],
-        ] {
-            let o = Command::new("ip").args(&args).output().unwrap();
-            check(&format!("ip {}", args.join(" ")), &o);
-        }
-        Bridge(name)
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 /// The daemon a client talks to.
@@ -301,7 +269,7 @@ fn main() {
     let runs = env_or("BENCH_RUNS", 10).max(1);
     let b = Berthd::start_with_config(Some(r#"{"log-level":"warn"}"#));
     b.load_busybox("busybox:latest");
-    let bridge = Bridge::create();
+    let bridge = Bridge::create("bcmp", "10.249.0.1/24");
     let d = Dockerd::start_with(&[
         &format!("--bridge={}", bridge.0),
         "--default-address-pool=base=10.248.0.0/16,size=24",

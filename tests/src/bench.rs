@@ -68,3 +68,38 @@ impl CrunFloor {
         c
     }
 }
+
+/// A bridge for a private dockerd (`--bridge=<it>`), so its containers get a veth like
+/// berthd's do, without touching docker0: `<prefix><pid>` with `cidr` on it. Deleted on drop.
+pub struct Bridge(pub String);
+
+impl Bridge {
+    pub fn create(prefix: &str, cidr: &str) -> Bridge {
+        let name = format!("{prefix}{}", std::process::id() % 100_000);
+        let _ = Command::new("ip")
+            .args(["link", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        for args in [
+            vec!["link", "add", "name", &name, "type", "bridge"],
+            vec!["addr", "add", cidr, "dev", &name],
+            vec!["link", "set", &name, "up"],
+        ] {
+            let o = Command::new("ip")
+                .args(&args)
+                .output()
+                .unwrap_or_else(|e| panic!("ip {}: {e}", args.join(" ")));
+            check(&format!("ip {}", args.join(" ")), &o);
+        }
+        Bridge(name)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
