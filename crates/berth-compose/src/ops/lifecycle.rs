@@ -219,15 +219,10 @@ impl Compose {
     }
 
     async fn labelled_networks(&self, project: &str) -> Result<Vec<String>, Error> {
-        let mut filters = HashMap::new();
-        filters.insert(
-            "label".to_string(),
-            vec![format!("{}={project}", labels::PROJECT)],
-        );
         let list = self
             .docker
             .list_networks(Some(q::ListNetworksOptions {
-                filters: Some(filters),
+                filters: Some(super::project_filter(project)),
             }))
             .await
             .map_err(|e| engine("listing networks", e))?;
@@ -235,15 +230,10 @@ impl Compose {
     }
 
     async fn labelled_volumes(&self, project: &str) -> Result<Vec<String>, Error> {
-        let mut filters = HashMap::new();
-        filters.insert(
-            "label".to_string(),
-            vec![format!("{}={project}", labels::PROJECT)],
-        );
         let list = self
             .docker
             .list_volumes(Some(q::ListVolumesOptions {
-                filters: Some(filters),
+                filters: Some(super::project_filter(project)),
             }))
             .await
             .map_err(|e| engine("listing volumes", e))?;

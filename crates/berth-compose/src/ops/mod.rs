@@ -200,14 +200,11 @@ impl Compose {
         project: &str,
         oneoff: Option<bool>,
     ) -> Result<Vec<ContainerSummary>, Error> {
-        let mut label = vec![format!("{}={project}", labels::PROJECT)];
-        match oneoff {
-            Some(true) => label.push(format!("{}=True", labels::ONEOFF)),
-            Some(false) => label.push(format!("{}=False", labels::ONEOFF)),
-            None => {}
+        let mut filters = project_filter(project);
+        let oneoff = oneoff.map(|o| if o { "True" } else { "False" });
+        if let (Some(o), Some(l)) = (oneoff, filters.get_mut("label")) {
+            l.push(format!("{}={o}", labels::ONEOFF));
         }
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), label);
         let mut list = self
             .docker
             .list_containers(Some(q::ListContainersOptions {
@@ -220,6 +217,16 @@ impl Compose {
         list.sort_by_key(|c| (service_of(c), number_of(c)));
         Ok(list)
     }
+}
+
+/// The engine's list filter for what carries `project`'s label.
+pub(crate) fn project_filter(project: &str) -> HashMap<String, Vec<String>> {
+    let mut filters = HashMap::new();
+    filters.insert(
+        "label".to_string(),
+        vec![format!("{}={project}", labels::PROJECT)],
+    );
+    filters
 }
 
 pub(crate) fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
