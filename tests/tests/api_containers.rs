@@ -840,7 +840,9 @@ fn rmi_of_an_image_in_use() {
     let out = d.ok(&["rmi", "-f", "busybox"]);
     assert!(out.contains("Untagged: busybox:latest"), "{out}");
     assert!(!out.contains("Deleted"), "{out}");
-    d.ok(&["start", "user1"]);
+    // The container still runs from its image: `start -a` returns once `true` has exited (a
+    // plain `start` returns while it may still run, and `rm` would then refuse it).
+    d.ok(&["start", "-a", "user1"]);
     d.ok(&["rm", "user1"]);
 }
 
