@@ -625,9 +625,9 @@ impl Engine {
             }
             match self.vm.progress().await {
                 Ok(p) if p.state == "stopped" || p.state == "not_created" => {
-                    let tail = self.vm.console_tail(8).await;
+                    let tail = self.vm.failure_report(8).await;
                     return fail(error::system(format!(
-                        "the VM stopped while booting; its console ends with:\n{tail}"
+                        "the VM stopped while booting:\n{tail}"
                     )));
                 }
                 Ok(p) => {
@@ -648,10 +648,10 @@ impl Engine {
                 Err(e) => warn!("VM status: {}", e.message),
             }
             if tokio::time::Instant::now() > deadline {
-                let tail = self.vm.console_tail(8).await;
+                let tail = self.vm.failure_report(8).await;
                 let _ = self.vm.stop().await;
                 return fail(error::system(format!(
-                    "the VM's engine did not answer within {} s (stopped it); its console ends with:\n{tail}",
+                    "the VM's engine did not answer within {} s (stopped it):\n{tail}",
                     timeout.as_secs()
                 )));
             }

@@ -1321,3 +1321,146 @@ fn build_then_up() {
         .status
         .success());
 }
+
+/// `configs:` and `secrets:`: a secret from a file (bind-mounted read-only), a secret from a
+/// variable (the process's over `.env`'s) and a config from `content:` with a custom target,
+/// owner and mode (both written into the container before it starts). A changed secret value
+/// recreates the container without the value showing in any label or in `config`; an
+/// external secret is refused by name before anything is made.
+#[test]
+fn configs_and_secrets_reach_the_container() {
+    let Some(d) = Berthd::with_busybox("cli_compose_configs_and_secrets") else {
+        return;
+    };
+    let p = Proj::new(
+        &d,
+        "vault",
+        r#"services:
+  app:
+    image: busybox
+    command: ["sleep", "600"]
+    secrets:
+      - db_password
+      - api_token
+    configs:
+      - source: motd
+        target: /etc/app/motd.txt
+        uid: "1000"
+        gid: "1000"
+        mode: 0440
+secrets:
+  db_password:
+    file: ./db_password.txt
+  api_token:
+    environment: API_TOKEN
+configs:
+  motd:
+    content: "hello from ${GREETER}"
+"#,
+    );
+    std::fs::write(p.dir.join("db_password.txt"), "hunter2\n").unwrap();
+    std::fs::write(p.dir.join(".env"), "API_TOKEN=from-dotenv\nGREETER=berth\n").unwrap();
+    let with_token = |token: &str, args: &[&str]| -> String {
+        let mut c = p.cmd(args);
+        c.env("API_TOKEN", token);
+        let o = run_timed(c, &format!("berth compose {args:?}"));
+        assert!(
+            o.status.success(),
+            "berth compose {args:?} failed:\nstdout: {}\nstderr: {}\nberthd log (tail):\n{}",
+            out(&o),
+            err(&o),
+            tail(&d.log(), 40)
+        );
+        out(&o)
+    };
+    with_token("tok-1", &["up", "-d"]);
+    let cat = |path: &str| p.ok(&["exec", "-T", "app", "cat", path]);
+    assert_eq!(cat("/run/secrets/db_password"), "hunter2\n");
+    assert_eq!(cat("/run/secrets/api_token"), "tok-1");
+    assert_eq!(cat("/etc/app/motd.txt"), "hello from berth");
+    // Mode and owner as asked (default 0444, root) — seen with the docker CLI too.
+    let stat = |path: &str| d.ok(&["exec", "vault-app-1", "stat", "-c", "%a %u:%g", path]);
+    assert_eq!(stat("/etc/app/motd.txt").trim(), "440 1000:1000");
+    assert_eq!(stat("/run/secrets/api_token").trim(), "444 0:0");
+    // The file-backed secret is the host file, mounted read-only.
+    let c = p.inspect("vault-app-1");
+    let m = c["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/run/secrets/db_password")
+        .unwrap_or_else(|| panic!("no bind for the secret: {}", c["Mounts"]))
+        .clone();
+    assert_eq!(m["Type"], "bind");
+    assert_eq!(m["RW"], false);
+    let o = p.run(&[
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "echo x > /run/secrets/db_password",
+    ]);
+    assert!(!o.status.success(), "the secret file was writable");
+
+    // Same values: kept. A new secret value: recreated with it; no label carries it.
+    let id = p.containers()["vault-app-1"].0.clone();
+    with_token("tok-1", &["up", "-d"]);
+    assert_eq!(
+        p.containers()["vault-app-1"].0,
+        id,
+        "recreated without a change"
+    );
+    with_token("tok-2", &["up", "-d"]);
+    assert_ne!(
+        p.containers()["vault-app-1"].0,
+        id,
+        "a new secret value kept the container"
+    );
+    assert_eq!(cat("/run/secrets/api_token"), "tok-2");
+    let labels = p.inspect("vault-app-1")["Config"]["Labels"].to_string();
+    assert!(!labels.contains("tok-2"), "{labels}");
+    // `config` names the variable, not its value.
+    let cfg = with_token("tok-2", &["config"]);
+    assert!(cfg.contains("environment: API_TOKEN"), "{cfg}");
+    assert!(!cfg.contains("tok-2"), "{cfg}");
+    // A one-off `run` container gets the written files too.
+    let ran = with_token("tok-3", &["run", "--rm", "-T", "app", "cat", "/run/secrets/api_token", "/etc/app/motd.txt"]);
+    assert_eq!(ran, "tok-3hello from berth", "run --rm: {ran:?}");
+
+    p.ok(&["down"]);
+    assert!(p.names().is_empty(), "{:?}", p.names());
+
+    // An external secret needs a swarm: refused, naming it, with nothing made.
+    let x = Proj::new(
+        &d,
+        "vaultx",
+        "services:\n  app:\n    image: busybox\n    secrets: [shared]\nsecrets:\n  shared:\n    external: true\n",
+    );
+    let o = x.fails(&["up", "-d"]);
+    assert!(
+        err(&o)
+            .contains("external secrets need a swarm; berth compose cannot mount secrets.shared"),
+        "{}",
+        err(&o)
+    );
+    assert!(x.names().is_empty(), "{:?}", x.names());
+    let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.lines().any(|n| n == "vaultx_default"), "{nets}");
+
+    // A read-only root file system cannot take a written config: the error says where, and
+    // the half-made container is removed.
+    let ro = Proj::new(
+        &d,
+        "vaultro",
+        "services:\n  app:\n    image: busybox\n    command: [\"sleep\", \"600\"]\n    read_only: true\n    configs: [c]\nconfigs:\n  c:\n    content: hi\n",
+    );
+    let o = ro.fails(&["up", "-d"]);
+    assert!(
+        err(&o).contains("writing configs and secrets into container vaultro-app-1"),
+        "{}",
+        err(&o)
+    );
+    assert!(ro.names().is_empty(), "{:?}", ro.names());
+    ro.ok(&["down"]);
+}

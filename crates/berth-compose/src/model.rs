@@ -35,6 +35,12 @@ pub struct Project {
     pub networks: BTreeMap<String, Network>,
     /// Top-level named volumes by their key.
     pub volumes: BTreeMap<String, Volume>,
+    /// Top-level `configs:` by their key.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileObject>,
+    /// Top-level `secrets:` by their key.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileObject>,
     /// Warnings met while loading (keys Berth reads but ignores, unused variables with no
     /// default...). Printed once by the caller, never fatal.
     #[serde(skip)]
@@ -59,6 +65,16 @@ pub struct Service {
     /// named without a value and the host has none either (left out of the container).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, Option<String>>,
+    /// The `env_file`s read, in order, with the variables each one set (already merged into
+    /// `environment`; kept so a Kubernetes export can turn them into ConfigMaps).
+    #[serde(skip)]
+    pub env_files: Vec<EnvFile>,
+    /// `configs:` the service mounts (top-level keys, with targets).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileRef>,
+    /// `secrets:` the service mounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
     /// Container ports, `"80"`, `"8000-8010"`, `"53/udp"`.
@@ -124,6 +140,68 @@ pub struct Service {
     /// `pull_policy`: `always`, `never`, `missing` (default), `build`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<String>,
+}
+
+/// One `env_file` entry after reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnvFile {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Its variables, in file order, after interpolation (`None`: named without a value and
+    /// unset in the environment).
+    pub vars: Vec<(String, Option<String>)>,
+}
+
+/// A top-level `configs:` or `secrets:` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileObject {
+    /// `name:` if given, else `<project>_<key>`; external: `name:` or the key.
+    pub name: String,
+    #[serde(flatten)]
+    pub source: FileSource,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where a config's or secret's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileSource {
+    /// `file:`, an absolute path on the host.
+    File(PathBuf),
+    /// `environment: VAR`: the variable's value when the project was loaded (process
+    /// environment over `.env`; the loader refuses an unset one, so it is always `Some`).
+    /// The value is never serialised.
+    Environment {
+        #[serde(rename = "environment")]
+        var: String,
+        #[serde(skip)]
+        value: Option<String>,
+    },
+    /// `content:` (configs only), after interpolation.
+    Content(String),
+    /// `external: true`: made outside the project (the engine or cluster has it).
+    External(bool),
+}
+
+/// A service's `configs:`/`secrets:` entry, long form after parsing either syntax.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRef {
+    /// The top-level key.
+    pub source: String,
+    /// Path in the container: as given (a relative secret target goes under `/run/secrets/`),
+    /// else `/run/secrets/<source>` for secrets and `/<source>` for configs.
+    pub target: String,
+    /// Owner, a numeric ID (checked by the loader; default 0). Ignored for a file-backed
+    /// entry, which is bind-mounted as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Group, a numeric ID (default 0); ignored for a file-backed entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    /// File mode (default 0444); ignored for a file-backed entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// `build:` — a string is the context alone.

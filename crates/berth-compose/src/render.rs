@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Mount, MountKind, Project, Service};
+use crate::model::{FileObject, FileRef, FileSource, Mount, MountKind, Project, Service};
 
 /// `ns` nanoseconds as a compose duration (`1m30s`, `500ms`).
 pub fn duration(ns: i64) -> String {
@@ -76,6 +76,34 @@ fn mount(m: &Mount) -> Value {
     Value::Object(o)
 }
 
+/// A service's `configs:`/`secrets:` entry in long form (the mode as an octal string).
+fn file_ref(r: &FileRef) -> Value {
+    let mut o = Map::new();
+    o.insert("source".into(), json!(r.source));
+    o.insert("target".into(), json!(r.target));
+    put(&mut o, "uid", json!(r.uid));
+    put(&mut o, "gid", json!(r.gid));
+    if let Some(m) = r.mode {
+        o.insert("mode".into(), json!(format!("0{m:o}")));
+    }
+    Value::Object(o)
+}
+
+/// A top-level config or secret: its name and source (an `environment:` one by its variable,
+/// never its value).
+fn file_object(f: &FileObject) -> Value {
+    let mut o = Map::new();
+    o.insert("name".into(), json!(f.name));
+    match &f.source {
+        FileSource::File(path) => o.insert("file".into(), json!(path)),
+        FileSource::Environment { var, .. } => o.insert("environment".into(), json!(var)),
+        FileSource::Content(c) => o.insert("content".into(), json!(c)),
+        FileSource::External(e) => o.insert("external".into(), json!(e)),
+    };
+    put(&mut o, "labels", json!(f.labels));
+    Value::Object(o)
+}
+
 fn service(s: &Service) -> Value {
     let mut o = Map::new();
     put(&mut o, "image", json!(s.image));
@@ -122,6 +150,16 @@ fn service(s: &Service) -> Value {
         Value::Array(s.volumes.iter().map(mount).collect()),
     );
     put(&mut o, "tmpfs", json!(s.tmpfs));
+    put(
+        &mut o,
+        "configs",
+        Value::Array(s.configs.iter().map(file_ref).collect()),
+    );
+    put(
+        &mut o,
+        "secrets",
+        Value::Array(s.secrets.iter().map(file_ref).collect()),
+    );
     let nets: Map<String, Value> = s
         .networks
         .iter()
@@ -211,7 +249,8 @@ fn service(s: &Service) -> Value {
     Value::Object(o)
 }
 
-/// The project as a compose file (`name`, `services`, `networks`, `volumes`).
+/// The project as a compose file (`name`, `services`, `networks`, `volumes`, `configs`,
+/// `secrets`).
 pub fn render(p: &Project) -> Value {
     let mut top = Map::new();
     top.insert("name".into(), json!(p.name));
@@ -259,6 +298,13 @@ pub fn render(p: &Project) -> Value {
         })
         .collect();
     put(&mut top, "volumes", Value::Object(vols));
+    for (key, objs) in [("configs", &p.configs), ("secrets", &p.secrets)] {
+        let m: Map<String, Value> = objs
+            .iter()
+            .map(|(k, f)| (k.clone(), file_object(f)))
+            .collect();
+        put(&mut top, key, Value::Object(m));
+    }
     Value::Object(top)
 }
 
@@ -266,6 +312,7 @@ pub fn render(p: &Project) -> Value {
 mod tests {
     use super::*;
     use crate::{load, LoadOptions};
+    use std::collections::BTreeMap;
 
     #[test]
     fn durations() {
@@ -306,6 +353,8 @@ services:
     cap_drop: [NET_RAW]
     extra_hosts: ["h:127.0.0.1"]
     stop_grace_period: 20s
+    configs: [app_conf, {source: banner, target: /etc/banner, mode: 0440}]
+    secrets: [db_pass, {source: api_key, target: api.key, uid: "1000", gid: 1000, mode: 0o400}]
   db:
     image: busybox
     networks: [back]
@@ -314,19 +363,45 @@ networks:
   back: {ipam: {config: [{subnet: 10.99.0.0/24}]}}
 volumes:
   data: {}
+configs:
+  app_conf: {file: ./app.conf, labels: {k: v}}
+  banner: {content: "hello ${WHO}"}
+  shared: {external: true, name: shared-conf}
+secrets:
+  db_pass: {environment: DB_PASS}
+  api_key: {file: ./api.key, name: custom-api}
+  ext: {external: true}
 "#,
         )
         .unwrap();
+        std::fs::write(dir.path().join("app.conf"), "a=1\n").unwrap();
+        std::fs::write(dir.path().join("api.key"), "k\n").unwrap();
+        let environment: BTreeMap<String, String> = [("DB_PASS", "s3cr3t-value"), ("WHO", "world")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let opts = LoadOptions {
             cwd: dir.path().to_path_buf(),
+            environment: environment.clone(),
             ..Default::default()
         };
         let first = load(&opts).unwrap();
+        // What the file says is all there, so the comparison below covers it.
+        assert_eq!(first.configs.len(), 3);
+        assert_eq!(first.secrets.len(), 3);
+        assert_eq!(first.services["web"].configs[1].mode, Some(0o440));
+        assert_eq!(
+            first.services["web"].secrets[1].target,
+            "/run/secrets/api.key"
+        );
         let text = serde_yaml::to_string(&render(&first)).unwrap();
         let again_dir = tempfile::tempdir().unwrap();
         std::fs::write(again_dir.path().join("compose.yaml"), &text).unwrap();
+        // The secret's value is not in the output: it is read from the variable again.
+        assert!(!text.contains("s3cr3t-value"), "{text}");
         let mut again = load(&LoadOptions {
             cwd: again_dir.path().to_path_buf(),
+            environment,
             ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{e}\n{text}"));

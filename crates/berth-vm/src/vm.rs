@@ -715,9 +715,9 @@ impl Vm {
         loop {
             if self.qemu_pid().is_none() {
                 return Err(Error::Other(format!(
-                    "the VM stopped while booting; console ({}):\n{}",
-                    self.console_log().display(),
-                    self.logs(30).unwrap_or_default()
+                    "the VM stopped while booting (logs in {}):\n{}",
+                    self.dir.display(),
+                    self.failure_report(30)
                 )));
             }
             match agent.ping() {
@@ -863,6 +863,48 @@ impl Vm {
     /// The last `lines` lines of the guest's serial console.
     pub fn logs(&self, lines: usize) -> Result<String> {
         tail_file(&self.console_log(), lines)
+    }
+
+    /// What to show when a VM died while booting: the end of the serial console, then the
+    /// end of every non-empty qemu/virtiofsd log of this boot (qemu's own complaints — a
+    /// vhost-user backend gone, a disk lock — never reach the console).
+    pub fn failure_report(&self, lines: usize) -> String {
+        let mut out = String::new();
+        let mut section = |title: String, body: String| {
+            let body = body.trim_end();
+            if !body.is_empty() {
+                out.push_str(&format!("--- {title}\n{body}\n"));
+            }
+        };
+        section(
+            "console".into(),
+            tail_file(&self.console_log(), lines).unwrap_or_default(),
+        );
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                        n.is_some_and(|n| {
+                            n == "qemu.log" || (n.starts_with("vfs-") && n.ends_with(".log"))
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        for p in logs {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            section(name, tail_file(&p, lines).unwrap_or_default());
+        }
+        if out.is_empty() {
+            out.push_str("(the console and qemu's log are empty)\n");
+        }
+        out
     }
 
     /// Changes CPUs and memory (applied at the next start) and grows the data disk (only while

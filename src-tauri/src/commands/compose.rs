@@ -420,6 +420,9 @@ pub fn compose_logs(
             tail: tail.map(|n| n.to_string()),
             timestamps: false,
             since: None,
+            // Containers that start after the page opened the log (a service's container
+            // created and started a moment later by Up) join the view.
+            watch: true,
         };
         let system = |text: String| ComposeLogLine {
             service: String::new(),

@@ -381,9 +381,12 @@ impl VmEngine {
     }
 
     /// The console's last `lines` lines ("" when there is none).
-    pub async fn console_tail(&self, lines: usize) -> String {
+    /// The console's and qemu's last lines, for a VM that died while booting.
+    pub async fn failure_report(&self, lines: usize) -> String {
         let vm = self.vm.clone();
-        blocking(move || vm.logs(lines)).await.unwrap_or_default()
+        blocking(move || Ok(vm.failure_report(lines)))
+            .await
+            .unwrap_or_default()
     }
 
     /// Stops the VM (graceful, forced after 30 s); says how.

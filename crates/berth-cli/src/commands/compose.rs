@@ -367,6 +367,8 @@ fn project_name(a: &ComposeArgs) -> Res<Project> {
         disabled: BTreeMap::new(),
         networks: BTreeMap::new(),
         volumes: BTreeMap::new(),
+        configs: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         warnings: vec![],
     })
 }
@@ -566,6 +568,7 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
                 tail: Some(l.tail.clone()),
                 timestamps: l.timestamps,
                 since: None,
+                watch: false,
             };
             let color = use_color(&a, l.no_color);
             print_logs(&engine, &p.name, &o, color, !l.no_log_prefix, None).await
@@ -965,6 +968,7 @@ async fn attached(c: &Ctx, engine: &Compose, p: &Project, att: &Attached, r: &Re
         tail: None,
         timestamps: false,
         since: Some(att.since),
+        watch: false,
     };
     let exit_from = att.exit_code_from.clone();
     let abort = att.abort;

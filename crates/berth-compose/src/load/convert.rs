@@ -8,8 +8,8 @@ use serde_yaml::{Mapping, Value};
 
 use super::{clean_path, key_str, unknown_key, LoadError};
 use crate::model::{
-    Build, Condition, Dependency, Healthcheck, Limits, Mount, MountKind, Network, Port, Project,
-    Service, ServiceNetwork, Subnet, Volume,
+    Build, Condition, Dependency, EnvFile, FileObject, FileRef, FileSource, Healthcheck, Limits,
+    Mount, MountKind, Network, Port, Project, Service, ServiceNetwork, Subnet, Volume,
 };
 
 type R<T> = Result<T, LoadError>;
@@ -944,6 +944,8 @@ const SERVICE_KEYS: &[&str] = &[
     "cpus",
     "pids_limit",
     "scale",
+    "configs",
+    "secrets",
 ];
 
 /// Compose keys Berth reads but does not act on: one warning each.
@@ -953,7 +955,6 @@ const IGNORED_SERVICE_KEYS: &[&str] = &[
     "blkio_config",
     "cgroup",
     "cgroup_parent",
-    "configs",
     "cpu_count",
     "cpu_percent",
     "cpu_period",
@@ -990,7 +991,6 @@ const IGNORED_SERVICE_KEYS: &[&str] = &[
     "post_start",
     "pre_stop",
     "runtime",
-    "secrets",
     "security_opt",
     "shm_size",
     "storage_opt",
@@ -1018,6 +1018,8 @@ struct ServiceCx<'a> {
     cx: &'a Context<'a>,
     declared_networks: &'a BTreeSet<String>,
     declared_volumes: &'a BTreeSet<String>,
+    declared_configs: &'a BTreeSet<String>,
+    declared_secrets: &'a BTreeSet<String>,
 }
 
 fn lookup_env(cx: &Context, key: &str) -> Option<String> {
@@ -1443,6 +1445,7 @@ fn env_files(
     path: &str,
     cx: &Context,
     out: &mut BTreeMap<String, Option<String>>,
+    read: &mut Vec<EnvFile>,
 ) -> R<()> {
     let mut list: Vec<(String, bool, String)> = Vec::new();
     match v {
@@ -1508,18 +1511,16 @@ fn env_files(
             continue;
         }
         let lookup = |name: &str| lookup_env(cx, name);
+        let mut vars = Vec::new();
         for (k, v) in super::envfile::read(&abs, Some(&lookup))? {
-            match v {
-                Some(v) => {
-                    out.insert(k, Some(v));
-                }
-                None => {
-                    if let Some(v) = lookup_env(cx, &k) {
-                        out.insert(k, Some(v));
-                    }
-                }
+            // `KEY` alone takes the environment's value; unset, it stays out of the container.
+            let v = v.or_else(|| lookup_env(cx, &k));
+            if let Some(v) = &v {
+                out.insert(k.clone(), Some(v.clone()));
             }
+            vars.push((k, v));
         }
+        read.push(EnvFile { path: abs, vars });
     }
     Ok(())
 }
@@ -1647,7 +1648,9 @@ fn service(name: &str, v: &Value, scx: &ServiceCx, warnings: &mut Vec<String>) -
                     }
                 }
             }
-            "env_file" => env_files(val, &p, cx, &mut env_file_vars)?,
+            "env_file" => env_files(val, &p, cx, &mut env_file_vars, &mut svc.env_files)?,
+            "configs" => svc.configs = file_refs(FileKind::Config, val, &p, scx)?,
+            "secrets" => svc.secrets = file_refs(FileKind::Secret, val, &p, scx)?,
             "ports" => svc.ports = ports(val, &p, warnings)?,
             "expose" => svc.expose = expose(val, &p)?,
             "volumes" => svc.volumes = volumes(val, &p, &vcx, warnings)?,
@@ -1916,6 +1919,335 @@ fn volume(key: &str, v: &Value, project: &str) -> R<Volume> {
     Ok(vol)
 }
 
+// ---------------------------------------------------------------------------------------
+// Configs and secrets
+
+/// Which of the two file-object sections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Config,
+    Secret,
+}
+
+impl FileKind {
+    /// The top-level section: `configs` or `secrets`.
+    fn section(self) -> &'static str {
+        match self {
+            FileKind::Config => "configs",
+            FileKind::Secret => "secrets",
+        }
+    }
+
+    /// One of them: `config` or `secret`.
+    fn one(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            FileKind::Secret => "secret",
+        }
+    }
+
+    /// Where a reference lands in the container: an absolute `target` as given, a relative
+    /// one under `/run/secrets/` (secrets) or `/` (configs), none at `<dir>/<source>`.
+    pub(crate) fn target(self, source: &str, target: Option<&str>) -> String {
+        let name = target.filter(|t| !t.is_empty()).unwrap_or(source);
+        if name.starts_with('/') {
+            return name.to_string();
+        }
+        match self {
+            FileKind::Config => format!("/{name}"),
+            FileKind::Secret => format!("/run/secrets/{name}"),
+        }
+    }
+}
+
+/// One top-level `configs:`/`secrets:` entry.
+fn file_object(
+    kind: FileKind,
+    key: &str,
+    v: &Value,
+    cx: &Context,
+    warnings: &mut Vec<String>,
+) -> R<FileObject> {
+    let path = format!("{}.{key}", kind.section());
+    let sources = match kind {
+        FileKind::Config => "file, environment, content or external: true",
+        FileKind::Secret => "file, environment or external: true",
+    };
+    let Value::Mapping(m) = v else {
+        return Err(match v {
+            Value::Null => LoadError::at(
+                &path,
+                format!("missing the {}'s source: set one of {sources}", kind.one()),
+            ),
+            other => expected(&path, "a mapping", other),
+        });
+    };
+    let mut name: Option<String> = None;
+    let mut obj_labels: BTreeMap<String, String> = BTreeMap::new();
+    // (key, source) in file order, to name the ones given when there are several.
+    let mut found: Vec<(&'static str, FileSource)> = Vec::new();
+    for (k, p, val) in entries(m, &path)? {
+        match k.as_str() {
+            "name" => name = Some(string(val, &p)?),
+            "labels" => obj_labels = labels(val, &p)?,
+            "file" => {
+                let f = string(val, &p)?;
+                if f.is_empty() {
+                    return Err(LoadError::at(&p, "the file path is empty"));
+                }
+                let abs = clean_path(&cx.dir.join(&f));
+                if !abs.exists() {
+                    return Err(LoadError::at(
+                        &p,
+                        format!("{}: no such file", abs.display()),
+                    ));
+                }
+                if !abs.is_file() {
+                    return Err(LoadError::at(
+                        &p,
+                        format!("{}: is not a file", abs.display()),
+                    ));
+                }
+                found.push(("file", FileSource::File(abs)));
+            }
+            "environment" => {
+                let var = string(val, &p)?;
+                if var.is_empty() {
+                    return Err(LoadError::at(&p, "the variable name is empty"));
+                }
+                let Some(value) = lookup_env(cx, &var) else {
+                    return Err(LoadError::at(
+                        &p,
+                        format!("variable {var} is not set; set it in the environment or in .env"),
+                    ));
+                };
+                found.push((
+                    "environment",
+                    FileSource::Environment {
+                        var,
+                        value: Some(value),
+                    },
+                ));
+            }
+            "content" if kind == FileKind::Config => {
+                found.push(("content", FileSource::Content(text(val, &p)?)));
+            }
+            "external" => {
+                if external(val, &p, &mut name)? {
+                    found.push(("external", FileSource::External(true)));
+                }
+            }
+            "driver" | "driver_opts" | "template_driver" => warnings.push(ignored(&p)),
+            other if other.starts_with("x-") => {}
+            other => {
+                let candidates: &[&str] = match kind {
+                    FileKind::Config => &[
+                        "file",
+                        "environment",
+                        "content",
+                        "external",
+                        "name",
+                        "labels",
+                        "template_driver",
+                    ],
+                    FileKind::Secret => &[
+                        "file",
+                        "environment",
+                        "external",
+                        "name",
+                        "labels",
+                        "driver",
+                        "driver_opts",
+                        "template_driver",
+                    ],
+                };
+                let mut e = unknown_key(&p, other, candidates);
+                if other == "content" {
+                    e.message = "content is only for configs; put a secret's value in a file \
+                                 (file:) or a variable (environment:)"
+                        .to_string();
+                }
+                return Err(e);
+            }
+        }
+    }
+    let source = match found.len() {
+        1 => found.remove(0).1,
+        0 => {
+            return Err(LoadError::at(
+                &path,
+                format!("missing the {}'s source: set one of {sources}", kind.one()),
+            ))
+        }
+        _ => {
+            let given: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
+            return Err(LoadError::at(
+                &path,
+                format!(
+                    "{} are given; set only one of {sources}",
+                    given.join(" and ")
+                ),
+            ));
+        }
+    };
+    let name = match (name, &source) {
+        (Some(n), _) if !n.is_empty() => n,
+        (_, FileSource::External(_)) => key.to_string(),
+        _ => format!("{}_{key}", cx.project),
+    };
+    Ok(FileObject {
+        name,
+        source,
+        labels: obj_labels,
+    })
+}
+
+/// A file mode: a number (`0o440` or `288` in YAML), or octal digits in a string (`"0440"`,
+/// `"440"`, `"0o440"`; a YAML `0440` is that string).
+fn file_mode(v: &Value, path: &str) -> R<u32> {
+    let bad = |shown: String| {
+        LoadError::at(
+            path,
+            format!("invalid mode {shown}: expected octal permissions like \"0440\""),
+        )
+    };
+    let mode = match v {
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad(n.to_string()))?,
+        Value::String(s) => {
+            let t = s.trim();
+            let digits = t.strip_prefix("0o").unwrap_or(t);
+            if digits.is_empty() {
+                return Err(bad(format!("{s:?}")));
+            }
+            u32::from_str_radix(digits, 8).map_err(|_| bad(format!("{s:?}")))?
+        }
+        other => return Err(expected(path, "octal permissions like \"0440\"", other)),
+    };
+    if mode > 0o7777 {
+        return Err(bad(format!("{mode:#o}")));
+    }
+    Ok(mode)
+}
+
+/// A numeric user or group ID, as text.
+fn numeric_id(v: &Value, path: &str) -> R<String> {
+    let s = text(v, path)?;
+    if s.parse::<u32>().is_err() {
+        return Err(LoadError::at(
+            path,
+            format!("invalid ID {s:?}: expected a number like \"1000\""),
+        ));
+    }
+    Ok(s)
+}
+
+/// A service's `configs:`/`secrets:` list, short (`- name`) or long
+/// (`source, target, uid, gid, mode`).
+fn file_refs(kind: FileKind, v: &Value, path: &str, scx: &ServiceCx) -> R<Vec<FileRef>> {
+    let Value::Sequence(seq) = v else {
+        if v.is_null() {
+            return Ok(Vec::new());
+        }
+        return Err(expected(
+            path,
+            &format!(
+                "a list of {} names or mappings with source/target",
+                kind.one()
+            ),
+            v,
+        ));
+    };
+    let declared = match kind {
+        FileKind::Config => scx.declared_configs,
+        FileKind::Secret => scx.declared_secrets,
+    };
+    let mut out: Vec<FileRef> = Vec::new();
+    for (i, item) in seq.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let (source, target, uid, gid, mode) = match item {
+            Value::String(s) => (s.clone(), None, None, None, None),
+            Value::Mapping(m) => {
+                let mut source = None;
+                let mut target = None;
+                let (mut uid, mut gid, mut mode) = (None, None, None);
+                for (k, kp, kv) in entries(m, &p)? {
+                    match k.as_str() {
+                        "source" => source = Some(string(kv, &kp)?),
+                        "target" => target = Some(string(kv, &kp)?),
+                        "uid" => uid = Some(numeric_id(kv, &kp)?),
+                        "gid" => gid = Some(numeric_id(kv, &kp)?),
+                        "mode" => mode = Some(file_mode(kv, &kp)?),
+                        other if other.starts_with("x-") => {}
+                        other => {
+                            return Err(unknown_key(
+                                &kp,
+                                other,
+                                &["source", "target", "uid", "gid", "mode"],
+                            ))
+                        }
+                    }
+                }
+                let source = source.ok_or_else(|| {
+                    LoadError::at(
+                        &p,
+                        format!(
+                            "missing \"source\" (the {}'s key in the top-level {})",
+                            kind.one(),
+                            kind.section()
+                        ),
+                    )
+                })?;
+                (source, target, uid, gid, mode)
+            }
+            other => {
+                return Err(expected(
+                    &p,
+                    &format!("a {} name or a mapping with source/target", kind.one()),
+                    other,
+                ))
+            }
+        };
+        if !declared.contains(&source) {
+            return Err(LoadError::at(
+                &p,
+                format!(
+                    "{} {source:?} is not defined in the top-level {}",
+                    kind.one(),
+                    kind.section()
+                ),
+            ));
+        }
+        if let Some(t) = target.as_deref().filter(|t| t.ends_with('/')) {
+            let like = match kind {
+                FileKind::Config => "/etc/app.conf",
+                FileKind::Secret => "/run/secrets/db_password",
+            };
+            return Err(LoadError::at(
+                format!("{p}.target"),
+                format!("invalid target {t:?}: expected a file path, like {like:?}"),
+            ));
+        }
+        let target = kind.target(&source, target.as_deref());
+        if let Some(prev) = out.iter().position(|o| o.target == target) {
+            return Err(LoadError::at(
+                &p,
+                format!("duplicate target {target:?} (also at {path}[{prev}])"),
+            ));
+        }
+        out.push(FileRef {
+            source,
+            target,
+            uid,
+            gid,
+            mode,
+        });
+    }
+    Ok(out)
+}
+
 /// `dependency cycle: a -> b -> a`, when there is one.
 fn find_cycle(all: &BTreeMap<String, &Service>) -> Option<Vec<String>> {
     fn visit(
@@ -1986,12 +2318,30 @@ pub(crate) fn convert(root: &Value, cx: &Context, warnings: &mut Vec<String>) ->
     for (key, _, v) in entries(volumes_map, "volumes")? {
         volumes.insert(key.clone(), volume(&key, v, cx.project)?);
     }
+    let mut configs = BTreeMap::new();
+    for (key, _, v) in entries(section("configs")?, "configs")? {
+        configs.insert(
+            key.clone(),
+            file_object(FileKind::Config, &key, v, cx, warnings)?,
+        );
+    }
+    let mut secrets = BTreeMap::new();
+    for (key, _, v) in entries(section("secrets")?, "secrets")? {
+        secrets.insert(
+            key.clone(),
+            file_object(FileKind::Secret, &key, v, cx, warnings)?,
+        );
+    }
     let declared_networks: BTreeSet<String> = networks.keys().cloned().collect();
     let declared_volumes: BTreeSet<String> = volumes.keys().cloned().collect();
+    let declared_configs: BTreeSet<String> = configs.keys().cloned().collect();
+    let declared_secrets: BTreeSet<String> = secrets.keys().cloned().collect();
     let scx = ServiceCx {
         cx,
         declared_networks: &declared_networks,
         declared_volumes: &declared_volumes,
+        declared_configs: &declared_configs,
+        declared_secrets: &declared_secrets,
     };
 
     let mut all: BTreeMap<String, Service> = BTreeMap::new();
@@ -2003,6 +2353,24 @@ pub(crate) fn convert(root: &Value, cx: &Context, warnings: &mut Vec<String>) ->
             ));
         }
         let svc = service(&name, v, &scx, warnings)?;
+        // A file-backed one is bind-mounted as it is: docker compose ignores these too.
+        for (kind, refs, objs) in [
+            (FileKind::Config, &svc.configs, &configs),
+            (FileKind::Secret, &svc.secrets, &secrets),
+        ] {
+            for (i, r) in refs.iter().enumerate() {
+                let file_backed = objs
+                    .get(&r.source)
+                    .is_some_and(|o| matches!(o.source, FileSource::File(_)));
+                if file_backed && (r.uid.is_some() || r.gid.is_some() || r.mode.is_some()) {
+                    warnings.push(format!(
+                        "{p}.{}[{i}]: uid, gid and mode are ignored for a {} from a file (it is bind-mounted read-only as it is)",
+                        kind.section(),
+                        kind.one()
+                    ));
+                }
+            }
+        }
         all.insert(name, svc);
     }
 
@@ -2068,6 +2436,8 @@ pub(crate) fn convert(root: &Value, cx: &Context, warnings: &mut Vec<String>) ->
         disabled,
         networks,
         volumes,
+        configs,
+        secrets,
         warnings: Vec::new(),
     })
 }

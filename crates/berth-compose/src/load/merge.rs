@@ -1,10 +1,12 @@
 //! Merging compose files in order, with compose's rules: mappings merged recursively, scalars
 //! replaced, sequences appended (duplicates dropped); per service, `command`, `entrypoint` and
-//! `healthcheck.test` are replaced, `volumes` merged by target path, and the list forms of
-//! `environment`, `labels`, `build.args`, `depends_on` and `networks` are first turned into
-//! mappings so they merge by key. The `!reset` and `!override` tags are honoured.
+//! `healthcheck.test` are replaced, `volumes`, `configs` and `secrets` merged by target path,
+//! and the list forms of `environment`, `labels`, `build.args`, `depends_on` and `networks`
+//! are first turned into mappings so they merge by key. The `!reset` and `!override` tags are honoured.
 
 use serde_yaml::{Mapping, Value};
+
+use super::convert::FileKind;
 
 fn s(key: &str) -> Value {
     Value::String(key.to_string())
@@ -183,11 +185,28 @@ fn merge_service(base: &mut Mapping, over: Mapping) {
             }
             "healthcheck" => merge_entry(base, k, v, SeqMode::Replace),
             "volumes" => match (base.get_mut(&k), v) {
-                (Some(Value::Sequence(b)), Value::Sequence(o)) => merge_by_target(b, o),
+                (Some(Value::Sequence(b)), Value::Sequence(o)) => {
+                    merge_by_target(b, o, volume_target)
+                }
                 (_, v) => {
                     base.insert(k, v);
                 }
             },
+            "configs" | "secrets" => {
+                let kind = if key == "configs" {
+                    FileKind::Config
+                } else {
+                    FileKind::Secret
+                };
+                match (base.get_mut(&k), v) {
+                    (Some(Value::Sequence(b)), Value::Sequence(o)) => {
+                        merge_by_target(b, o, |item| file_ref_target(kind, item))
+                    }
+                    (_, v) => {
+                        base.insert(k, v);
+                    }
+                }
+            }
             "networks" => match (base.get_mut(&k), v) {
                 (Some(Value::Mapping(b)), Value::Mapping(o)) => {
                     for (nk, nv) in o {
@@ -256,13 +275,30 @@ pub(crate) fn volume_target(v: &Value) -> Option<String> {
     }
 }
 
-fn merge_by_target(base: &mut Vec<Value>, over: Vec<Value>) {
+/// The container path a service's `configs:`/`secrets:` entry lands at, in either syntax.
+fn file_ref_target(kind: FileKind, v: &Value) -> Option<String> {
+    match v {
+        Value::String(source) => Some(kind.target(source, None)),
+        Value::Mapping(m) => {
+            let source = m.get("source").and_then(Value::as_str)?;
+            let target = m.get("target").and_then(Value::as_str);
+            Some(kind.target(source, target))
+        }
+        _ => None,
+    }
+}
+
+/// Entries of `over` replace those of `base` with the same target; others are appended.
+fn merge_by_target(
+    base: &mut Vec<Value>,
+    over: Vec<Value>,
+    target_of: impl Fn(&Value) -> Option<String>,
+) {
     for item in over {
-        let target = volume_target(&item);
-        let pos = target.as_ref().and_then(|t| {
-            base.iter()
-                .position(|b| volume_target(b).as_ref() == Some(t))
-        });
+        let target = target_of(&item);
+        let pos = target
+            .as_ref()
+            .and_then(|t| base.iter().position(|b| target_of(b).as_ref() == Some(t)));
         match pos {
             Some(i) => base[i] = item,
             None => base.push(item),

@@ -350,7 +350,9 @@ fn strip_positions(msg: &str) -> String {
     out
 }
 
-const TOP_LEVEL_KEYS: [&str; 6] = ["version", "name", "services", "networks", "volumes", "x-"];
+const TOP_LEVEL_KEYS: [&str; 8] = [
+    "version", "name", "services", "networks", "volumes", "configs", "secrets", "x-",
+];
 
 /// Check one file's top level: a mapping with only the keys Berth reads.
 fn check_top_level(
@@ -393,9 +395,9 @@ fn check_top_level(
                 "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
                 file.display()
             )),
-            "name" | "services" | "networks" | "volumes" => {}
+            "name" | "services" | "networks" | "volumes" | "configs" | "secrets" => {}
             k if k.starts_with("x-") => {}
-            "configs" | "secrets" | "include" | "models" => {
+            "include" | "models" => {
                 return Err(located(LoadError::at(
                     key,
                     format!("not supported by berth compose (remove the top-level \"{key}\" section)"),
@@ -405,7 +407,7 @@ fn check_top_level(
                 return Err(located(unknown_key(
                     other,
                     other,
-                    &TOP_LEVEL_KEYS[..5],
+                    &TOP_LEVEL_KEYS[..7],
                 )))
             }
         }

@@ -319,6 +319,42 @@ fn service_env_file_forms_and_precedence() {
     assert_eq!(env.get("B"), Some(&Some("fromcompose".to_string())));
     assert_eq!(env.get("C"), Some(&Some("h".to_string())));
     assert_eq!(env.get("D"), Some(&Some("4".to_string())));
+    // The files read (the optional missing one is not), each with its variables in order.
+    let files = &svc(&p, "web").env_files;
+    assert_eq!(
+        files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
+        vec![f.dir.join("common.env"), f.dir.join("extra.env")]
+    );
+    let s = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    assert_eq!(files[0].vars, vec![s("A", "1"), s("B", "2"), s("C", "h")]);
+    assert_eq!(files[1].vars, vec![s("D", "4"), s("A", "override")]);
+}
+
+#[test]
+fn env_file_names_without_values_are_recorded() {
+    let f = Fixture::new(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: a\n    env_file: web.env\n",
+        ),
+        ("web.env", "FROM_HOST\nMISSING\nX=1\n"),
+    ]);
+    let p = f.load_env(&[("FROM_HOST", "h")]).unwrap();
+    let web = svc(&p, "web");
+    assert_eq!(
+        web.env_files[0].vars,
+        vec![
+            ("FROM_HOST".to_string(), Some("h".to_string())),
+            ("MISSING".to_string(), None),
+            ("X".to_string(), Some("1".to_string())),
+        ]
+    );
+    // An unset name stays out of the container's environment.
+    assert_eq!(
+        web.environment.get("FROM_HOST"),
+        Some(&Some("h".to_string()))
+    );
+    assert!(!web.environment.contains_key("MISSING"));
 }
 
 #[test]
@@ -524,14 +560,14 @@ fn version_is_ignored_with_warning() {
 }
 
 #[test]
-fn configs_and_secrets_are_not_supported() {
+fn include_and_models_are_not_supported() {
     assert_eq!(
-        err("services:\n  web:\n    image: a\nsecrets:\n  s:\n    file: x\n"),
-        "secrets: not supported by berth compose (remove the top-level \"secrets\" section)"
+        err("services:\n  web:\n    image: a\ninclude:\n  - other.yaml\n"),
+        "include: not supported by berth compose (remove the top-level \"include\" section)"
     );
     assert_eq!(
-        err("configs: {}\nservices:\n  web:\n    image: a\n"),
-        "configs: not supported by berth compose (remove the top-level \"configs\" section)"
+        err("models: {}\nservices:\n  web:\n    image: a\n"),
+        "models: not supported by berth compose (remove the top-level \"models\" section)"
     );
 }
 
@@ -1419,4 +1455,323 @@ fn did_you_mean_helper() {
     assert_eq!(did_you_mean("zzzzzz", &["image", "build"]), None);
     assert_eq!(distance("kitten", "sitting"), 3);
     assert_eq!(clean_path(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+}
+
+// ------------------------------------------------------------------ configs and secrets
+
+const FILE_OBJECTS: &str = r#"services:
+  web:
+    image: a
+    configs:
+      - app_conf
+      - source: banner
+        target: /etc/motd
+        mode: 0440
+      - source: banner
+        target: etc/banner
+    secrets:
+      - db_pass
+      - source: api_key
+        target: api.key
+        uid: "1000"
+        gid: 1001
+        mode: 0o400
+      - source: api_key
+        target: /keys/api
+        mode: 288
+configs:
+  app_conf:
+    file: ./conf/app.conf
+    labels: [tier=front]
+  banner:
+    content: "hello ${WHO}"
+  shared:
+    external: true
+    name: shared-conf
+secrets:
+  db_pass:
+    environment: DB_PASS
+  api_key:
+    file: api.key
+    name: custom-api
+  ext:
+    external: true
+"#;
+
+fn file_objects_fixture() -> Fixture {
+    Fixture::new(&[
+        ("compose.yaml", FILE_OBJECTS),
+        ("conf/app.conf", "a=1\n"),
+        ("api.key", "k\n"),
+        (".env", "DB_PASS=from-dotenv\nWHO=dotenv\n"),
+    ])
+}
+
+#[test]
+fn top_level_configs_and_secrets_each_source() {
+    let f = file_objects_fixture();
+    // The process environment wins over .env, as in interpolation.
+    let p = f.load_env(&[("DB_PASS", "s3cret")]).unwrap();
+    let c = &p.configs;
+    assert_eq!(c["app_conf"].name, "myapp_app_conf");
+    assert_eq!(
+        c["app_conf"].source,
+        FileSource::File(f.dir.join("conf/app.conf"))
+    );
+    assert_eq!(
+        c["app_conf"].labels,
+        BTreeMap::from([("tier".to_string(), "front".to_string())])
+    );
+    assert_eq!(
+        c["banner"].source,
+        FileSource::Content("hello dotenv".to_string())
+    );
+    assert_eq!(c["shared"].name, "shared-conf");
+    assert_eq!(c["shared"].source, FileSource::External(true));
+    let s = &p.secrets;
+    assert_eq!(s["db_pass"].name, "myapp_db_pass");
+    assert_eq!(
+        s["db_pass"].source,
+        FileSource::Environment {
+            var: "DB_PASS".to_string(),
+            value: Some("s3cret".to_string())
+        }
+    );
+    assert_eq!(s["api_key"].name, "custom-api");
+    assert_eq!(s["api_key"].source, FileSource::File(f.dir.join("api.key")));
+    // External without a name: the key itself.
+    assert_eq!(s["ext"].name, "ext");
+    // Without the process's value, .env's.
+    let p = f.load().unwrap();
+    assert_eq!(
+        p.secrets["db_pass"].source,
+        FileSource::Environment {
+            var: "DB_PASS".to_string(),
+            value: Some("from-dotenv".to_string())
+        }
+    );
+}
+
+#[test]
+fn service_configs_and_secrets_short_and_long() {
+    let p = file_objects_fixture().load().unwrap();
+    let web = svc(&p, "web");
+    let r = |source: &str, target: &str, uid: Option<&str>, gid: Option<&str>, mode| FileRef {
+        source: source.to_string(),
+        target: target.to_string(),
+        uid: uid.map(str::to_string),
+        gid: gid.map(str::to_string),
+        mode,
+    };
+    assert_eq!(
+        web.configs,
+        vec![
+            r("app_conf", "/app_conf", None, None, None),
+            // YAML reads 0440 as the string "0440": octal.
+            r("banner", "/etc/motd", None, None, Some(0o440)),
+            // A relative config target goes under /.
+            r("banner", "/etc/banner", None, None, None),
+        ]
+    );
+    assert_eq!(
+        web.secrets,
+        vec![
+            r("db_pass", "/run/secrets/db_pass", None, None, None),
+            // A relative secret target goes under /run/secrets; 0o400 is YAML's octal number.
+            r(
+                "api_key",
+                "/run/secrets/api.key",
+                Some("1000"),
+                Some("1001"),
+                Some(0o400)
+            ),
+            // A plain number is the mode's value (288 = 0o440), as docker compose reads it.
+            r("api_key", "/keys/api", None, None, Some(0o440)),
+        ]
+    );
+    // File-backed ones are bind-mounted as they are: their uid/gid/mode are ignored, once
+    // each, with a warning naming them.
+    assert!(p.warnings.contains(&"services.web.secrets[1]: uid, gid and mode are ignored for a secret from a file (it is bind-mounted read-only as it is)".to_string()), "{:?}", p.warnings);
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("services.web.secrets[2]:")));
+    assert!(!p
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("services.web.configs")));
+}
+
+#[test]
+fn interpolation_applies_to_configs_and_secrets() {
+    let f = Fixture::new(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: a\n    secrets:\n      - source: s\n        target: ${T}\n        mode: ${M}\nsecrets:\n  s:\n    environment: ${VAR_NAME}\n    name: ${N}\n",
+        ),
+    ]);
+    let p = f
+        .load_env(&[
+            ("T", "/x/y"),
+            ("M", "0400"),
+            ("VAR_NAME", "PW"),
+            ("PW", "v"),
+            ("N", "named"),
+        ])
+        .unwrap();
+    let r = &svc(&p, "web").secrets[0];
+    assert_eq!((r.target.as_str(), r.mode), ("/x/y", Some(0o400)));
+    assert_eq!(p.secrets["s"].name, "named");
+    assert_eq!(
+        p.secrets["s"].source,
+        FileSource::Environment {
+            var: "PW".to_string(),
+            value: Some("v".to_string())
+        }
+    );
+}
+
+#[test]
+fn configs_and_secrets_merge_across_files() {
+    let f = Fixture::new(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: a\n    secrets: [a, {source: b, target: /t/b}]\nsecrets:\n  a: {file: a.txt}\n  b: {file: b.txt, name: bee}\nconfigs:\n  c: {content: one}\n",
+        ),
+        (
+            "compose.override.yaml",
+            "services:\n  web:\n    secrets: [{source: a, mode: \"0400\"}, {source: c2, target: /t/b}]\n    configs: [c]\nsecrets:\n  c2: {file: b.txt}\n  b: {labels: {x: y}}\nconfigs:\n  c: {content: two}\n",
+        ),
+        ("a.txt", "a"),
+        ("b.txt", "b"),
+    ]);
+    let p = f.load().unwrap();
+    let web = svc(&p, "web");
+    // Same target: the later file's entry replaces the earlier one.
+    let got: Vec<(&str, &str, Option<u32>)> = web
+        .secrets
+        .iter()
+        .map(|r| (r.source.as_str(), r.target.as_str(), r.mode))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("a", "/run/secrets/a", Some(0o400)), ("c2", "/t/b", None)]
+    );
+    assert_eq!(web.configs.len(), 1);
+    // Top-level entries merge by key.
+    assert_eq!(p.secrets["b"].name, "bee");
+    assert_eq!(
+        p.secrets["b"].labels.get("x").map(String::as_str),
+        Some("y")
+    );
+    assert_eq!(
+        p.configs["c"].source,
+        FileSource::Content("two".to_string())
+    );
+}
+
+#[test]
+fn config_and_secret_source_errors() {
+    let f = Fixture::new(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: a\nsecrets:\n  db_password:\n    file: ./missing.txt\n",
+    )]);
+    assert_eq!(
+        short(&f.load().unwrap_err()),
+        format!(
+            "secrets.db_password.file: {}: no such file",
+            f.dir.join("missing.txt").display()
+        )
+    );
+    let f = Fixture::new(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: a\nconfigs:\n  d:\n    file: ./sub\n",
+    )]);
+    fs::create_dir_all(f.dir.join("sub")).unwrap();
+    assert_eq!(
+        short(&f.load().unwrap_err()),
+        format!(
+            "configs.d.file: {}: is not a file",
+            f.dir.join("sub").display()
+        )
+    );
+    let head = "services:\n  web:\n    image: a\n";
+    assert_eq!(
+        err(&format!("{head}secrets:\n  s:\n    environment: NOPE_UNSET_VAR\n")),
+        "secrets.s.environment: variable NOPE_UNSET_VAR is not set; set it in the environment or in .env"
+    );
+    assert_eq!(
+        err(&format!("{head}secrets:\n  s: {{}}\n")),
+        "secrets.s: missing the secret's source: set one of file, environment or external: true"
+    );
+    assert_eq!(
+        err(&format!("{head}secrets:\n  s:\n")),
+        "secrets.s: missing the secret's source: set one of file, environment or external: true"
+    );
+    assert_eq!(
+        err(&format!("{head}configs:\n  c:\n    external: false\n")),
+        "configs.c: missing the config's source: set one of file, environment, content or external: true"
+    );
+    assert_eq!(
+        err(&format!("{head}configs:\n  c:\n    content: x\n    external: true\n")),
+        "configs.c: content and external are given; set only one of file, environment, content or external: true"
+    );
+    assert_eq!(
+        err(&format!("{head}secrets:\n  s:\n    content: x\n")),
+        "secrets.s.content: content is only for configs; put a secret's value in a file (file:) or a variable (environment:)"
+    );
+    assert_eq!(
+        err(&format!("{head}secrets:\n  s:\n    fiel: x\n")),
+        "secrets.s.fiel: unknown key; did you mean \"file\"?"
+    );
+    assert_eq!(
+        err(&format!("{head}configs:\n  c: ./x.conf\n")),
+        "configs.c: expected a mapping, got a string"
+    );
+}
+
+#[test]
+fn service_config_and_secret_reference_errors() {
+    let top = "secrets:\n  s:\n    file: compose.yaml\nconfigs:\n  c:\n    content: x\n";
+    let e = |svc_part: &str| err(&format!("services:\n  web:\n    image: a\n{svc_part}{top}"));
+    assert_eq!(
+        e("    secrets:\n      - x\n"),
+        "services.web.secrets[0]: secret \"x\" is not defined in the top-level secrets"
+    );
+    assert_eq!(
+        e("    configs:\n      - c\n      - source: s\n"),
+        "services.web.configs[1]: config \"s\" is not defined in the top-level configs"
+    );
+    assert_eq!(
+        e("    secrets:\n      - source: s\n        traget: /x\n"),
+        "services.web.secrets[0].traget: unknown key; did you mean \"target\"?"
+    );
+    assert_eq!(
+        e("    secrets:\n      - target: /x\n"),
+        "services.web.secrets[0]: missing \"source\" (the secret's key in the top-level secrets)"
+    );
+    assert_eq!(
+        e("    secrets:\n      - source: s\n        mode: \"0999\"\n"),
+        "services.web.secrets[0].mode: invalid mode \"0999\": expected octal permissions like \"0440\""
+    );
+    assert_eq!(
+        e("    secrets:\n      - source: s\n        mode: 70000\n"),
+        "services.web.secrets[0].mode: invalid mode 0o210560: expected octal permissions like \"0440\""
+    );
+    assert_eq!(
+        e("    secrets:\n      - source: s\n        uid: root\n"),
+        "services.web.secrets[0].uid: invalid ID \"root\": expected a number like \"1000\""
+    );
+    assert_eq!(
+        e("    secrets:\n      - s\n      - source: s\n        target: /run/secrets/s\n"),
+        "services.web.secrets[1]: duplicate target \"/run/secrets/s\" (also at services.web.secrets[0])"
+    );
+    assert_eq!(
+        e("    secrets: s\n"),
+        "services.web.secrets: expected a list of secret names or mappings with source/target, got a string"
+    );
+    assert_eq!(
+        e("    secrets:\n      - source: s\n        target: /run/secrets/\n"),
+        "services.web.secrets[0].target: invalid target \"/run/secrets/\": expected a file path, like \"/run/secrets/db_password\""
+    );
 }

@@ -1,5 +1,6 @@
 //! A service (one replica) → the Engine API's container create body, with docker compose's
-//! labels.
+//! labels; and the service's `configs:`/`secrets:` (a file-backed one is a read-only bind
+//! mount in the body, the others a tar written into the container before it starts).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,7 +12,7 @@ use bollard::models::{
 
 use super::{container_name, image_name, Error};
 use crate::labels;
-use crate::model::{MountKind, Project, Service};
+use crate::model::{FileObject, FileRef, FileSource, MountKind, Project, Service};
 
 /// What `up` and `run` vary between containers of one service.
 pub(crate) struct Replica<'a> {
@@ -58,7 +59,7 @@ pub(crate) fn body(
     labels.insert(labels::PROJECT.into(), p.name.clone());
     labels.insert(labels::SERVICE.into(), s.name.clone());
     labels.insert(labels::NUMBER.into(), r.number.to_string());
-    labels.insert(labels::CONFIG_HASH.into(), s.config_hash());
+    labels.insert(labels::CONFIG_HASH.into(), config_hash(p, s));
     labels.insert(
         labels::ONEOFF.into(),
         if r.oneoff { "True" } else { "False" }.into(),
@@ -208,6 +209,18 @@ pub(crate) fn body(
                 }),
                 ..Default::default()
             }),
+        }
+    }
+    // Configs and secrets from files: the file itself, read-only (as docker compose does).
+    for f in placed(p, s)? {
+        if let FileSource::File(path) = &f.obj.source {
+            mounts.push(Mount {
+                target: Some(f.r.target.clone()),
+                source: Some(path.display().to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            });
         }
     }
     let tmpfs: HashMap<String, String> = s
@@ -367,4 +380,312 @@ pub(crate) fn build_args(
     args.iter()
         .filter_map(|(k, v)| v.clone().or_else(|| env(k)).map(|v| (k.clone(), v)))
         .collect()
+}
+
+/// One of a service's `configs:`/`secrets:` references with the top-level entry it names.
+pub(crate) struct Placed<'a> {
+    /// `configs` or `secrets`.
+    pub section: &'static str,
+    pub r: &'a FileRef,
+    pub obj: &'a FileObject,
+}
+
+/// The service's configs and secrets, configs first. An external one is an error: it lives in
+/// a swarm's store, which a single engine does not have (docker compose refuses it too).
+pub(crate) fn placed<'a>(p: &'a Project, s: &'a Service) -> Result<Vec<Placed<'a>>, Error> {
+    let mut out = Vec::new();
+    for (section, refs, objs) in [
+        ("configs", &s.configs, &p.configs),
+        ("secrets", &s.secrets, &p.secrets),
+    ] {
+        for r in refs {
+            let Some(obj) = objs.get(&r.source) else {
+                return Err(Error::new(format!(
+                    "service {}: {section}.{} is used but not defined in the top-level {section}",
+                    s.name, r.source
+                )));
+            };
+            if matches!(obj.source, FileSource::External(_)) {
+                return Err(Error::new(format!(
+                    "service {}: external {section} need a swarm; berth compose cannot mount {section}.{}",
+                    s.name, r.source
+                )));
+            }
+            out.push(Placed { section, r, obj });
+        }
+    }
+    Ok(out)
+}
+
+/// What an environment- or content-backed entry holds (`None` for the others).
+fn inline_content(source: &FileSource) -> Option<&[u8]> {
+    match source {
+        FileSource::Environment { value, .. } => Some(value.as_deref().unwrap_or("").as_bytes()),
+        FileSource::Content(c) => Some(c.as_bytes()),
+        FileSource::File(_) | FileSource::External(_) => None,
+    }
+}
+
+/// The `config-hash` label: [`Service::config_hash`], and for a service with configs or
+/// secrets also what each one is (name, source) and a digest of its content, so changing a
+/// secret's value or a config file recreates the container as docker compose does. Only the
+/// digest is hashed, never the value itself into a label.
+pub(crate) fn config_hash(p: &Project, s: &Service) -> String {
+    use sha2::{Digest, Sha256};
+    let base = s.config_hash();
+    if s.configs.is_empty() && s.secrets.is_empty() {
+        return base;
+    }
+    let mut h = Sha256::new();
+    h.update(base.as_bytes());
+    for (section, refs, objs) in [
+        ("configs", &s.configs, &p.configs),
+        ("secrets", &s.secrets, &p.secrets),
+    ] {
+        for r in refs {
+            h.update(format!("\n{section}.{}\n", r.source).as_bytes());
+            let Some(obj) = objs.get(&r.source) else {
+                continue;
+            };
+            h.update(serde_json::to_vec(obj).unwrap_or_default());
+            let content = match &obj.source {
+                FileSource::File(path) => std::fs::read(path).ok(),
+                other => inline_content(other).map(<[u8]>::to_vec),
+            };
+            if let Some(c) = content {
+                h.update(Sha256::digest(&c));
+            }
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The tar `up` writes into a new container at `/` before starting it: each environment- or
+/// content-backed config and secret at its target (mode default 0444, owner default 0:0).
+/// Missing parent directories are made by the engine. `None` when there is nothing to write.
+pub(crate) fn files_tar(p: &Project, s: &Service) -> Result<Option<Vec<u8>>, Error> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut any = false;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for f in placed(p, s)? {
+        let Some(data) = inline_content(&f.obj.source) else {
+            continue;
+        };
+        let what = format!("service {}: {}.{}", s.name, f.section, f.r.source);
+        let id = |v: &Option<String>, which: &str| -> Result<u64, Error> {
+            match v {
+                None => Ok(0),
+                Some(t) => t.parse().map_err(|_| {
+                    Error::new(format!("{what}: invalid {which} {t:?}: expected a number"))
+                }),
+            }
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        h.set_mode(f.r.mode.unwrap_or(0o444));
+        h.set_uid(id(&f.r.uid, "uid")?);
+        h.set_gid(id(&f.r.gid, "gid")?);
+        h.set_mtime(now);
+        let path = f.r.target.trim_start_matches('/');
+        tar.append_data(&mut h, path, data)
+            .map_err(|e| Error::new(format!("{what}: cannot pack it for {}: {e}", f.r.target)))?;
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    tar.into_inner().map(Some).map_err(|e| {
+        Error::new(format!(
+            "service {}: packing configs and secrets: {e}",
+            s.name
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{load, LoadOptions};
+    use std::collections::BTreeSet;
+    use std::io::Read;
+    use std::path::Path;
+
+    const YAML: &str = r#"services:
+  web:
+    image: busybox
+    configs:
+      - source: app
+        target: /etc/app/app.conf
+        mode: 0440
+        uid: "1000"
+        gid: "1001"
+      - from_file
+    secrets:
+      - pw
+      - token
+configs:
+  app:
+    content: "level=${LEVEL}"
+  from_file:
+    file: ./c.txt
+secrets:
+  pw:
+    environment: PW
+  token:
+    file: ./token.txt
+"#;
+
+    fn load_in(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Project {
+        std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
+        load(&LoadOptions {
+            cwd: dir.to_path_buf(),
+            environment: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn replica() -> Replica<'static> {
+        Replica {
+            number: 1,
+            oneoff: false,
+            name: None,
+            command: None,
+            env: &[],
+            publish: true,
+            mode_container: None,
+            image_id: None,
+            tty: None,
+            stdin: None,
+            carried: Vec::new(),
+        }
+    }
+
+    fn fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.txt"), "c\n").unwrap();
+        std::fs::write(dir.path().join("token.txt"), "t0\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn file_backed_ones_are_read_only_binds() {
+        let dir = fixture();
+        let p = load_in(dir.path(), YAML, &[("PW", "pw1"), ("LEVEL", "1")]);
+        let b = body(&p, &p.services["web"], &replica()).unwrap();
+        let mounts = b.host_config.unwrap().mounts.unwrap();
+        let binds: Vec<(String, String, bool)> = mounts
+            .iter()
+            .map(|m| {
+                assert_eq!(m.typ, Some(MountType::BIND));
+                (
+                    m.source.clone().unwrap(),
+                    m.target.clone().unwrap(),
+                    m.read_only.unwrap(),
+                )
+            })
+            .collect();
+        let src = |f: &str| dir.path().join(f).display().to_string();
+        assert_eq!(
+            binds,
+            vec![
+                (src("c.txt"), "/from_file".to_string(), true),
+                (src("token.txt"), "/run/secrets/token".to_string(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn inline_ones_are_packed_at_their_targets() {
+        let dir = fixture();
+        let p = load_in(dir.path(), YAML, &[("PW", "pw1"), ("LEVEL", "1")]);
+        let tar = files_tar(&p, &p.services["web"]).unwrap().unwrap();
+        let mut a = tar::Archive::new(tar.as_slice());
+        let mut got = Vec::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let mut body = String::new();
+            e.read_to_string(&mut body).unwrap();
+            got.push((
+                e.path().unwrap().display().to_string(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                body,
+            ));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "etc/app/app.conf".to_string(),
+                    0o440,
+                    1000,
+                    1001,
+                    "level=1".to_string()
+                ),
+                ("run/secrets/pw".to_string(), 0o444, 0, 0, "pw1".to_string()),
+            ]
+        );
+        // Nothing to write: no tar.
+        let plain = load_in(dir.path(), "services:\n  web:\n    image: busybox\n", &[]);
+        assert!(files_tar(&plain, &plain.services["web"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn external_ones_are_refused_by_name() {
+        let dir = fixture();
+        let p = load_in(
+            dir.path(),
+            "services:\n  web:\n    image: busybox\n    secrets: [x]\nsecrets:\n  x:\n    external: true\n",
+            &[],
+        );
+        let web = &p.services["web"];
+        let e = body(&p, web, &replica()).unwrap_err();
+        assert_eq!(
+            e.message,
+            "service web: external secrets need a swarm; berth compose cannot mount secrets.x"
+        );
+        assert_eq!(placed(&p, web).err(), Some(e));
+    }
+
+    #[test]
+    fn hash_follows_content_and_hides_values() {
+        let dir = fixture();
+        let env = [("PW", "pw1"), ("LEVEL", "1")];
+        let p = load_in(dir.path(), YAML, &env);
+        let h0 = config_hash(&p, &p.services["web"]);
+        assert_eq!(h0.len(), 64);
+        assert_ne!(h0, p.services["web"].config_hash());
+        // Same content, same hash.
+        let again = load_in(dir.path(), YAML, &env);
+        assert_eq!(config_hash(&again, &again.services["web"]), h0);
+        // A secret's value, a config's content, a secret file's content: each changes it.
+        let p = load_in(dir.path(), YAML, &[("PW", "pw2"), ("LEVEL", "1")]);
+        let h_pw = config_hash(&p, &p.services["web"]);
+        let p = load_in(dir.path(), YAML, &[("PW", "pw1"), ("LEVEL", "2")]);
+        let h_level = config_hash(&p, &p.services["web"]);
+        std::fs::write(dir.path().join("token.txt"), "t1\n").unwrap();
+        let p = load_in(dir.path(), YAML, &env);
+        let h_file = config_hash(&p, &p.services["web"]);
+        let all = BTreeSet::from([&h0, &h_pw, &h_level, &h_file]);
+        assert_eq!(all.len(), 4, "{all:?}");
+        // The label is the hash, never the value.
+        let b = body(&p, &p.services["web"], &replica()).unwrap();
+        let l = b.labels.unwrap();
+        assert_eq!(l[labels::CONFIG_HASH], h_file);
+        assert!(!l.values().any(|v| v.contains("pw1")), "{l:?}");
+        // A service without configs or secrets keeps the plain service hash.
+        let plain = load_in(dir.path(), "services:\n  web:\n    image: busybox\n", &[]);
+        let web = &plain.services["web"];
+        assert_eq!(config_hash(&plain, web), web.config_hash());
+    }
 }

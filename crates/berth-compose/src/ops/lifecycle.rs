@@ -475,6 +475,20 @@ impl Compose {
             )
             .await
             .map_err(|e| engine(&format!("creating container {name}"), e))?;
+        // Environment- and content-backed configs and secrets, as `up` writes them.
+        if let Err(e) = self.write_files(p, s, &name, &name).await {
+            let _ = self
+                .docker
+                .remove_container(
+                    &name,
+                    Some(q::RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            return Err(e);
+        }
         Ok(name)
     }
 }

@@ -189,97 +189,217 @@ impl Compose {
 
     /// The merged logs of the project's containers (the named services' only when given),
     /// one line per item, each container's lines in order. With `follow` the stream stays
-    /// open until every container's log ends or the stream is dropped.
+    /// open until every container's log ends or the stream is dropped; with `watch` too,
+    /// containers started later (new ones, or stopped ones starting again) are followed as
+    /// they start, and the stream ends only when dropped.
     pub async fn logs(&self, project: &str, o: &LogOptions) -> Result<LogStream, Error> {
-        let list = self.containers(project, Some(false)).await?;
         let (tx, rx) = mpsc::channel::<Result<LogLine, Error>>(256);
-        let mut tasks = Vec::new();
-        for c in list
-            .into_iter()
+        // Subscribed before listing: a container starting in between is not missed.
+        let events = (o.follow && o.watch).then(|| {
+            let mut filters = super::project_filter(project);
+            filters.insert("type".into(), vec!["container".into()]);
+            filters.insert("event".into(), vec!["start".into()]);
+            self.docker.events(Some(q::EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+        });
+        let list: Vec<Followed> = self
+            .containers(project, Some(false))
+            .await?
+            .iter()
             .filter(|c| o.services.is_empty() || o.services.contains(&service_of(c)))
-        {
-            let docker = self.docker.clone();
-            let tx = tx.clone();
-            let o = o.clone();
-            tasks.push(tokio::spawn(async move {
-                let name = name_of(&c);
-                let service = service_of(&c);
-                let number = number_of(&c);
-                let mut stream = docker.logs(
-                    &id_of(&c),
-                    Some(q::LogsOptions {
-                        follow: o.follow,
-                        stdout: true,
-                        stderr: true,
-                        timestamps: o.timestamps,
-                        tail: o.tail.clone().unwrap_or_else(|| "all".into()),
-                        since: o.since.and_then(|t| i32::try_from(t).ok()).unwrap_or(0),
-                        ..Default::default()
-                    }),
-                );
-                let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-                while let Some(item) = stream.next().await {
-                    let (stderr, bytes) = match item {
-                        Ok(LogOutput::StdErr { message }) => (true, message),
-                        Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                            (false, message)
-                        }
-                        Ok(_) => continue,
-                        Err(e) => {
-                            let _ = tx
-                                .send(Err(engine(&format!("reading the logs of {name}"), e)))
-                                .await;
-                            return;
-                        }
-                    };
-                    let buf = &mut partial[usize::from(stderr)];
-                    buf.extend_from_slice(&bytes);
-                    while let Some(i) = buf.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = buf.drain(..=i).collect();
-                        let text = String::from_utf8_lossy(&line)
-                            .trim_end_matches(['\n', '\r'])
-                            .to_string();
-                        let l = LogLine {
-                            service: service.clone(),
-                            container: name.clone(),
-                            number,
-                            stderr,
-                            text,
-                            ended: false,
-                        };
-                        if tx.send(Ok(l)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                for (i, rest) in partial.iter().enumerate() {
-                    if !rest.is_empty() {
-                        let l = LogLine {
-                            service: service.clone(),
-                            container: name.clone(),
-                            number,
-                            stderr: i == 1,
-                            text: String::from_utf8_lossy(rest).to_string(),
-                            ended: false,
-                        };
-                        let _ = tx.send(Ok(l)).await;
-                    }
-                }
-                // The container's log is over (with `follow`: it stopped).
-                let _ = tx
-                    .send(Ok(LogLine {
-                        service: service.clone(),
-                        container: name.clone(),
-                        number,
-                        stderr: false,
-                        text: String::new(),
-                        ended: true,
-                    }))
-                    .await;
-            }));
-        }
+            .map(|c| Followed {
+                id: id_of(c),
+                name: name_of(c),
+                service: service_of(c),
+                number: number_of(c),
+            })
+            .collect();
+        let tasks = match events {
+            Some(events) => {
+                let (docker, o) = (self.docker.clone(), o.clone());
+                vec![tokio::spawn(watch(docker, list, events, o, tx))]
+            }
+            None => list
+                .into_iter()
+                .map(|c| tokio::spawn(follow_one(self.docker.clone(), c, o.clone(), tx.clone())))
+                .collect(),
+        };
         Ok(LogStream { rx, tasks })
     }
+}
+
+/// A container whose log is read.
+#[derive(Debug, Clone)]
+struct Followed {
+    id: String,
+    name: String,
+    service: String,
+    number: u32,
+}
+
+/// Reads one container's log into `tx`, then sends its `ended` marker.
+async fn follow_one(
+    docker: bollard::Docker,
+    c: Followed,
+    o: LogOptions,
+    tx: mpsc::Sender<Result<LogLine, Error>>,
+) {
+    let line = |stderr: bool, text: String, ended: bool| LogLine {
+        service: c.service.clone(),
+        container: c.name.clone(),
+        number: c.number,
+        stderr,
+        text,
+        ended,
+    };
+    let mut stream = docker.logs(
+        &c.id,
+        Some(q::LogsOptions {
+            follow: o.follow,
+            stdout: true,
+            stderr: true,
+            timestamps: o.timestamps,
+            tail: o.tail.clone().unwrap_or_else(|| "all".into()),
+            since: o.since.and_then(|t| i32::try_from(t).ok()).unwrap_or(0),
+            ..Default::default()
+        }),
+    );
+    let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    while let Some(item) = stream.next().await {
+        let (stderr, bytes) = match item {
+            Ok(LogOutput::StdErr { message }) => (true, message),
+            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => (false, message),
+            Ok(_) => continue,
+            Err(e) => {
+                let what = format!("reading the logs of {}", c.name);
+                let _ = tx.send(Err(engine(&what, e))).await;
+                return;
+            }
+        };
+        let buf = &mut partial[usize::from(stderr)];
+        buf.extend_from_slice(&bytes);
+        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let raw: Vec<u8> = buf.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&raw)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            if tx.send(Ok(line(stderr, text, false))).await.is_err() {
+                return;
+            }
+        }
+    }
+    for (i, rest) in partial.iter().enumerate() {
+        if !rest.is_empty() {
+            let text = String::from_utf8_lossy(rest).to_string();
+            let _ = tx.send(Ok(line(i == 1, text, false))).await;
+        }
+    }
+    // The container's log is over (with `follow`: it stopped).
+    let _ = tx.send(Ok(line(false, String::new(), true))).await;
+}
+
+/// `watch` mode: follows the listed containers, and every project container that starts
+/// later. One reader per container at a time: a log that ends while its container runs
+/// again (it was created, not started, when the reader opened, and started meanwhile) is
+/// reopened from that run's start.
+async fn watch(
+    docker: bollard::Docker,
+    list: Vec<Followed>,
+    events: impl Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>>,
+    o: LogOptions,
+    tx: mpsc::Sender<Result<LogLine, Error>>,
+) {
+    let mut readers = tokio::task::JoinSet::new();
+    let mut active: HashMap<String, Followed> = HashMap::new();
+    let open = |readers: &mut tokio::task::JoinSet<String>, c: Followed, o: LogOptions| {
+        let (docker, tx) = (docker.clone(), tx.clone());
+        readers.spawn(async move {
+            let id = c.id.clone();
+            follow_one(docker, c, o, tx).await;
+            id
+        });
+    };
+    for c in list {
+        active.insert(c.id.clone(), c.clone());
+        open(&mut readers, c, o.clone());
+    }
+    // A run that began at `started` (unix seconds): its lines only.
+    let from = |started: Option<i64>| LogOptions {
+        tail: None,
+        since: started.or(o.since),
+        ..o.clone()
+    };
+    let mut events = std::pin::pin!(events);
+    let mut events_open = true;
+    loop {
+        tokio::select! {
+            Some(done) = readers.join_next(), if !readers.is_empty() => {
+                let Ok(id) = done else { continue };
+                let Some(c) = active.remove(&id) else { continue };
+                if let Some(started) = running_since(&docker, &id).await {
+                    active.insert(id, c.clone());
+                    open(&mut readers, c, from(Some(started)));
+                }
+            }
+            ev = events.next(), if events_open => {
+                let Some(Ok(ev)) = ev else {
+                    events_open = false;
+                    continue;
+                };
+                let Some(id) = ev.actor.and_then(|a| a.id) else { continue };
+                if active.contains_key(&id) {
+                    continue;
+                }
+                let Some(c) = followed(&docker, &id).await else { continue };
+                if !o.services.is_empty() && !o.services.contains(&c.service) {
+                    continue;
+                }
+                active.insert(id, c.clone());
+                open(&mut readers, c, from(ev.time));
+            }
+            else => break,
+        }
+        if tx.is_closed() {
+            break;
+        }
+    }
+}
+
+/// When the container's current run began (unix seconds), if it is running.
+async fn running_since(docker: &bollard::Docker, id: &str) -> Option<i64> {
+    let info = docker
+        .inspect_container(id, None::<q::InspectContainerOptions>)
+        .await
+        .ok()?;
+    let state = info.state?;
+    if state.running != Some(true) {
+        return None;
+    }
+    let started = state.started_at.unwrap_or_default();
+    Some(berth_time::parse_unix(&started).unwrap_or(0))
+}
+
+/// A project container, by ID, as [`watch`] follows it.
+async fn followed(docker: &bollard::Docker, id: &str) -> Option<Followed> {
+    let info = docker
+        .inspect_container(id, None::<q::InspectContainerOptions>)
+        .await
+        .ok()?;
+    let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
+    Some(Followed {
+        id: id.to_string(),
+        name: info
+            .name
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_else(|| id.to_string()),
+        service: labels.get(labels::SERVICE).cloned().unwrap_or_default(),
+        number: labels
+            .get(labels::NUMBER)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    })
 }
 
 /// `logs`' flags.
@@ -292,6 +412,8 @@ pub struct LogOptions {
     pub timestamps: bool,
     /// Only lines from this unix time on.
     pub since: Option<i64>,
+    /// With `follow`: also follow containers that start later; never ends by itself.
+    pub watch: bool,
 }
 
 /// One log line of one container.

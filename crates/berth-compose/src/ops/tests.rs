@@ -41,6 +41,8 @@ fn project(services: Vec<Service>) -> Project {
         )]
         .into(),
         volumes: BTreeMap::new(),
+        configs: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         warnings: vec![],
     }
 }

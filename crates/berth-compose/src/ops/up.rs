@@ -14,7 +14,7 @@ use bollard::models::{Ipam, IpamConfig};
 use bollard::query_parameters as q;
 use futures_util::StreamExt;
 
-use super::create::{body, Replica};
+use super::create::{body, config_hash, files_tar, placed, Replica};
 use super::{
     all, engine, id_of, image_name, is_not_found, is_running, label, levels, name_of, number_of,
     res, service, service_of, warn, with_deps, Compose, Error, Reporter, UpOptions,
@@ -82,6 +82,10 @@ impl Compose {
         }
         let wanted = with_deps(p, &o.services, o.no_deps)?;
         levels(p, &wanted)?;
+        // Configs and secrets a single engine cannot provide fail before anything is made.
+        for n in &wanted {
+            placed(p, service(p, n)?)?;
+        }
         self.ensure_networks(p, &wanted, r).await?;
         self.ensure_volumes(p, &wanted, r).await?;
         self.ensure_images(p, &wanted, o, r).await?;
@@ -120,7 +124,7 @@ impl Compose {
                 s.container_name.as_deref().unwrap_or_default()
             )));
         }
-        let hash = s.config_hash();
+        let hash = config_hash(p, s);
         let image = image_name(p, s);
         let image_id = self.image_id(&image).await?;
         let dep_restart = s
@@ -224,8 +228,54 @@ impl Compose {
             )
             .await
             .map_err(|e| engine(&format!("creating container {name}"), e))?;
+        if let Err(e) = self.write_files(p, s, &made.id, &name).await {
+            // Not left half made: the next `up` creates it again. Its volumes stay: on a
+            // recreate they are the old container's, carried over.
+            let _ = self
+                .docker
+                .remove_container(
+                    &made.id,
+                    Some(q::RemoveContainerOptions {
+                        force: true,
+                        v: false,
+                        link: false,
+                    }),
+                )
+                .await;
+            return Err(e);
+        }
         res(r, "Container", &name, "Created", true);
         Ok(made.id)
+    }
+
+    /// Write the service's environment- and content-backed configs and secrets into the
+    /// created (not yet started) container `id`, through `PUT /containers/{id}/archive`.
+    pub(crate) async fn write_files(
+        &self,
+        p: &Project,
+        s: &Service,
+        id: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let Some(tar) = files_tar(p, s)? else {
+            return Ok(());
+        };
+        self.docker
+            .upload_to_container(
+                id,
+                Some(q::UploadToContainerOptions {
+                    path: "/".into(),
+                    ..Default::default()
+                }),
+                bollard::body_full(tar.into()),
+            )
+            .await
+            .map_err(|e| {
+                engine(
+                    &format!("writing configs and secrets into container {name}"),
+                    e,
+                )
+            })
     }
 
     pub(crate) async fn start_one(&self, name: &str, r: &Reporter) -> Result<(), Error> {
