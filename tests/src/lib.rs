@@ -15,6 +15,7 @@ pub mod bigimage;
 pub mod bundle;
 pub mod cli;
 pub mod desktop;
+pub mod fakekube;
 pub mod host;
 pub mod image;
 pub mod pyimage;

@@ -1425,7 +1425,18 @@ configs:
     assert!(cfg.contains("environment: API_TOKEN"), "{cfg}");
     assert!(!cfg.contains("tok-2"), "{cfg}");
     // A one-off `run` container gets the written files too.
-    let ran = with_token("tok-3", &["run", "--rm", "-T", "app", "cat", "/run/secrets/api_token", "/etc/app/motd.txt"]);
+    let ran = with_token(
+        "tok-3",
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "app",
+            "cat",
+            "/run/secrets/api_token",
+            "/etc/app/motd.txt",
+        ],
+    );
     assert_eq!(ran, "tok-3hello from berth", "run --rm: {ran:?}");
 
     p.ok(&["down"]);

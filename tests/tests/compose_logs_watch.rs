@@ -59,7 +59,9 @@ async fn expect_line(
         let line = match next {
             Ok(Some(Ok(l))) => l,
             Ok(Some(Err(e))) => panic!("log stream error: {e}"),
-            Ok(None) => panic!("the log stream ended waiting for {container}: {text}; saw {seen:?}"),
+            Ok(None) => {
+                panic!("the log stream ended waiting for {container}: {text}; saw {seen:?}")
+            }
             Err(_) => panic!("no {container}: {text} within 30 s; saw {seen:?}"),
         };
         if line.ended {

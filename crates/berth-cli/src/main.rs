@@ -69,6 +69,8 @@ pub enum Command {
     Builder(commands::build::BuilderCmd),
     /// Define and run multi-container applications (docker compose)
     Compose(Box<commands::compose::ComposeArgs>),
+    /// Deploy a compose project to Kubernetes: generate, deploy, status, logs, delete
+    Kube(Box<commands::kube::KubeArgs>),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::resources::VolumeCmd),

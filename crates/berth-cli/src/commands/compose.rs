@@ -78,6 +78,8 @@ pub enum ComposeCmd {
     Run(RunArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
+    /// Like config; `--format kubernetes` prints the project as Kubernetes objects
+    Convert(ConvertArgs),
     /// List running compose projects
     Ls(LsArgs),
 }
@@ -310,6 +312,31 @@ pub struct ConfigArgs {
     /// Format the output: yaml or json
     #[arg(long, value_enum, default_value = "yaml")]
     pub format: ConfigFormat,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// Only validate the configuration, don't print anything
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format the output: yaml, json, or kubernetes (the objects `berth kube generate` makes)
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub format: ConvertFormat,
+    /// kubernetes: write one file per object into this directory
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// kubernetes: put every object in this namespace (and emit the Namespace)
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub gen: super::kube::GenFlags,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ConvertFormat {
+    Yaml,
+    Json,
+    Kubernetes,
 }
 
 #[derive(Args)]
@@ -721,7 +748,7 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
             }
             result
         }
-        ComposeCmd::Config(_) => config(&a),
+        ComposeCmd::Config(_) | ComposeCmd::Convert(_) => config(&a),
         ComposeCmd::Ls(l) => {
             let list = engine.ls(l.all).await.map_err(op)?;
             if l.quiet {
@@ -764,6 +791,9 @@ pub async fn compose(c: &Ctx, a: ComposeArgs) -> Res<()> {
 
 /// `config`: the resolved model (no engine needed).
 pub fn config(a: &ComposeArgs) -> Res<()> {
+    if let ComposeCmd::Convert(c) = &a.command {
+        return convert(a, c);
+    }
     let ComposeCmd::Config(x) = &a.command else {
         return Ok(());
     };
@@ -790,6 +820,38 @@ pub fn config(a: &ComposeArgs) -> Res<()> {
         ConfigFormat::Yaml => serde_yaml::to_string(&berth_compose::render::render(&p))
             .map_err(|e| fail(e.to_string()))?,
         ConfigFormat::Json => {
+            serde_json::to_string_pretty(&berth_compose::render::render(&p))
+                .map_err(|e| fail(e.to_string()))?
+                + "\n"
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+/// `convert`: docker compose's alias of `config`, plus `--format kubernetes`.
+fn convert(a: &ComposeArgs, c: &ConvertArgs) -> Res<()> {
+    let p = load(a)?;
+    for w in &p.warnings {
+        eprintln!("WARN[0000] {w}");
+    }
+    let kube_only = c.output.is_some() || c.namespace.is_some();
+    if kube_only && c.format != ConvertFormat::Kubernetes {
+        return Err(fail(
+            "-o and -n apply to --format kubernetes only: add --format kubernetes",
+        ));
+    }
+    if c.quiet {
+        return Ok(());
+    }
+    let text = match c.format {
+        ConvertFormat::Kubernetes => {
+            let opts = super::kube::generate_options(c.namespace.clone(), &c.gen);
+            return super::kube::print_objects(&p, &opts, c.output.as_deref());
+        }
+        ConvertFormat::Yaml => serde_yaml::to_string(&berth_compose::render::render(&p))
+            .map_err(|e| fail(e.to_string()))?,
+        ConvertFormat::Json => {
             serde_json::to_string_pretty(&berth_compose::render::render(&p))
                 .map_err(|e| fail(e.to_string()))?
                 + "\n"

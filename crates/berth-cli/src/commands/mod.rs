@@ -7,6 +7,7 @@ pub mod compose;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod kube;
 pub mod ops;
 pub mod ps;
 pub mod raw;
@@ -76,15 +77,22 @@ pub(crate) fn connect_message(host: &str, e: &(dyn std::error::Error + 'static))
 /// Run one command against `host`; the process exit code.
 pub async fn run(host: &str, cmd: Command) -> i32 {
     let failed = engine_failure_code(&cmd);
-    // `compose config` reads files only: it works without an engine.
+    // `compose config`/`convert` read files only: they work without an engine.
     let cmd = match cmd {
-        Command::Compose(a) if matches!(a.command, compose::ComposeCmd::Config(_)) => {
+        Command::Compose(a)
+            if matches!(
+                a.command,
+                compose::ComposeCmd::Config(_) | compose::ComposeCmd::Convert(_)
+            ) =>
+        {
             return match compose::config(&a) {
                 Ok(()) => 0,
                 Err(Failure::Exit(code)) => code,
                 Err(_) => 1,
             };
         }
+        // `kube` talks to the cluster; deploy connects to the engine only if it needs it.
+        Command::Kube(a) => return kube::standalone(host, *a).await,
         other => other,
     };
     let result = match connect(host) {
@@ -153,6 +161,7 @@ async fn dispatch(c: &Ctx, cmd: Command) -> Res<()> {
         Command::Build(a) => build::build(c, *a).await,
         Command::Builder(b) => build::builder(c, b),
         Command::Compose(a) => compose::compose(c, *a).await,
+        Command::Kube(a) => kube::kube(c, *a).await,
         Command::Volume(v) => resources::volume(c, v).await,
         Command::Network(n) => resources::network(c, n).await,
         Command::System(cmd) => system::dispatch(c, cmd).await,
