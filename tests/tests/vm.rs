@@ -1,7 +1,7 @@
 //! The Berth VM end to end, under qemu with TCG (this machine's nested KVM hangs at early boot):
 //! create and boot the VM with `berth-vm`, `_ping` berthd through the host-side engine socket,
 //! load an image, pull from a loopback registry on the host (the guest reaches it as
-//! 10.0.2.2), answer a `-p` port on the host's 127.0.0.1, write into a bind-mounted host
+//! 10.0.2.2), answer a `-p` port (TCP and UDP) on the host's 127.0.0.1, write into a bind-mounted host
 //! directory under the shared home, stop/start and kill -9/start with images, volumes and the
 //! data disk intact.
 //!
@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -168,6 +168,83 @@ fn http_get(port: u16) -> Option<String> {
     s.read_to_string(&mut out).ok()?;
     let (_, body) = out.split_once("\r\n\r\n")?;
     Some(body.to_string())
+}
+
+/// A UDP echo server for the container (busybox's `nc` has no UDP): answers every datagram to
+/// UDP port 53 with `echo:` and the datagram, from the same socket.
+const UDP_ECHO_RS: &str = r#"
+use std::net::{SocketAddr, UdpSocket};
+fn main() {
+    let Ok(s) = UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 53))) else {
+        eprintln!("udp-echo: cannot bind 0.0.0.0:53");
+        std::process::exit(1);
+    };
+    let mut buf = vec![0u8; 65536];
+    loop {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = s.send_to(&reply, from);
+        }
+    }
+}
+"#;
+
+/// Builds [`UDP_ECHO_RS`] as a static binary (it runs in the busybox image, which has no
+/// libc) into `dir`, with the rustc that built this test.
+fn build_udp_echo(dir: &Path) -> PathBuf {
+    let src = dir.join("udp-echo.rs");
+    let bin = dir.join("udp-echo");
+    std::fs::write(&src, UDP_ECHO_RS).unwrap();
+    let rustc = std::env::var_os("RUSTC")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cargo = PathBuf::from(std::env::var_os("CARGO")?);
+            let r = cargo.with_file_name("rustc");
+            r.is_file().then_some(r)
+        })
+        .unwrap_or_else(|| PathBuf::from("rustc"));
+    let out = Command::new(&rustc)
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-o",
+        ])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", rustc.display()));
+    assert!(
+        out.status.success(),
+        "building the UDP echo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+/// What the host's 127.0.0.1:<port> answers `msg` over UDP from `client`, if anything within
+/// two seconds.
+fn udp_ask(client: &UdpSocket, port: u16, msg: &[u8]) -> Option<Vec<u8>> {
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    client.send_to(msg, ("127.0.0.1", port)).ok()?;
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = client.recv_from(&mut buf).ok()?;
+    assert_eq!(from.port(), port, "the reply comes from the published port");
+    Some(buf[..n].to_vec())
+}
+
+/// A port nothing holds for UDP on the host's 127.0.0.1.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -352,6 +429,60 @@ fn vm_end_to_end_under_tcg() {
         TcpStream::connect(("127.0.0.1", hp)).is_err()
     });
     vm.docker_ok(&["rm", &cid]);
+
+    // A published UDP port: each datagram from a host client reaches the container's port,
+    // the reply comes back to that client; two clients are two peers; the host socket closes
+    // when the container stops. The echo program comes through the shared home.
+    let echo_dir = tempfile::Builder::new()
+        .prefix("berth-vm-udp-")
+        .tempdir_in("/root")
+        .unwrap();
+    build_udp_echo(echo_dir.path());
+    let hu = free_udp_port();
+    let publish_udp = format!("127.0.0.1:{hu}:53/udp");
+    let bin_mount = format!("{}:/x:ro", echo_dir.path().display());
+    let ucid = vm
+        .docker_ok(&[
+            "run",
+            "-d",
+            "-p",
+            &publish_udp,
+            "-v",
+            &bin_mount,
+            "busybox",
+            "/x/udp-echo",
+        ])
+        .trim()
+        .to_string();
+    let (a, b) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    wait_until(
+        "the published UDP port on the host",
+        Duration::from_secs(120),
+        || udp_ask(&a, hu, b"udp-from-host").as_deref() == Some(b"echo:udp-from-host".as_slice()),
+    );
+    assert_eq!(
+        udp_ask(&b, hu, b"second peer").as_deref(),
+        Some(b"echo:second peer".as_slice())
+    );
+    let big = vec![b'u'; 8000];
+    let mut want = b"echo:".to_vec();
+    want.extend_from_slice(&big);
+    assert_eq!(udp_ask(&a, hu, &big), Some(want));
+    let serve_log = std::fs::read_to_string(vm.state_dir().join("serve.log")).unwrap_or_default();
+    assert!(
+        serve_log.contains(&format!("forwarding 127.0.0.1:{hu}/udp")),
+        "{serve_log}"
+    );
+    vm.docker_ok(&["stop", "-t", "1", &ucid]);
+    wait_until(
+        "the host UDP port to close",
+        Duration::from_secs(60),
+        || UdpSocket::bind(("127.0.0.1", hu)).is_ok(),
+    );
+    vm.docker_ok(&["rm", &ucid]);
 
     // A volume with data, and the registry made insecure for the next boot (daemon.json on the
     // data disk, written through a container that mounts the guest's data root).

@@ -1686,7 +1686,7 @@ impl Networks {
                 let flag = stop.clone();
                 let h = std::thread::Builder::new()
                     .name(format!("proxy-{port}"))
-                    .spawn(move || udp_proxy(s, target, flag))
+                    .spawn(move || udp_proxy(s, target, flag, UDP_IDLE))
                     .map_err(io_err("spawning proxy thread"))?;
                 (port, h)
             }
@@ -1780,15 +1780,51 @@ fn tcp_proxy(
     }
 }
 
-fn udp_proxy(s: UdpSocket, target: SocketAddrV4, stop: Arc<AtomicBool>) {
-    let mut clients: HashMap<SocketAddr, (UdpSocket, JoinHandle<()>)> = HashMap::new();
+/// A UDP client's flow through the proxy is dropped after this long without a datagram in
+/// either direction (its socket and thread freed; a later datagram opens a new one).
+const UDP_IDLE: Duration = Duration::from_secs(60);
+/// At most this many client flows per published UDP port; a new client beyond it replaces
+/// the flow idle the longest.
+const UDP_MAX_CLIENTS: usize = 1024;
+
+/// One client address's flow: its own socket connected to the container, and the thread
+/// carrying the container's replies back.
+struct UdpFlow {
+    up: UdpSocket,
+    /// Milliseconds since the proxy started, at the last datagram either way.
+    last: Arc<std::sync::atomic::AtomicU64>,
+    /// Set to make the reply thread exit (eviction).
+    gone: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+fn udp_proxy(s: UdpSocket, target: SocketAddrV4, stop: Arc<AtomicBool>, idle: Duration) {
+    use std::sync::atomic::AtomicU64;
+    let t0 = std::time::Instant::now();
+    let now_ms = move || u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+    let mut clients: HashMap<SocketAddr, UdpFlow> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
+        // Flows whose reply thread ended (idle, or the socket failed) are forgotten.
+        clients.retain(|_, f| !f.handle.is_finished());
         let (n, from) = match s.recv_from(&mut buf) {
             Ok(v) => v,
             Err(_) => continue,
         };
-        if let std::collections::hash_map::Entry::Vacant(slot) = clients.entry(from) {
+        if clients.get(&from).is_some_and(|f| f.handle.is_finished()) {
+            clients.remove(&from);
+        }
+        if !clients.contains_key(&from) {
+            if clients.len() >= UDP_MAX_CLIENTS {
+                let oldest = clients
+                    .iter()
+                    .min_by_key(|(_, f)| f.last.load(Ordering::Relaxed))
+                    .map(|(a, _)| *a);
+                if let Some(f) = oldest.and_then(|a| clients.remove(&a)) {
+                    f.gone.store(true, Ordering::SeqCst);
+                }
+            }
             let Ok(up) = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) else {
                 continue;
             };
@@ -1798,23 +1834,46 @@ fn udp_proxy(s: UdpSocket, target: SocketAddrV4, stop: Arc<AtomicBool>) {
             let (Ok(reader), Ok(reply)) = (up.try_clone(), s.try_clone()) else {
                 continue;
             };
-            let flag = stop.clone();
-            let h = std::thread::spawn(move || {
-                let mut b = vec![0u8; 65536];
-                while !flag.load(Ordering::SeqCst) {
-                    if let Ok(n) = reader.recv(&mut b) {
-                        let _ = reply.send_to(&b[..n], from);
+            let last = Arc::new(AtomicU64::new(now_ms()));
+            let gone = Arc::new(AtomicBool::new(false));
+            let (flag, l, g) = (stop.clone(), last.clone(), gone.clone());
+            let spawned = std::thread::Builder::new()
+                .name("proxy-udp-flow".into())
+                .spawn(move || {
+                    let mut b = vec![0u8; 65536];
+                    while !flag.load(Ordering::SeqCst) && !g.load(Ordering::SeqCst) {
+                        match reader.recv(&mut b) {
+                            Ok(n) => {
+                                l.store(now_ms(), Ordering::Relaxed);
+                                let _ = reply.send_to(&b[..n], from);
+                            }
+                            Err(_)
+                                if now_ms().saturating_sub(l.load(Ordering::Relaxed)) > idle_ms =>
+                            {
+                                break;
+                            }
+                            Err(_) => {}
+                        }
                     }
-                }
-            });
-            slot.insert((up, h));
+                });
+            let Ok(handle) = spawned else { continue };
+            clients.insert(
+                from,
+                UdpFlow {
+                    up,
+                    last,
+                    gone,
+                    handle,
+                },
+            );
         }
-        if let Some((up, _)) = clients.get(&from) {
-            let _ = up.send(&buf[..n]);
+        if let Some(f) = clients.get(&from) {
+            f.last.store(now_ms(), Ordering::Relaxed);
+            let _ = f.up.send(&buf[..n]);
         }
     }
-    for (_, (_, h)) in clients {
-        let _ = h.join();
+    for (_, f) in clients {
+        let _ = f.handle.join();
     }
 }
 
@@ -1900,6 +1959,53 @@ pub fn dns_answer(q: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_proxy_replies_and_drops_idle_flows() {
+        // The "container": echoes each datagram with the source port it came from.
+        let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = match echo.local_addr().unwrap() {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => unreachable!(),
+        };
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1500];
+            while let Ok((n, from)) = echo.recv_from(&mut b) {
+                let reply = format!("{}:{}", String::from_utf8_lossy(&b[..n]), from.port());
+                let _ = echo.send_to(reply.as_bytes(), from);
+            }
+        });
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        front.set_read_timeout(Some(POLL)).unwrap();
+        let addr = front.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let proxy =
+            std::thread::spawn(move || udp_proxy(front, target, flag, Duration::from_millis(300)));
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let ask = |msg: &str| -> (String, u16) {
+            client.send_to(msg.as_bytes(), addr).unwrap();
+            let mut b = [0u8; 1500];
+            let n = client.recv(&mut b).unwrap();
+            let text = String::from_utf8_lossy(&b[..n]).into_owned();
+            let (m, port) = text.rsplit_once(':').unwrap();
+            (m.to_string(), port.parse().unwrap())
+        };
+        let (m1, p1) = ask("one");
+        let (m2, p2) = ask("two");
+        assert_eq!((m1.as_str(), m2.as_str()), ("one", "two"));
+        assert_eq!(p1, p2, "one flow per client while it is active");
+        // Idle past the limit: the flow (its socket) is gone; the next datagram opens a new one.
+        std::thread::sleep(Duration::from_millis(900));
+        let (m3, p3) = ask("three");
+        assert_eq!(m3, "three");
+        assert_ne!(p3, p1, "the idle flow was not dropped");
+        stop.store(true, Ordering::SeqCst);
+        proxy.join().unwrap();
+    }
 
     fn query(name: &str, qtype: u16) -> Vec<u8> {
         let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];

@@ -2,7 +2,8 @@
 //! system calls so they can be tested on any host:
 //!
 //! - [`cmdline`]: the kernel command line (`berth.data=/dev/vda berth.share=home:/root`).
-//! - [`request`]: the agent's one-line requests (`PING`, `API`, `CONNECT <port>`, `SHUTDOWN`).
+//! - [`request`]: the agent's one-line requests (`PING`, `API`, `CONNECT <port>`, `UDP <port>`,
+//!   `SHUTDOWN`), and the framing of a `UDP` tunnel.
 //! - [`modules`]: the module load-order list the image build writes.
 //! - [`disk`]: recognising an ext2/3/4 superblock on the data disk.
 //! - [`http`]: recognising berthd's answer to `GET /_ping`.

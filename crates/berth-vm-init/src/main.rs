@@ -1068,6 +1068,21 @@ fn serve(shared: Arc<Shared>, mut s: TcpStream) -> io::Result<()> {
                     .as_bytes(),
             ),
         },
+        Ok(Request::Udp(port)) => match request::udp_socket(port) {
+            Ok(u) => {
+                s.write_all(b"OK\n")?;
+                if let Err(e) = request::udp_tunnel(s, u) {
+                    log(&format!("agent UDP tunnel to port {port}: {e}"));
+                }
+                Ok(())
+            }
+            Err(e) => s.write_all(
+                request::err_answer(&format!(
+                    "opening a UDP socket to 127.0.0.1:{port} in the VM: {e}"
+                ))
+                .as_bytes(),
+            ),
+        },
         Ok(Request::Shutdown) => {
             s.write_all(b"OK\n")?;
             let _ = s.flush();

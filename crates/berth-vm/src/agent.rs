@@ -1,5 +1,5 @@
 //! The guest agent's line protocol (docs/vm.md): one request line, one answer line, then (API,
-//! CONNECT) a raw byte pipe. Reached on host loopback through qemu's user-network hostfwd,
+//! CONNECT) a raw byte pipe, or (UDP) length-prefixed datagrams both ways (see [`crate::udp`]). Reached on host loopback through qemu's user-network hostfwd,
 //! which any local user can connect to, so every request line starts with the VM's token
 //! (`<token> PING`): a secret the host writes 0600 into the state directory and hands the
 //! guest through qemu's fw_cfg, never on a command line.
@@ -210,6 +210,12 @@ pub mod tokio_client {
 
     pub async fn connect(ep: &Endpoint, guest_port: u16) -> Result<TcpStream> {
         open(ep, &format!("CONNECT {guest_port}")).await
+    }
+
+    /// A datagram tunnel to `127.0.0.1:<guest_port>` (UDP) in the guest: write datagrams with
+    /// [`crate::udp::encode_frame`], read the replies with [`crate::udp::FrameDecoder`].
+    pub async fn udp(ep: &Endpoint, guest_port: u16) -> Result<TcpStream> {
+        open(ep, &format!("UDP {guest_port}")).await
     }
 }
 

@@ -6,19 +6,48 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde_json::Value;
 
-/// One host listener: `host_ip:port` on the host, forwarded to the guest's `port` (berthd's
-/// proxy listens on the same port in the guest).
+/// The transport of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// `tcp`/`udp` (what the engine writes, `80/tcp`); anything else (`sctp`) is not forwarded.
+    pub fn parse(s: &str) -> Option<Proto> {
+        match s {
+            "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// One host listener: `host_ip:port` on the host (a TCP listener or a UDP socket), forwarded
+/// to the guest's `port` of the same protocol (berthd's proxy listens on the same port in the
+/// guest). `53/tcp` and `53/udp` are two listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Published {
     pub host_ip: IpAddr,
     pub port: u16,
+    pub proto: Proto,
 }
 
 impl std::fmt::Display for Published {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.host_ip {
-            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.port),
-            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
+            IpAddr::V4(ip) => write!(f, "{ip}:{}/{}", self.port, self.proto),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}/{}", self.port, self.proto),
         }
     }
 }
@@ -62,22 +91,25 @@ fn host_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok()
 }
 
-/// Drops an IPv6 wildcard when the IPv4 wildcard holds the same port (one dual-stack listener
-/// would clash with the other).
+/// Drops an IPv6 wildcard when the IPv4 wildcard holds the same port and protocol (one
+/// dual-stack socket would clash with the other).
 fn dedup(mut v: Vec<Published>) -> Vec<Published> {
-    let v4_any: BTreeSet<u16> = v
+    let v4_any: BTreeSet<(u16, Proto)> = v
         .iter()
         .filter(|p| p.host_ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-        .map(|p| p.port)
+        .map(|p| (p.port, p.proto))
         .collect();
-    v.retain(|p| !(p.host_ip.is_ipv6() && p.host_ip.is_unspecified() && v4_any.contains(&p.port)));
+    v.retain(|p| {
+        !(p.host_ip.is_ipv6() && p.host_ip.is_unspecified() && v4_any.contains(&(p.port, p.proto)))
+    });
     v.sort();
     v.dedup();
     v
 }
 
-/// The TCP ports a container publishes, from `GET /containers/<id>/json`
-/// (`NetworkSettings.Ports`: `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}`).
+/// The TCP and UDP ports a container publishes, from `GET /containers/<id>/json`
+/// (`NetworkSettings.Ports`: `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+/// "53/udp": [...]}`; a key without `/` is TCP, other protocols are skipped).
 /// A stopped container publishes nothing.
 pub fn published_from_inspect(c: &Value) -> Vec<Published> {
     if c["State"]["Running"].as_bool() == Some(false) {
@@ -86,9 +118,13 @@ pub fn published_from_inspect(c: &Value) -> Vec<Published> {
     let mut out = Vec::new();
     if let Some(ports) = c["NetworkSettings"]["Ports"].as_object() {
         for (key, bindings) in ports {
-            if !key.ends_with("/tcp") && key.contains('/') {
-                continue;
-            }
+            let proto = match key.split_once('/') {
+                None => Proto::Tcp,
+                Some((_, proto)) => match Proto::parse(proto) {
+                    Some(p) => p,
+                    None => continue,
+                },
+            };
             for b in bindings.as_array().into_iter().flatten() {
                 let port = b["HostPort"]
                     .as_str()
@@ -96,7 +132,11 @@ pub fn published_from_inspect(c: &Value) -> Vec<Published> {
                     .filter(|p| *p != 0);
                 let ip = host_ip(b["HostIp"].as_str().unwrap_or(""));
                 if let (Some(port), Some(host_ip)) = (port, ip) {
-                    out.push(Published { host_ip, port });
+                    out.push(Published {
+                        host_ip,
+                        port,
+                        proto,
+                    });
                 }
             }
         }
@@ -104,8 +144,9 @@ pub fn published_from_inspect(c: &Value) -> Vec<Published> {
     dedup(out)
 }
 
-/// Every running container's published TCP ports, from `GET /containers/json`
-/// (`Ports: [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}]`).
+/// Every running container's published TCP and UDP ports, from `GET /containers/json`
+/// (`Ports: [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}]`; no
+/// `Type` is TCP, other protocols are skipped).
 pub fn published_from_list(list: &Value) -> BTreeMap<String, Vec<Published>> {
     let mut out = BTreeMap::new();
     for c in list.as_array().into_iter().flatten() {
@@ -115,16 +156,20 @@ pub fn published_from_list(list: &Value) -> BTreeMap<String, Vec<Published>> {
         }
         let mut ports = Vec::new();
         for p in c["Ports"].as_array().into_iter().flatten() {
-            if p["Type"].as_str().unwrap_or("tcp") != "tcp" {
+            let Some(proto) = Proto::parse(p["Type"].as_str().unwrap_or("tcp")) else {
                 continue;
-            }
+            };
             let port = p["PublicPort"]
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|p| *p != 0);
             let ip = host_ip(p["IP"].as_str().unwrap_or(""));
             if let (Some(port), Some(host_ip)) = (port, ip) {
-                ports.push(Published { host_ip, port });
+                ports.push(Published {
+                    host_ip,
+                    port,
+                    proto,
+                });
             }
         }
         out.insert(id.to_string(), dedup(ports));
@@ -197,6 +242,14 @@ mod tests {
         Published {
             host_ip: ip.parse().unwrap(),
             port,
+            proto: Proto::Tcp,
+        }
+    }
+
+    fn u(ip: &str, port: u16) -> Published {
+        Published {
+            proto: Proto::Udp,
+            ..p(ip, port)
         }
     }
 
@@ -238,17 +291,41 @@ mod tests {
             "NetworkSettings": {"Ports": {
                 "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
                 "443/tcp": [{"HostIp": "", "HostPort": "8443"}, {"HostIp": "::", "HostPort": "8443"}],
-                "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "5353"}],
+                "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "5353"}, {"HostIp": "::", "HostPort": "5353"}],
+                "123/udp": [{"HostIp": "127.0.0.1", "HostPort": "8443"}],
+                "7/sctp": [{"HostIp": "0.0.0.0", "HostPort": "7"}],
+                "81": [{"HostIp": "127.0.0.1", "HostPort": "8081"}],
                 "9000/tcp": null,
-                "9001/tcp": [{"HostIp": "0.0.0.0", "HostPort": "bogus"}]
+                "9001/tcp": [{"HostIp": "0.0.0.0", "HostPort": "bogus"}],
+                "9002/udp": [{"HostIp": "0.0.0.0", "HostPort": "0"}]
             }}
         });
+        // UDP ports are listeners of their own; the IPv6 wildcard goes where the IPv4 one
+        // holds the same port and protocol; SCTP is not forwarded.
         assert_eq!(
             published_from_inspect(&c),
-            [p("0.0.0.0", 8443), p("127.0.0.1", 8080)]
+            [
+                u("0.0.0.0", 5353),
+                p("0.0.0.0", 8443),
+                p("127.0.0.1", 8080),
+                p("127.0.0.1", 8081),
+                u("127.0.0.1", 8443)
+            ]
         );
-        let stopped = json!({"State": {"Running": false}, "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "", "HostPort": "1"}]}}});
+        let stopped = json!({"State": {"Running": false}, "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "", "HostPort": "1"}], "53/udp": [{"HostIp": "", "HostPort": "2"}]}}});
         assert!(published_from_inspect(&stopped).is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_wildcard_stays_when_only_the_other_protocol_has_the_ipv4_one() {
+        let c = json!({
+            "State": {"Running": true},
+            "NetworkSettings": {"Ports": {
+                "53/tcp": [{"HostIp": "0.0.0.0", "HostPort": "53"}],
+                "53/udp": [{"HostIp": "::", "HostPort": "53"}]
+            }}
+        });
+        assert_eq!(published_from_inspect(&c), [p("0.0.0.0", 53), u("::", 53)]);
     }
 
     #[test]
@@ -257,15 +334,25 @@ mod tests {
             {"Id": "a", "State": "running", "Ports": [
                 {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
                 {"PrivatePort": 81, "Type": "tcp"},
-                {"IP": "0.0.0.0", "PrivatePort": 53, "PublicPort": 53, "Type": "udp"}
+                {"IP": "0.0.0.0", "PrivatePort": 53, "PublicPort": 53, "Type": "udp"},
+                {"IP": "0.0.0.0", "PrivatePort": 53, "PublicPort": 53, "Type": "tcp"},
+                {"IP": "::", "PrivatePort": 53, "PublicPort": 53, "Type": "udp"},
+                {"PrivatePort": 54, "Type": "udp"},
+                {"IP": "0.0.0.0", "PrivatePort": 7, "PublicPort": 7, "Type": "sctp"}
             ]},
             {"Id": "b", "State": "exited", "Ports": []},
-            {"Id": "c", "State": "running", "Ports": [{"IP": "127.0.0.1", "PrivatePort": 5000, "PublicPort": 5000, "Type": "tcp"}]}
+            {"Id": "c", "State": "running", "Ports": [{"IP": "127.0.0.1", "PrivatePort": 5000, "PublicPort": 5000, "Type": "tcp"}]},
+            {"Id": "d", "State": "running", "Ports": [{"IP": "127.0.0.1", "PrivatePort": 9, "PublicPort": 9009}]}
         ]);
         let m = published_from_list(&l);
-        assert_eq!(m.len(), 2);
-        assert_eq!(m["a"], [p("0.0.0.0", 8080)]);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m["a"],
+            [p("0.0.0.0", 53), u("0.0.0.0", 53), p("0.0.0.0", 8080)]
+        );
         assert_eq!(m["c"], [p("127.0.0.1", 5000)]);
+        // No Type: TCP, as the engine means it.
+        assert_eq!(m["d"], [p("127.0.0.1", 9009)]);
     }
 
     #[test]
@@ -292,6 +379,27 @@ mod tests {
         assert_eq!(ch.open, [p("0.0.0.0", 6000)]);
         assert_eq!(ch.close, [p("127.0.0.1", 7000)]);
         assert_eq!(t.listeners().len(), 1);
-        assert_eq!(p("::1", 80).to_string(), "[::1]:80");
+        assert_eq!(p("::1", 80).to_string(), "[::1]:80/tcp");
+        assert_eq!(u("127.0.0.1", 53).to_string(), "127.0.0.1:53/udp");
+    }
+
+    #[test]
+    fn tcp_and_udp_of_one_port_open_and_close_apart() {
+        let mut t = PortTable::default();
+        let ch = t.set("dns", vec![u("127.0.0.1", 5353), p("127.0.0.1", 5353)]);
+        assert_eq!(ch.open, [p("127.0.0.1", 5353), u("127.0.0.1", 5353)]);
+        // The container restarts publishing only UDP: the TCP listener closes, UDP stays.
+        let ch = t.set("dns", vec![u("127.0.0.1", 5353)]);
+        assert_eq!(ch.close, [p("127.0.0.1", 5353)]);
+        assert!(ch.open.is_empty());
+        // Another container takes 5353/tcp while the UDP one holds 5353/udp.
+        let ch = t.set("web", vec![p("127.0.0.1", 5353)]);
+        assert_eq!(ch.open, [p("127.0.0.1", 5353)]);
+        let ch = t.remove("dns");
+        assert_eq!(ch.close, [u("127.0.0.1", 5353)]);
+        assert_eq!(
+            t.listeners().into_iter().collect::<Vec<_>>(),
+            [p("127.0.0.1", 5353)]
+        );
     }
 }

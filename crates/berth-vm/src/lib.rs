@@ -4,12 +4,13 @@
 //! - [`Vm`] is a handle over a state directory (default `~/.berth/vm/`): `create`, `start`,
 //!   `wait_ready`, `stop`, `status`, `logs`, `resize`, `compact`, `delete`.
 //! - [`qemu`] builds the one qemu command line for every accelerator (kvm, hvf, whpx, tcg).
-//! - [`agent`] speaks the guest agent's line protocol (PING, API, CONNECT, SHUTDOWN) over the
-//!   user-network hostfwd (see `docs/vm.md`).
+//! - [`agent`] speaks the guest agent's line protocol (PING, API, CONNECT, UDP, SHUTDOWN) over
+//!   the user-network hostfwd (see `docs/vm.md`).
 //! - [`serve`] is the long-lived host process (`berth-vm serve`, started detached by
 //!   [`Vm::start`]): the engine socket on the host (`~/.berth/berth.sock`) spliced to the
 //!   guest's berthd, and published ports followed from the engine's events and forwarded.
 //! - [`forward`] holds the pure port bookkeeping (events and inspect JSON to listeners).
+//! - [`udp`] forwards published UDP ports: one agent `UDP <port>` tunnel per host peer.
 
 pub mod agent;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod forward;
 pub mod http;
 pub mod qemu;
 pub mod serve;
+pub mod udp;
 mod vm;
 
 pub use config::{Accel, Share, VmConfig};

@@ -2,7 +2,8 @@
 //! (1) the engine socket on the host, every connection spliced to the guest's berthd through an
 //! agent `API` pipe, and (2) published ports: it follows the engine's container events, asks
 //! which host ports each running container publishes and listens on the same address and port
-//! on the host, forwarding each connection through an agent `CONNECT <port>` pipe.
+//! on the host, forwarding each TCP connection through an agent `CONNECT <port>` pipe and each
+//! UDP peer's datagrams through an agent `UDP <port>` tunnel ([`crate::udp`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,12 +15,12 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 
 use crate::agent::{tokio_client, Endpoint};
-use crate::forward::{self, Changes, EventAction, PortTable, Published};
+use crate::forward::{self, Changes, EventAction, PortTable, Proto, Published};
 use crate::http::{self, ChunkedDecoder, JsonSplitter};
 use crate::vm::RunInfo;
 use crate::{io_err, Error, Result};
 
-fn log(msg: impl std::fmt::Display) {
+pub(crate) fn log(msg: impl std::fmt::Display) {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -116,8 +117,12 @@ pub async fn serve_engine_socket(listener: UnixListener, agent: Endpoint) {
     }
 }
 
-/// One host listener forwarding to the guest's `port`.
+/// One host listener forwarding to the guest's `port`: TCP here, UDP in [`crate::udp`] (with
+/// the default bounds). Aborting the task closes the listener.
 pub async fn open_forward(p: Published, agent: Endpoint) -> std::io::Result<JoinHandle<()>> {
+    if p.proto == Proto::Udp {
+        return crate::udp::open_udp_forward(p, agent, crate::udp::UdpLimits::default()).await;
+    }
     let listener = TcpListener::bind(SocketAddr::new(p.host_ip, p.port)).await?;
     Ok(tokio::spawn(async move {
         loop {
@@ -160,7 +165,10 @@ impl Forwards {
         for p in ch.open {
             match open_forward(p, agent.clone()).await {
                 Ok(h) => {
-                    log(format!("forwarding {p} to the guest's port {}", p.port));
+                    log(format!(
+                        "forwarding {p} to the guest's port {}/{}",
+                        p.port, p.proto
+                    ));
                     self.open.insert(p, h);
                 }
                 Err(e) => log(format!(

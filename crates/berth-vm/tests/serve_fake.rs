@@ -1,11 +1,11 @@
 //! `berth-vm serve` against a fake guest agent (a TCP server speaking the agent protocol, with a
-//! fake engine behind `API`): the engine socket is spliced, published ports open and close on
-//! the host as container events arrive.
+//! fake engine behind `API`): the engine socket is spliced, published ports (TCP and UDP) open
+//! and close on the host as container events arrive, UDP peers get tunnels of their own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,11 @@ use tokio::sync::broadcast;
 
 #[derive(Default)]
 struct Engine {
-    /// id -> (published host port on 127.0.0.1, running)
-    containers: Vec<(String, u16, bool)>,
+    /// id -> (published host port on 127.0.0.1, running, "tcp" or "udp")
+    containers: Vec<(String, u16, bool, &'static str)>,
+    /// `UDP <port>` tunnels the fake agent opened, and those that ended.
+    udp_opened: usize,
+    udp_closed: usize,
 }
 
 fn list_json(e: &Engine) -> Value {
@@ -25,9 +28,9 @@ fn list_json(e: &Engine) -> Value {
         e.containers
             .iter()
             .filter(|c| c.2)
-            .map(|(id, port, _)| {
+            .map(|(id, port, _, proto)| {
                 json!({"Id": id, "State": "running", "Ports": [
-                    {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": port, "Type": "tcp"}]})
+                    {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": port, "Type": proto}]})
             })
             .collect(),
     )
@@ -37,9 +40,9 @@ fn inspect_json(e: &Engine, id: &str) -> Option<Value> {
     e.containers
         .iter()
         .find(|c| c.0 == id)
-        .map(|(id, port, running)| {
+        .map(|(id, port, running, proto)| {
             json!({"Id": id, "State": {"Running": running}, "NetworkSettings": {"Ports": {
-            "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": port.to_string()}]}}})
+            format!("80/{proto}"): [{"HostIp": "127.0.0.1", "HostPort": port.to_string()}]}}})
         })
 }
 
@@ -81,6 +84,31 @@ async fn fake_agent(engine: Arc<Mutex<Engine>>) -> (u16, broadcast::Sender<Value
                     w.write_all(format!("guest:{p}\n").as_bytes())
                         .await
                         .unwrap();
+                    return;
+                }
+                // A UDP tunnel: each frame (2-byte big-endian length, then the datagram) comes
+                // back as a frame prefixed `guest:<port>:`.
+                if let Some(p) = req.strip_prefix("UDP ") {
+                    engine.lock().unwrap().udp_opened += 1;
+                    w.write_all(b"OK\n").await.unwrap();
+                    loop {
+                        let mut h = [0u8; 2];
+                        if r.read_exact(&mut h).await.is_err() {
+                            break;
+                        }
+                        let mut d = vec![0u8; usize::from(u16::from_be_bytes(h))];
+                        if r.read_exact(&mut d).await.is_err() {
+                            break;
+                        }
+                        let mut reply = format!("guest:{p}:").into_bytes();
+                        reply.extend_from_slice(&d);
+                        let mut frame = (reply.len() as u16).to_be_bytes().to_vec();
+                        frame.extend_from_slice(&reply);
+                        if w.write_all(&frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    engine.lock().unwrap().udp_closed += 1;
                     return;
                 }
                 assert_eq!(req, "API");
@@ -157,6 +185,33 @@ fn answer(port: u16) -> Option<String> {
     Some(out.trim().to_string())
 }
 
+/// A port free for both TCP and UDP on 127.0.0.1.
+fn free_port_both() -> u16 {
+    loop {
+        let p = free_port();
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// What the host's UDP port answers `msg` from `client`, if anything within a second.
+fn ask_udp(client: &UdpSocket, port: u16, msg: &str) -> Option<String> {
+    client
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    client.send_to(msg.as_bytes(), ("127.0.0.1", port)).ok()?;
+    let mut buf = [0u8; 2048];
+    let (n, from) = client.recv_from(&mut buf).ok()?;
+    // The reply comes from the address the client sent to.
+    assert_eq!(from, ([127, 0, 0, 1], port).into());
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn udp_client() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").unwrap()
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -191,7 +246,8 @@ fn ping_over(sock: &std::path::Path) -> String {
 fn ports_follow_events_and_the_engine_socket_splices() {
     let (p_pre, p_web) = (free_port(), free_port());
     let engine = Arc::new(Mutex::new(Engine {
-        containers: vec![("pre".into(), p_pre, true)],
+        containers: vec![("pre".into(), p_pre, true, "tcp")],
+        ..Engine::default()
     }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -223,7 +279,7 @@ fn ports_follow_events_and_the_engine_socket_splices() {
         .lock()
         .unwrap()
         .containers
-        .push(("web".into(), p_web, true));
+        .push(("web".into(), p_web, true, "tcp"));
     let ev = |action: &str, id: &str| json!({"Type": "container", "Action": action, "status": action, "id": id, "Actor": {"ID": id, "Attributes": {}}});
     events.send(ev("exec_start: sh", "web")).unwrap();
     events.send(ev("start", "web")).unwrap();
@@ -242,6 +298,125 @@ fn ports_follow_events_and_the_engine_socket_splices() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("already serves"), "{e}");
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+fn start_following(
+    engine: &Arc<Mutex<Engine>>,
+) -> (tokio::runtime::Runtime, u16, broadcast::Sender<Value>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (agent_port, events) = rt.block_on(fake_agent(engine.clone()));
+    rt.spawn(berth_vm::serve::follow_ports(berth_vm::agent::Endpoint {
+        port: agent_port,
+        token: "tok".into(),
+    }));
+    (rt, agent_port, events)
+}
+
+#[test]
+fn udp_ports_follow_events_with_a_tunnel_per_peer() {
+    // 53/tcp and 53/udp of one number are two listeners, of two containers here.
+    let port = free_port_both();
+    let engine = Arc::new(Mutex::new(Engine {
+        containers: vec![
+            ("web".into(), port, true, "tcp"),
+            ("dns".into(), port, true, "udp"),
+        ],
+        ..Engine::default()
+    }));
+    let (rt, _, events) = start_following(&engine);
+    let expect = |msg: &str| Some(format!("guest:{port}:{msg}"));
+    let (a, b) = (udp_client(), udp_client());
+    wait_for("the running container's UDP port", || {
+        ask_udp(&a, port, "a1") == expect("a1")
+    });
+    assert_eq!(answer(port), Some(format!("guest:{port}")));
+    // Another peer gets its own tunnel; the first peer keeps its own.
+    assert_eq!(ask_udp(&b, port, "b1"), expect("b1"));
+    assert_eq!(ask_udp(&a, port, "a2"), expect("a2"));
+    assert_eq!(ask_udp(&b, port, ""), expect(""));
+    let big = "x".repeat(1500);
+    assert_eq!(ask_udp(&a, port, &big), expect(&big));
+    assert_eq!(engine.lock().unwrap().udp_opened, 2);
+
+    // die closes the UDP socket and its tunnels; the TCP listener of the same number stays.
+    engine.lock().unwrap().containers[1].2 = false;
+    let ev = |action: &str, id: &str| json!({"Type": "container", "Action": action, "id": id, "Actor": {"ID": id}});
+    events.send(ev("die", "dns")).unwrap();
+    wait_for("the UDP port to close on the host", || {
+        UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    });
+    wait_for("the tunnels to close", || {
+        engine.lock().unwrap().udp_closed == 2
+    });
+    assert_eq!(answer(port), Some(format!("guest:{port}")));
+    // Started again: forwarded again, through a new tunnel.
+    engine.lock().unwrap().containers[1].2 = true;
+    events.send(ev("start", "dns")).unwrap();
+    wait_for("the restarted container's UDP port", || {
+        ask_udp(&a, port, "again") == expect("again")
+    });
+    assert_eq!(engine.lock().unwrap().udp_opened, 3);
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+#[test]
+fn udp_tunnels_close_when_idle_and_peers_are_bounded() {
+    let engine = Arc::new(Mutex::new(Engine::default()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (agent_port, _events) = rt.block_on(fake_agent(engine.clone()));
+    let port = free_port_both();
+    let p = berth_vm::forward::Published {
+        host_ip: "127.0.0.1".parse().unwrap(),
+        port,
+        proto: berth_vm::forward::Proto::Udp,
+    };
+    let limits = berth_vm::udp::UdpLimits {
+        idle: Duration::from_millis(1500),
+        max_peers: 1,
+        queue: 8,
+    };
+    let ep = berth_vm::agent::Endpoint {
+        port: agent_port,
+        token: "tok".into(),
+    };
+    let listener = rt
+        .block_on(berth_vm::udp::open_udp_forward(p, ep, limits))
+        .unwrap();
+    let expect = |msg: &str| Some(format!("guest:{port}:{msg}"));
+    let (a, b) = (udp_client(), udp_client());
+    assert_eq!(ask_udp(&a, port, "a"), expect("a"));
+    // One peer at most: b's datagram is dropped while a's tunnel lives.
+    assert_eq!(ask_udp(&b, port, "b"), None);
+    assert_eq!(engine.lock().unwrap().udp_opened, 1);
+    // a's tunnel closes once idle; then b gets one.
+    wait_for("the idle tunnel to close", || {
+        engine.lock().unwrap().udp_closed == 1
+    });
+    assert_eq!(ask_udp(&b, port, "b2"), expect("b2"));
+    assert_eq!(engine.lock().unwrap().udp_opened, 2);
+    // Traffic keeps a tunnel open past the idle time.
+    for i in 0..4 {
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(ask_udp(&b, port, &i.to_string()), expect(&i.to_string()));
+    }
+    assert_eq!(engine.lock().unwrap().udp_opened, 2);
+    // Aborting the listener (the container stopped) frees the port and ends the tunnel.
+    listener.abort();
+    wait_for("the port to be free", || {
+        UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    });
+    wait_for("the tunnel to end", || {
+        engine.lock().unwrap().udp_closed == 2
+    });
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
