@@ -13,6 +13,35 @@ use berth_tests::{oci_image_layout, require_root};
 
 use std::process::Command;
 
+/// `sha256:<hex>` of the manifest (or index) the registry serves for `image`: the digest a
+/// RepoDigest must name.
+fn registry_digest(image: &str) -> String {
+    use sha2::Digest as _;
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{image}"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "skopeo inspect {image}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    format!("sha256:{:x}", sha2::Sha256::digest(&o.stdout))
+}
+
+/// The image's `RepoDigests`, as inspect reports them.
+fn repo_digests(d: &Berthd, image: &str) -> Vec<String> {
+    let out = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        image,
+    ]);
+    serde_json::from_str(out.trim()).unwrap()
+}
+
 fn registry_with_busybox() -> (Registry, tempfile::TempDir) {
     let reg = Registry::start();
     let layout_dir = tempfile::tempdir().unwrap();
@@ -111,7 +140,8 @@ fn docker_cli_image_lifecycle() {
 
     // pull
     let out = d.ok(&["pull", &image]);
-    assert!(out.contains("Digest: sha256:"), "{out}");
+    let served = registry_digest(&image);
+    assert!(out.contains(&format!("Digest: {served}")), "{out}");
     assert!(
         out.contains(&format!("Status: Downloaded newer image for {image}")),
         "{out}"
@@ -128,7 +158,7 @@ fn docker_cli_image_lifecycle() {
     let short_id = line.split_whitespace().nth(2).unwrap().to_string();
     assert_eq!(short_id.len(), 12, "{line}");
     let digests = d.ok(&["images", "--digests", "--format", "{{.Digest}}"]);
-    assert!(digests.trim().starts_with("sha256:"), "{digests}");
+    assert_eq!(digests.trim(), served, "{digests}");
 
     // inspect, by name and by short ID
     let inspect = d.ok(&["image", "inspect", &image]);
@@ -137,10 +167,10 @@ fn docker_cli_image_lifecycle() {
     let id = img["Id"].as_str().unwrap().to_string();
     assert!(id.starts_with(&format!("sha256:{short_id}")), "{id}");
     assert_eq!(img["RepoTags"][0], image.as_str());
-    assert!(img["RepoDigests"][0]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("{repo}@sha256:")));
+    assert_eq!(
+        img["RepoDigests"],
+        serde_json::json!([format!("{repo}@{served}")])
+    );
     assert_eq!(img["Os"], "linux");
     assert_eq!(img["Config"]["Cmd"][0], "sh");
     assert!(img["Config"]["Env"][0]
@@ -173,14 +203,33 @@ fn docker_cli_image_lifecycle() {
     d.ok(&["tag", &image, &pushed]);
     let out = d.ok(&["push", &pushed]);
     assert!(out.contains("v2: digest: sha256:"), "{out}");
+    let pushed_digest = registry_digest(&pushed);
+    assert!(
+        out.contains(&format!("v2: digest: {pushed_digest}")),
+        "{out}"
+    );
+    let pushed_repo = format!("{}/test/pushed", reg.host());
+    assert_eq!(
+        repo_digests(&d, &image),
+        [
+            format!("{repo}@{served}"),
+            format!("{pushed_repo}@{pushed_digest}")
+        ]
+    );
     let o = Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{pushed}"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The repository's last tag takes its digest along (Docker's rule).
     let out = d.ok(&["rmi", &pushed]);
     assert!(out.contains(&format!("Untagged: {pushed}")), "{out}");
+    assert!(
+        out.contains(&format!("Untagged: {pushed_repo}@{pushed_digest}")),
+        "{out}"
+    );
+    assert_eq!(repo_digests(&d, &image), [format!("{repo}@{served}")]);
 
     // rmi by ID with two repositories: conflict; then untag, then delete
     let o = d.docker(&["rmi", &short_id]);
@@ -200,6 +249,7 @@ fn docker_cli_image_lifecycle() {
     assert!(std::fs::metadata(&tar).unwrap().len() > 1000);
     let out = d.ok(&["rmi", &image]);
     assert!(out.contains(&format!("Untagged: {image}")), "{out}");
+    assert!(out.contains(&format!("Untagged: {repo}@{served}")), "{out}");
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
     let list = d.ok(&["images", "-q"]);
     assert!(list.trim().is_empty(), "{list}");
@@ -214,6 +264,10 @@ fn docker_cli_image_lifecycle() {
     assert!(out.contains(&format!("Loaded image: {image}")), "{out}");
     let by_id = d.ok(&["image", "inspect", "--format", "{{.Id}}", &image]);
     assert_eq!(by_id.trim(), id);
+    // A loaded image came from no registry: no RepoDigests, and no lookup by repo@digest.
+    assert!(repo_digests(&d, &image).is_empty());
+    let err = d.fails(&["image", "inspect", &format!("{repo}@{served}")]);
+    assert!(err.contains("No such image"), "{err}");
 
     // unknown tag: non-zero exit naming the reference
     let missing = format!("{repo}:nope");
@@ -322,4 +376,155 @@ fn sighup_reloads_mirrors() {
     let info = d.ok(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
     assert!(info.contains("127.0.0.1:2"), "{info}");
     assert!(d.log().contains("keeping the old registry settings"));
+}
+
+/// `docker build` with the classic builder, asserting success.
+fn build(d: &Berthd, args: &[&str]) {
+    let o = d
+        .docker_cmd(&["build"])
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker build {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// RepoDigests name only what a registry has: a pull records the digest it served, a push the
+/// digest it accepted; a build or a tag records none; `repo@digest` resolves only as recorded.
+#[test]
+fn repo_digests_are_what_the_registry_has() {
+    if !require_root("repo_digests_are_what_the_registry_has") {
+        return;
+    }
+    let (reg, _layout) = registry_with_busybox();
+    let d = Berthd::start();
+    let h = reg.host();
+
+    // Pulled: repo@<the digest the registry serves>, also by digest.
+    let src = format!("{h}/test/busybox:latest");
+    d.ok(&["pull", &src]);
+    let served = registry_digest(&src);
+    let src_digest = format!("{h}/test/busybox@{served}");
+    assert_eq!(repo_digests(&d, &src), vec![src_digest.clone()]);
+    let out = d.ok(&["pull", &src_digest]);
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {src_digest}")),
+        "{out}"
+    );
+    let src_id = d.ok(&["image", "inspect", "--format", "{{.Id}}", &src]);
+    let by_digest = d.ok(&["image", "inspect", "--format", "{{.Id}}", &src_digest]);
+    assert_eq!(by_digest, src_id);
+
+    // Built: none, also in the list.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {src}\nCOPY hello.txt /hello.txt\nLABEL built=yes\n"),
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("hello.txt"), "hello\n").unwrap();
+    build(&d, &["-t", "built:1", ctx.path().to_str().unwrap()]);
+    assert!(repo_digests(&d, "built:1").is_empty());
+    let list = d.ok(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+        "built",
+    ]);
+    assert_eq!(list.trim(), "built:1 <none>");
+
+    // Tagged into a registry repository: still none.
+    let x = format!("{h}/test/x:1");
+    d.ok(&["tag", "built:1", &x]);
+    assert!(repo_digests(&d, &x).is_empty());
+
+    // Pushed: repo@<what the registry now serves>, the digest the push printed.
+    let out = d.ok(&["push", &x]);
+    let pushed = registry_digest(&x);
+    assert!(
+        out.contains(&format!("1: digest: {pushed} size: ")),
+        "{out}"
+    );
+    let x_digest = format!("{h}/test/x@{pushed}");
+    assert_eq!(repo_digests(&d, "built:1"), vec![x_digest.clone()]);
+
+    // Tagged into another repository: that one gets none; `repo@digest` of a repository the
+    // digest was never recorded for is no name of the image.
+    let y = format!("{h}/test/y:1");
+    d.ok(&["tag", &x, &y]);
+    assert_eq!(repo_digests(&d, &y), vec![x_digest.clone()]);
+    let rows = d.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]);
+    let mut rows: Vec<&str> = rows.lines().collect();
+    rows.sort();
+    let mut want = vec![
+        "built:1 <none>".to_string(),
+        format!("{h}/test/busybox:latest {served}"),
+        format!("{h}/test/x:1 {pushed}"),
+        format!("{h}/test/y:1 <none>"),
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+    let built_id = d.ok(&["image", "inspect", "--format", "{{.Id}}", "built:1"]);
+    let by_digest = d.ok(&["image", "inspect", "--format", "{{.Id}}", &x_digest]);
+    assert_eq!(by_digest, built_id);
+    let err = d.fails(&["image", "inspect", &format!("{h}/test/y@{pushed}")]);
+    assert!(err.contains("No such image"), "{err}");
+
+    // rmi: a repository without digests untags only its tag; the repository's last tag takes
+    // its recorded digest along; the image stays while built:1 names it.
+    let out = d.ok(&["rmi", &y]);
+    assert_eq!(out.trim(), format!("Untagged: {y}"));
+    let out = d.ok(&["rmi", &x]);
+    assert_eq!(
+        out.trim(),
+        format!("Untagged: {x}\nUntagged: {x_digest}"),
+        "{out}"
+    );
+    assert!(repo_digests(&d, "built:1").is_empty());
+    let err = d.fails(&["image", "inspect", &x_digest]);
+    assert!(err.contains("No such image"), "{err}");
+
+    // The pulled image's last tag: its recorded digest is untagged, then the image deleted.
+    d.ok(&["rmi", "built:1"]);
+    let out = d.ok(&["rmi", &src]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            format!("Untagged: {src}").as_str(),
+            format!("Untagged: {src_digest}").as_str()
+        ],
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| *l == format!("Deleted: {}", src_id.trim())),
+        "{out}"
+    );
+
+    // Pulled by digest only: a RepoDigest and no tag; rmi by that digest removes it all.
+    d.ok(&["pull", &src_digest]);
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["image", "inspect", &src_digest])).unwrap();
+    assert_eq!(v[0]["RepoTags"], serde_json::json!([]));
+    assert_eq!(v[0]["RepoDigests"], serde_json::json!([src_digest.clone()]));
+    let list = d.ok(&["images", "--format", "{{.Repository}} {{.Tag}}"]);
+    assert_eq!(list.trim(), format!("{h}/test/busybox <none>"));
+    let out = d.ok(&["rmi", &src_digest]);
+    assert!(
+        out.starts_with(&format!("Untagged: {src_digest}\nDeleted: ")),
+        "{out}"
+    );
+    assert!(d.ok(&["images", "-q"]).trim().is_empty());
 }

@@ -4,8 +4,13 @@
 //!
 //! An image's ID is its config digest (`sha256:<config hex>`), as in Docker's classic image
 //! store. A name resolves like Docker: a tag reference (`busybox`, `127.0.0.1:5000/x:1`), a
-//! digest reference (`name@sha256:..`), a full ID (`sha256:<hex>` or 64 hex) or a unique
-//! prefix of the ID's hex.
+//! digest reference (`name@sha256:..`, one of the image's recorded repository digests), a
+//! full ID (`sha256:<hex>` or 64 hex) or a unique prefix of the ID's hex.
+//!
+//! `RepoDigests` are what a registry knows: a pull records `repo@<digest it served>` (the
+//! index's for a multi-platform image), a push `repo@<manifest digest it accepted>`. A build,
+//! a load or a tag records none. Removing a repository's last tag of an image removes that
+//! repository's digests too (Docker's rule); removing the image removes them all.
 //!
 //! SQLite, tar and GC work is synchronous: every async method runs it on the blocking pool.
 
@@ -13,7 +18,7 @@ use berth_registry::image_pull::{pull_image, Pulled};
 use berth_registry::store_sink::StoreSource;
 use berth_registry::{Client, Credentials, Platform, Progress, RegistryConfig};
 use berth_store::image::ImageConfig;
-use berth_store::meta::{Db, ImageRecord};
+use berth_store::meta::{Db, ImageRecord, RepoDigest};
 use berth_store::reference::Reference;
 use berth_store::store::Store;
 use berth_store::unpack::Limits;
@@ -245,6 +250,8 @@ struct Resolved {
     record: ImageRecord,
     /// The normalised tag the name matched, if it was a tag reference.
     tag: Option<String>,
+    /// The recorded `(repository, digest)` the name matched, if it was a digest reference.
+    repo_digest: Option<(String, Digest)>,
 }
 
 /// What a container needs from its image.
@@ -472,6 +479,7 @@ impl ImageService {
         self.blocking(move |s| {
             let db = s.db()?;
             let tags = db.tags()?;
+            let recorded = db.repo_digests()?;
             // Build steps' images are intermediate: listed only with `all` unless tagged.
             let steps: BTreeSet<Digest> = if all {
                 BTreeSet::new()
@@ -481,21 +489,24 @@ impl ImageService {
             let mut out = Vec::new();
             for rec in db.images()? {
                 let names = names_of(&tags, &rec.manifest);
-                if names.is_empty() && steps.contains(&rec.manifest) {
+                let digests = repo_digests(&recorded, &rec.manifest);
+                if names.is_empty() && digests.is_empty() && steps.contains(&rec.manifest) {
                     continue;
                 }
-                if let Some(d) = dangling {
-                    if d != names.is_empty() {
-                        continue;
-                    }
+                // Docker: dangling=true lists the untagged images (a repository digest does
+                // not make a name); dangling=false hides only images with no name at all.
+                match dangling {
+                    Some(true) if !names.is_empty() => continue,
+                    Some(false) if names.is_empty() && digests.is_empty() => continue,
+                    _ => {}
                 }
                 // With a reference filter, only the matching names are listed (Docker's rule:
-                // `docker images repo` shows that repository's tags, not every name the image
-                // also has).
-                let names: Vec<_> = if reference.is_empty() {
-                    names
+                // `docker images repo` shows that repository's tags and digests, not every
+                // name the image also has).
+                let (names, digests): (Vec<_>, Vec<_>) = if reference.is_empty() {
+                    (names, digests)
                 } else {
-                    let matching: Vec<_> = names
+                    let names: Vec<_> = names
                         .into_iter()
                         .filter(|r| {
                             reference
@@ -503,10 +514,17 @@ impl ImageService {
                                 .any(|want| want == &r.familiar() || want == &r.familiar_name())
                         })
                         .collect();
-                    if matching.is_empty() {
+                    let digests: Vec<_> = digests
+                        .into_iter()
+                        .filter(|rd| {
+                            let repo = rd.split_once('@').map_or(rd.as_str(), |(r, _)| r);
+                            reference.iter().any(|want| want == rd || want == repo)
+                        })
+                        .collect();
+                    if names.is_empty() && digests.is_empty() {
                         continue;
                     }
-                    matching
+                    (names, digests)
                 };
                 let repo_tags: Vec<String> = names.iter().map(|r| r.familiar()).collect();
                 let cfg = read_config(s, &rec)?;
@@ -517,7 +535,7 @@ impl ImageService {
                     id: rec.config.to_string(),
                     parent_id: String::new(),
                     repo_tags,
-                    repo_digests: repo_digests(&names, &rec),
+                    repo_digests: digests,
                     created: cfg
                         .created
                         .as_deref()
@@ -544,6 +562,7 @@ impl ImageService {
             let r = resolve(&db, &name)?;
             let rec = r.record;
             let names = names_of(&db.tags()?, &rec.manifest);
+            let digests = repo_digests(&db.repo_digests_of(&rec.manifest)?, &rec.manifest);
             drop(db);
             let cfg = read_config(s, &rec)?;
             let c = cfg.config;
@@ -576,7 +595,7 @@ impl ImageService {
             Ok(ImageInspect {
                 id: rec.config.to_string(),
                 repo_tags: names.iter().map(|r| r.familiar()).collect(),
-                repo_digests: repo_digests(&names, &rec),
+                repo_digests: digests,
                 parent: String::new(),
                 comment: cfg
                     .history
@@ -672,15 +691,12 @@ impl ImageService {
         // What the reference named before the pull (to say "Image is up to date").
         let before = {
             let name = r.name_with_tag();
+            let repo = r.repository();
             let digest = r.digest;
             self.blocking(move |s| {
                 let db = s.db()?;
                 Ok(match digest {
-                    Some(d) => db
-                        .images()?
-                        .into_iter()
-                        .find(|i| i.manifest == d || i.index == Some(d))
-                        .map(|i| i.manifest),
+                    Some(d) => db.resolve_repo_digest(&repo, &d)?,
                     None => db.resolve_tag(&name)?,
                 })
             })
@@ -836,6 +852,25 @@ impl ImageService {
         let res = client.push(&r, &source, &bytes, &rec.media_type, tx).await;
         let _ = forward.await;
         let digest = res?;
+        // The registry has the image now: `repo@digest` is its RepoDigest.
+        let repo = r.repository();
+        let manifest = rec.manifest;
+        self.blocking(move |s| {
+            s.db()?.put_repo_digest(&repo, &digest, &manifest)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| {
+            Error::new(
+                e.kind,
+                format!(
+                    "pushed {}@{digest}, but recording it as the image's repository digest \
+                     failed: {}",
+                    r.familiar_name(),
+                    e.message
+                ),
+            )
+        })?;
         Ok(PushOutcome {
             tag: tag.to_string(),
             digest,
@@ -904,59 +939,92 @@ impl ImageService {
                     .filter(|(_, d)| *d == rec.manifest)
                     .map(|(n, _)| n)
                     .collect();
+                let digests: Vec<(String, Digest)> = db
+                    .repo_digests_of(&rec.manifest)?
+                    .into_iter()
+                    .map(|rd| (rd.repo, rd.digest))
+                    .collect();
                 let users: Vec<String> = db
                     .containers()?
                     .into_iter()
                     .filter(|(_, d)| *d == rec.manifest)
                     .map(|(c, _)| c)
                     .collect();
-                let untag: Vec<String> = match &r.tag {
-                    // Docker: the last name of an image a container uses is kept unless forced.
-                    Some(t) if all_tags.len() == 1 && !force && !users.is_empty() => {
-                        let shown = Reference::parse_normalized(t)
-                            .map(|r| r.familiar())
-                            .unwrap_or_else(|_| t.clone());
-                        return Err(Error::conflict(format!(
-                            "conflict: unable to remove repository reference \"{shown}\" (must \
-                             force) - container {} is using its referenced image {short}",
-                            &users[0][..12.min(users[0].len())]
-                        )));
-                    }
-                    Some(t) => vec![t.clone()],
-                    None => {
-                        let repos: BTreeSet<String> = all_tags
-                            .iter()
-                            .filter_map(|t| Reference::parse_normalized(t).ok())
-                            .map(|r| r.repository())
-                            .collect();
-                        if repos.len() > 1 && !force {
-                            return Err(Error::conflict(format!(
-                                "conflict: unable to delete {short} (must be forced) - image is \
-                                 referenced in multiple repositories"
-                            )));
-                        }
-                        if let Some(c) = users.first() {
-                            return Err(Error::conflict(format!(
-                                "conflict: unable to delete {short} (cannot be forced) - image \
-                                 is being used by container {c}"
-                            )));
-                        }
-                        all_tags.clone()
-                    }
+                let in_use_conflict = |shown: &str| {
+                    Error::conflict(format!(
+                        "conflict: unable to remove repository reference \"{shown}\" (must \
+                         force) - container {} is using its referenced image {short}",
+                        &users[0][..12.min(users[0].len())]
+                    ))
                 };
+                let (untag, undigest): (Vec<String>, Vec<(String, Digest)>) =
+                    match (&r.tag, &r.repo_digest) {
+                        // Docker: the last name of an image a container uses is kept unless
+                        // forced.
+                        (Some(t), _) if all_tags.len() == 1 && !force && !users.is_empty() => {
+                            return Err(in_use_conflict(&familiar_tag(t)));
+                        }
+                        (Some(t), _) => {
+                            // The repository's last tag takes that repository's digests along.
+                            let repo = repository_of(t);
+                            let kept = all_tags.iter().any(|o| o != t && repository_of(o) == repo);
+                            let gone = if kept {
+                                Vec::new()
+                            } else {
+                                digests
+                                    .iter()
+                                    .filter(|(r, _)| Some(r) == repo.as_ref())
+                                    .cloned()
+                                    .collect()
+                            };
+                            (vec![t.clone()], gone)
+                        }
+                        (None, Some(rd)) => {
+                            if all_tags.is_empty()
+                                && digests.len() == 1
+                                && !force
+                                && !users.is_empty()
+                            {
+                                return Err(in_use_conflict(&familiar_digest(&rd.0, &rd.1)));
+                            }
+                            (Vec::new(), vec![rd.clone()])
+                        }
+                        (None, None) => {
+                            let repos: BTreeSet<String> = all_tags
+                                .iter()
+                                .filter_map(|t| repository_of(t))
+                                .chain(digests.iter().map(|(r, _)| r.clone()))
+                                .collect();
+                            if repos.len() > 1 && !force {
+                                return Err(Error::conflict(format!(
+                                    "conflict: unable to delete {short} (must be forced) - \
+                                     image is referenced in multiple repositories"
+                                )));
+                            }
+                            if let Some(c) = users.first() {
+                                return Err(Error::conflict(format!(
+                                    "conflict: unable to delete {short} (cannot be forced) - \
+                                     image is being used by container {c}"
+                                )));
+                            }
+                            (all_tags.clone(), digests.clone())
+                        }
+                    };
+                let mut removed = 0;
                 for t in &untag {
                     if db.remove_tag(t)? {
-                        let shown = Reference::parse_normalized(t)
-                            .map(|r| r.familiar())
-                            .unwrap_or_else(|_| t.clone());
-                        out.push(DeleteItem::Untagged(shown));
+                        removed += 1;
+                        out.push(DeleteItem::Untagged(familiar_tag(t)));
                     }
                 }
-                let left = all_tags.len() - untag.len().min(all_tags.len());
-                if left == 0 && users.is_empty() {
-                    for repo_digest in repo_digests(&parse_names(&untag), &rec) {
-                        out.push(DeleteItem::Untagged(repo_digest));
+                for (repo, d) in &undigest {
+                    if db.remove_repo_digest(repo, d)? {
+                        removed += 1;
+                        out.push(DeleteItem::Untagged(familiar_digest(repo, d)));
                     }
+                }
+                let names = all_tags.len() + digests.len();
+                if removed >= names && users.is_empty() {
                     db.delete_image(&rec.manifest)?;
                     out.push(DeleteItem::Deleted(rec.config.to_string()));
                 }
@@ -991,10 +1059,10 @@ impl ImageService {
                     }
                     for (name, _) in tags.iter().filter(|(_, d)| d == manifest) {
                         db.remove_tag(name)?;
-                        let shown = Reference::parse_normalized(name)
-                            .map(|r| r.familiar())
-                            .unwrap_or_else(|_| name.clone());
-                        deleted.push(DeleteItem::Untagged(shown));
+                        deleted.push(DeleteItem::Untagged(familiar_tag(name)));
+                    }
+                    for rd in db.repo_digests_of(manifest)? {
+                        deleted.push(DeleteItem::Untagged(familiar_digest(&rd.repo, &rd.digest)));
                     }
                     db.delete_image(manifest)?;
                     deleted.push(DeleteItem::Deleted(config.to_string()));
@@ -1095,8 +1163,19 @@ fn resolve(db: &Db, name: &str) -> Result<Resolved> {
     match Reference::parse_normalized(name) {
         Ok(r) => {
             if let Some(d) = &r.digest {
-                return by_digest(db, d)
-                    .ok_or_else(|| Error::not_found(format!("No such image: {}", r.familiar())));
+                // Docker: `repo@digest` names an image only as a recorded repository digest
+                // (what a pull or a push of that repository got), never a local digest.
+                let repo = r.repository();
+                if let Some(m) = db.resolve_repo_digest(&repo, d)? {
+                    if let Some(record) = db.image(&m)? {
+                        return Ok(Resolved {
+                            record,
+                            tag: None,
+                            repo_digest: Some((repo, *d)),
+                        });
+                    }
+                }
+                return Err(Error::not_found(format!("No such image: {}", r.familiar())));
             }
             let tag = r.name_with_tag();
             if let Some(m) = db.resolve_tag(&tag)? {
@@ -1104,6 +1183,7 @@ fn resolve(db: &Db, name: &str) -> Result<Resolved> {
                     return Ok(Resolved {
                         record,
                         tag: Some(tag),
+                        repo_digest: None,
                     });
                 }
             }
@@ -1139,7 +1219,11 @@ fn by_digest(db: &Db, d: &Digest) -> Option<Resolved> {
                 .find(|r| r.manifest == *d || r.index == Some(*d))
         })?
         .clone();
-    Some(Resolved { record, tag: None })
+    Some(Resolved {
+        record,
+        tag: None,
+        repo_digest: None,
+    })
 }
 
 fn by_id_prefix(db: &Db, prefix: &str) -> Result<Option<Resolved>> {
@@ -1154,6 +1238,7 @@ fn by_id_prefix(db: &Db, prefix: &str) -> Result<Option<Resolved>> {
         [one] => Ok(Some(Resolved {
             record: (*one).clone(),
             tag: None,
+            repo_digest: None,
         })),
         _ => Err(Error::invalid(format!(
             "the short ID {prefix} is ambiguous: it matches {} images; give more characters",
@@ -1178,12 +1263,35 @@ fn parse_names(names: &[String]) -> Vec<Reference> {
         .collect()
 }
 
-/// `repo@sha256:..` for each repository naming the image (the index digest if it came from
-/// one, as the registry knows it).
-fn repo_digests(names: &[Reference], rec: &ImageRecord) -> Vec<String> {
-    let d = rec.index.unwrap_or(rec.manifest);
-    let repos: BTreeSet<String> = names.iter().map(|r| r.familiar_name()).collect();
-    repos.into_iter().map(|r| format!("{r}@{d}")).collect()
+/// The image's recorded repository digests as Docker shows them (`repo@sha256:..`, the
+/// repository in its familiar form), sorted.
+fn repo_digests(recorded: &[RepoDigest], manifest: &Digest) -> Vec<String> {
+    let shown: BTreeSet<String> = recorded
+        .iter()
+        .filter(|rd| rd.image == *manifest)
+        .map(|rd| familiar_digest(&rd.repo, &rd.digest))
+        .collect();
+    shown.into_iter().collect()
+}
+
+/// `repo@digest` with the repository as Docker prints it (`busybox@sha256:..`).
+fn familiar_digest(repo: &str, digest: &Digest) -> String {
+    let name = Reference::parse_normalized(repo)
+        .map(|r| r.familiar_name())
+        .unwrap_or_else(|_| repo.to_string());
+    format!("{name}@{digest}")
+}
+
+/// A normalised tag as Docker prints it (`busybox:latest`).
+fn familiar_tag(t: &str) -> String {
+    Reference::parse_normalized(t)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// The normalised repository of a normalised tag (`docker.io/library/busybox`).
+fn repository_of(t: &str) -> Option<String> {
+    Reference::parse_normalized(t).ok().map(|r| r.repository())
 }
 
 fn read_config(s: &Store, rec: &ImageRecord) -> Result<ImageConfig> {

@@ -1,7 +1,8 @@
 //! A pull end to end, into Berth's store: download every blob (verified, through the mirrors)
-//! under a lease, record the image, unpack its layers into snapshots, and only then set the
-//! tag — so a tag never points at an image that is not completely there, and a GC running
-//! meanwhile never removes what the pull needs.
+//! under a lease, record the image, unpack its layers into snapshots, and only then record
+//! `repo@<digest the registry served>` and set the tag — so a name never points at an image
+//! that is not completely there, and a GC running meanwhile never removes what the pull
+//! needs.
 
 use crate::store_sink::StoreSink;
 use crate::{Client, Error, Progress, PullResult, Result};
@@ -30,7 +31,7 @@ pub struct Pulled {
 /// How long a crashed pull can keep its blobs from GC.
 const PULL_LEASE: Duration = Duration::from_secs(6 * 3600);
 
-/// Pull `r` for `platform` into `store`, unpack it, tag it.
+/// Pull `r` for `platform` into `store`, unpack it, record its repository digest, tag it.
 pub async fn pull_image(
     client: &Client,
     store: &Arc<Store>,
@@ -80,7 +81,9 @@ fn finish(
         Some(&res.manifest_media_type),
         res.index.as_ref().map(|(d, _)| *d),
     )?;
-    match unpack_and_tag(sink, r, &record, limits, progress) {
+    // What the registry served: the index for a multi-platform image, else the manifest.
+    let served = res.index.as_ref().map_or(res.manifest_digest, |(d, _)| *d);
+    match unpack_and_tag(sink, r, &record, &served, limits, progress) {
         Ok((chains, tag)) => Ok((record, chains, tag)),
         Err(e) => {
             // No half-pulled image stays behind: a record this pull created goes again (its
@@ -104,6 +107,7 @@ fn unpack_and_tag(
     sink: &StoreSink,
     r: &Reference,
     record: &ImageRecord,
+    served: &Digest,
     limits: &Limits,
     progress: &UnboundedSender<Progress>,
 ) -> Result<(Vec<Digest>, Option<String>)> {
@@ -143,7 +147,11 @@ fn unpack_and_tag(
     for l in &record.layers {
         let _ = progress.send(Progress::Extracted { digest: l.digest });
     }
-    // Last: the name now points at a complete image.
+    // Last: the names now point at a complete image — `repo@<served digest>` (the image's
+    // RepoDigest: the registry has it by that digest), then the tag.
+    store
+        .db()?
+        .put_repo_digest(&r.repository(), served, &record.manifest)?;
     let tag = match &r.tag {
         Some(_) => {
             let name = r.name_with_tag();

@@ -174,6 +174,16 @@ fn pushed_multilayer_image_pulls_into_the_store_and_unpacks() {
         store.db().unwrap().resolve_tag(&r.name_with_tag()).unwrap(),
         Some(pulled.record.manifest)
     );
+    // The RepoDigest: the repository at the manifest digest the registry served.
+    let recorded: Vec<(String, Digest)> = store
+        .db()
+        .unwrap()
+        .repo_digests_of(&pulled.record.manifest)
+        .unwrap()
+        .into_iter()
+        .map(|rd| (rd.repo, rd.digest))
+        .collect();
+    assert_eq!(recorded, vec![(r.repository(), Digest::of(&manifest))]);
     for l in &pulled.record.layers {
         assert!(
             store.content.exists(&l.digest),
@@ -310,6 +320,23 @@ fn two_platform_index_selects_the_requested_platform() {
     assert_eq!(p.record.manifest, Digest::of(&m_host));
     assert_eq!(p.record.index, Some(Digest::of(&index)));
     assert!(store.content.exists(&Digest::of(&index)), "index blob kept");
+    // A multi-platform pull records the index digest (what the registry has the tag as).
+    assert_eq!(
+        store
+            .db()
+            .unwrap()
+            .resolve_repo_digest(&r.repository(), &Digest::of(&index))
+            .unwrap(),
+        Some(p.record.manifest)
+    );
+    assert_eq!(
+        store
+            .db()
+            .unwrap()
+            .resolve_repo_digest(&r.repository(), &p.record.manifest)
+            .unwrap(),
+        None
+    );
 
     let want: Platform = format!("linux/{other}").parse().unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

@@ -1,5 +1,6 @@
-//! Image metadata in SQLite: images and their layers, tags, unpacked layers (snapshots by
-//! chain id), leases that protect in-flight work from GC, and the containers that pin images.
+//! Image metadata in SQLite: images and their layers, tags, repository digests (what a
+//! registry knows an image as), unpacked layers (snapshots by chain id), leases that protect
+//! in-flight work from GC, and the containers that pin images.
 //!
 //! The database runs in WAL mode with `synchronous=FULL`, `foreign_keys=ON` and a busy
 //! timeout. The schema is versioned with `PRAGMA user_version`; each migration runs in one
@@ -77,6 +78,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX build_cache_image ON build_cache(image);
     "#,
+    // 3: repository digests: `repo@digest` for what a registry knows of an image (the digest
+    // it served for a pull, or accepted for a push). Built, loaded and merely tagged images
+    // have none; a store upgraded to this version has none for images pulled before it.
+    r#"
+    CREATE TABLE repo_digests (
+        repo   TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        image  TEXT NOT NULL REFERENCES images(manifest) ON DELETE CASCADE,
+        PRIMARY KEY (repo, digest)
+    );
+    CREATE INDEX repo_digests_image ON repo_digests(image);
+    "#,
 ];
 
 /// The platform an image manifest is for.
@@ -146,6 +159,17 @@ pub struct ImageRecord {
     pub index: Option<Digest>,
     pub created: Option<String>,
     pub size: u64,
+}
+
+/// A repository digest: the registry knows image `image` in `repo` as `digest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoDigest {
+    /// The normalised repository name, e.g. `docker.io/library/busybox`.
+    pub repo: String,
+    /// The manifest or index digest the registry served (pull) or accepted (push).
+    pub digest: Digest,
+    /// The stored image (platform manifest digest).
+    pub image: Digest,
 }
 
 /// An unpacked layer (snapshot), keyed by chain id.
@@ -259,7 +283,7 @@ impl Db {
     // ---- images ----
 
     /// Record an image and its layers in one transaction. Storing the same manifest again
-    /// replaces its record (tags and containers pointing at it are kept).
+    /// replaces its record (tags, repository digests and containers pointing at it are kept).
     pub fn put_image(&mut self, img: &ImageRecord) -> Result<()> {
         let ctx = format!("storing image {}", img.manifest);
         let size = to_i64(img.size, "image size")?;
@@ -401,7 +425,7 @@ impl Db {
     }
 
     /// Remove an image record. Refused with [`Error::Conflict`] while a tag or a container
-    /// refers to it; [`Error::NotFound`] if it is not stored.
+    /// refers to it; [`Error::NotFound`] if it is not stored. Its repository digests go with it.
     pub fn delete_image(&mut self, manifest: &Digest) -> Result<()> {
         let ctx = format!("deleting image {manifest}");
         let m = manifest.to_string();
@@ -504,6 +528,118 @@ impl Db {
             .map_err(db_err(ctx))?;
         raw.into_iter()
             .map(|(n, m)| Ok((n, parse_digest(&m, "tags.manifest")?)))
+            .collect()
+    }
+
+    // ---- repository digests ----
+
+    /// Record that the registry knows image `manifest` in repository `repo` (normalised, e.g.
+    /// `docker.io/library/busybox`) as `digest`: the digest it served for a pull (the index's
+    /// for a multi-platform image) or accepted for a push. A `repo@digest` recorded before is
+    /// pointed at `manifest` (a pull of the same index for another platform). The image must
+    /// be stored; its removal removes the record.
+    pub fn put_repo_digest(
+        &mut self,
+        repo: &str,
+        digest: &Digest,
+        manifest: &Digest,
+    ) -> Result<()> {
+        if repo.is_empty() || repo.contains('@') || repo.contains(char::is_whitespace) {
+            return Err(Error::Invalid(format!(
+                "invalid repository name \"{repo}\" for a repository digest: give a \
+                 normalised repository such as docker.io/library/busybox"
+            )));
+        }
+        let ctx = format!("recording {repo}@{digest} for image {manifest}");
+        let tx = self.tx(&ctx)?;
+        if !image_stored(&tx, manifest, &ctx)? {
+            return Err(Error::NotFound(format!(
+                "cannot record {repo}@{digest}: image {manifest} is not in the store; pull it \
+                 first"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO repo_digests (repo, digest, image) VALUES (?1, ?2, ?3)
+             ON CONFLICT(repo, digest) DO UPDATE SET image = excluded.image",
+            params![repo, digest.to_string(), manifest.to_string()],
+        )
+        .map_err(db_err(&ctx))?;
+        tx.commit().map_err(db_err(&ctx))?;
+        debug!(repo, digest = %digest, manifest = %manifest, "repository digest recorded");
+        Ok(())
+    }
+
+    /// The image recorded for `repo@digest`, if any.
+    pub fn resolve_repo_digest(&self, repo: &str, digest: &Digest) -> Result<Option<Digest>> {
+        let ctx = format!("resolving {repo}@{digest}");
+        let s: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT image FROM repo_digests WHERE repo = ?1 AND digest = ?2",
+                params![repo, digest.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err(&ctx))?;
+        s.as_deref()
+            .map(|s| parse_digest(s, "repo_digests.image"))
+            .transpose()
+    }
+
+    /// Every recorded repository digest, ordered by repository and digest.
+    pub fn repo_digests(&self) -> Result<Vec<RepoDigest>> {
+        self.repo_digest_rows(
+            "SELECT repo, digest, image FROM repo_digests ORDER BY repo, digest",
+            None,
+        )
+    }
+
+    /// The repository digests recorded for image `manifest`, ordered by repository and digest.
+    pub fn repo_digests_of(&self, manifest: &Digest) -> Result<Vec<RepoDigest>> {
+        self.repo_digest_rows(
+            "SELECT repo, digest, image FROM repo_digests WHERE image = ?1
+             ORDER BY repo, digest",
+            Some(&manifest.to_string()),
+        )
+    }
+
+    /// Forget `repo@digest`; `false` if it was not recorded.
+    pub fn remove_repo_digest(&mut self, repo: &str, digest: &Digest) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM repo_digests WHERE repo = ?1 AND digest = ?2",
+                params![repo, digest.to_string()],
+            )
+            .map_err(db_err(&format!("removing {repo}@{digest}")))?;
+        Ok(n > 0)
+    }
+
+    fn repo_digest_rows(&self, sql: &str, arg: Option<&str>) -> Result<Vec<RepoDigest>> {
+        let ctx = "reading repository digests";
+        let mut stmt = self.conn.prepare_cached(sql).map_err(db_err(ctx))?;
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        };
+        let raw = match arg {
+            Some(a) => stmt.query_map(params![a], row),
+            None => stmt.query_map([], row),
+        }
+        .map_err(db_err(ctx))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err(ctx))?;
+        raw.into_iter()
+            .map(|(repo, digest, image)| {
+                Ok(RepoDigest {
+                    repo,
+                    digest: parse_digest(&digest, "repo_digests.digest")?,
+                    image: parse_digest(&image, "repo_digests.image")?,
+                })
+            })
             .collect()
     }
 
@@ -887,4 +1023,52 @@ fn image_stored(tx: &rusqlite::Transaction<'_>, manifest: &Digest, ctx: &str) ->
         |r| r.get(0),
     )
     .map_err(db_err(ctx))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
+
+    use super::*;
+
+    /// A store from before repository digests (schema 2) is migrated in place: its images
+    /// stay, and they have no repository digests (nothing recorded what a registry served).
+    #[test]
+    fn schema_2_store_upgrades_without_repo_digests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("metadata.db");
+        let manifest = Digest::of(b"old manifest");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", i as i64 + 1)
+                    .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO images (manifest, media_type, config, os, architecture, size)
+                 VALUES (?1, 'application/vnd.oci.image.manifest.v1+json', ?2, 'linux',
+                         'amd64', 1)",
+                params![manifest.to_string(), Digest::of(b"cfg").to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO tags (name, manifest) VALUES ('docker.io/library/old:1', ?1)",
+                params![manifest.to_string()],
+            )
+            .unwrap();
+        }
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert!(db.image(&manifest).unwrap().is_some());
+        assert_eq!(
+            db.resolve_tag("docker.io/library/old:1").unwrap(),
+            Some(manifest)
+        );
+        assert!(db.repo_digests().unwrap().is_empty());
+        // The new table works on the upgraded store.
+        db.put_repo_digest("docker.io/library/old", &manifest, &manifest)
+            .unwrap();
+        assert_eq!(db.repo_digests_of(&manifest).unwrap().len(), 1);
+    }
 }

@@ -1,8 +1,8 @@
-//! Metadata database: schema, images, tags, layers, leases, containers.
+//! Metadata database: schema, images, tags, repository digests, layers, leases, containers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
-use berth_store::meta::{Db, ImageRecord, LayerRef, Platform};
+use berth_store::meta::{Db, ImageRecord, LayerRef, Platform, RepoDigest};
 use berth_store::{Digest, Error};
 use std::time::Duration;
 
@@ -41,11 +41,11 @@ fn schema_is_versioned_wal_and_reopens() {
     let img = image("a", 2);
     {
         let mut db = Db::open(&path).unwrap();
-        assert_eq!(db.schema_version().unwrap(), 2);
+        assert_eq!(db.schema_version().unwrap(), 3);
         db.put_image(&img).unwrap();
     }
     let db = Db::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 2);
+    assert_eq!(db.schema_version().unwrap(), 3);
     assert_eq!(db.image(&img.manifest).unwrap(), Some(img));
     assert!(tmp.path().join("sub/metadata.db-wal").exists());
     drop(db);
@@ -252,4 +252,81 @@ fn build_cache_entries_follow_their_images_and_are_not_dangling() {
     db.put_build_cache("k1", &step.manifest).unwrap();
     assert_eq!(db.clear_build_cache().unwrap(), 1);
     assert_eq!(db.build_cache("k1").unwrap(), None);
+}
+
+#[test]
+fn repo_digests_are_recorded_moved_and_go_with_their_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("m.db");
+    let mut db = Db::open(&path).unwrap();
+    let a = image("a", 1);
+    let b = image("b", 1);
+    db.put_image(&a).unwrap();
+    db.put_image(&b).unwrap();
+    let repo = "127.0.0.1:5000/x";
+    let ix = d("a-index");
+
+    // Nothing recorded: no image has a repository digest, a lookup finds nothing.
+    assert!(db.repo_digests().unwrap().is_empty());
+    assert!(db.repo_digests_of(&a.manifest).unwrap().is_empty());
+    assert_eq!(db.resolve_repo_digest(repo, &ix).unwrap(), None);
+
+    // Only stored images, only repository names.
+    let err = db.put_repo_digest(repo, &ix, &d("missing")).unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    assert!(err.to_string().contains("not in the store"), "{err}");
+    for bad in ["", "x@sha256:aa", "a b"] {
+        let err = db.put_repo_digest(bad, &ix, &a.manifest).unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{bad:?}: {err}");
+    }
+
+    db.put_repo_digest(repo, &ix, &a.manifest).unwrap();
+    db.put_repo_digest(repo, &ix, &a.manifest).unwrap(); // idempotent
+    db.put_repo_digest("docker.io/library/y", &a.manifest, &a.manifest)
+        .unwrap();
+    db.put_repo_digest(repo, &b.manifest, &b.manifest).unwrap();
+    assert_eq!(db.resolve_repo_digest(repo, &ix).unwrap(), Some(a.manifest));
+    // The same digest in another repository is another reference.
+    assert_eq!(
+        db.resolve_repo_digest("127.0.0.1:5000/z", &ix).unwrap(),
+        None
+    );
+    let rd = |repo: &str, digest: Digest, image: Digest| RepoDigest {
+        repo: repo.to_string(),
+        digest,
+        image,
+    };
+    let mut want_a = vec![
+        rd(repo, ix, a.manifest),
+        rd("docker.io/library/y", a.manifest, a.manifest),
+    ];
+    want_a.sort_by(|x, y| (&x.repo, x.digest).cmp(&(&y.repo, y.digest)));
+    assert_eq!(db.repo_digests_of(&a.manifest).unwrap(), want_a);
+    assert_eq!(db.repo_digests().unwrap().len(), 3);
+
+    // A pull of the same index for another platform moves repo@index to that image.
+    db.put_repo_digest(repo, &ix, &b.manifest).unwrap();
+    assert_eq!(db.resolve_repo_digest(repo, &ix).unwrap(), Some(b.manifest));
+    assert_eq!(db.repo_digests_of(&a.manifest).unwrap().len(), 1);
+
+    // Re-storing the image keeps its digests; they survive a reopen.
+    db.put_image(&b).unwrap();
+    drop(db);
+    let mut db = Db::open(&path).unwrap();
+    assert_eq!(db.repo_digests_of(&b.manifest).unwrap().len(), 2);
+
+    // A repository digest does not keep an image from being deleted (nor from being
+    // dangling): deleting the image removes its records.
+    assert!(db.dangling_images().unwrap().contains(&b.manifest));
+    db.delete_image(&b.manifest).unwrap();
+    assert!(db.repo_digests_of(&b.manifest).unwrap().is_empty());
+    assert_eq!(db.resolve_repo_digest(repo, &ix).unwrap(), None);
+
+    assert!(db
+        .remove_repo_digest("docker.io/library/y", &a.manifest)
+        .unwrap());
+    assert!(!db
+        .remove_repo_digest("docker.io/library/y", &a.manifest)
+        .unwrap());
+    assert!(db.repo_digests().unwrap().is_empty());
 }
