@@ -986,6 +986,18 @@ fn deploy_pins_engine_digests_and_pushes_with_push() {
     assert!(web_digest.starts_with("sha256:"), "{web_digest}");
     // api: built here, never pushed; --push pushes it and pins what the registry stored.
     berth(&["compose", "build", "api"]);
+    // Built but never pushed: the engine has no registry digest for it, and deploy says so.
+    let o = kube(dirp, Some(&d), &["deploy", "--kubeconfig", kcs]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!("image {api}")) && err.contains("--push"),
+        "{err}"
+    );
+    assert!(
+        patches(&fake.requests()).is_empty(),
+        "applied an unpinned image"
+    );
     let o = ok(dirp, Some(&d), &["deploy", "--kubeconfig", kcs, "--push"]);
     let err = text(&o.stderr);
     let api_digest = registry_digest(&api);
