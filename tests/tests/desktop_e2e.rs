@@ -15,6 +15,7 @@
 
 use berth_tests::berthd::Berthd;
 use berth_tests::desktop::{self, AppEnv, Desktop};
+use berth_tests::fakekube::{FakeKube, Script};
 use berth_tests::oci_image_layout;
 use berth_tests::services::{free_port, Registry};
 use berth_tests::webdriver::{keys, tid, WebDriver};
@@ -1447,4 +1448,226 @@ fn desktop_vm_engine() {
     // The native engine was left alone all along.
     let (code, _) = d.raw("GET", "/_ping", b"");
     assert_eq!(code, 200);
+}
+
+// ---- (7) Compose → Deploy to Kubernetes, against the fake API server ------------------
+
+/// The Compose page's Deploy to Kubernetes dialog, end to end: the app reads the
+/// kubeconfig of a fake Kubernetes API server (tests/src/fakekube.rs) from `KUBECONFIG`,
+/// pins the project's image by the engine's registry digest (pushed to and pulled back from
+/// a loopback registry), applies the objects server-side and follows the scripted rollout;
+/// the status view lists what the server holds, and Delete from cluster removes it (the
+/// volume claim stays unless asked).
+#[test]
+fn desktop_kube_deploy() {
+    if !setup("desktop_kube_deploy") {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    // An image whose RepoDigest the engine knows: pushed to a loopback registry, pulled back.
+    let reg = Registry::start();
+    let image = format!("{}/e2e/web:1", reg.host());
+    d.ok(&["tag", "busybox:latest", &image]);
+    d.ok(&["push", &image]);
+    d.ok(&["rmi", &image]);
+    d.ok(&["pull", &image]);
+    let (st, body) = d.raw("GET", &format!("/images/{image}/json"), b"");
+    assert_eq!(st, 200, "{body}");
+    let inspect: Value = serde_json::from_str(&body).unwrap();
+    let pinned = inspect["RepoDigests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|r| r.starts_with(&format!("{}/e2e/web@sha256:", reg.host())))
+        .unwrap_or_else(|| panic!("no registry digest for {image}: {inspect}"))
+        .to_string();
+
+    let fake = FakeKube::start();
+    // Slow enough to see the bars move (the app polls every 0.7 s).
+    fake.script("web", Script::ready(8).logs(&["web listening on :80"]));
+    fake.script("worker", Script::ready(4));
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = fake.write_kubeconfig(tmp.path());
+    let dir = tmp.path().join("kubeapp");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: {image}\n    command: [\"httpd\", \"-f\", \"-p\", \"80\"]\n    ports:\n      - \"8080:80\"\n  worker:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    volumes:\n      - data:/data\nvolumes:\n  data:\n"
+        ),
+    )
+    .unwrap();
+    let project = "kubeapp";
+
+    let mut env = AppEnv::for_berthd(&d);
+    env.set("KUBECONFIG", &kubeconfig.display().to_string());
+    let app = Desktop::launch("kube", &env);
+    let wd = &app.wd;
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+    wd.execute(
+        "localStorage.removeItem('berth.compose.projects'); localStorage.removeItem('berth.kube.targets');",
+        vec![],
+    )
+    .unwrap();
+    app.nav("compose");
+    wd.click(&tid("compose-open"));
+    wd.type_into(&tid("compose-open-path"), &dir.display().to_string());
+    wd.click(&tid("compose-open-submit"));
+    wd.wait_gone(&tid("compose-open-dialog"));
+    wd.wait_text(&tid("compose-project-name"), project);
+    wd.wait_for(&row("compose-service-row", "data-service", "worker"));
+    wd.shot("project");
+
+    // The dialog: the kubeconfig's current context and its namespace; another context
+    // brings its own; a namespace typed here is created (applied) first.
+    wd.click(&tid("compose-kube-deploy"));
+    wd.wait_for(&tid("kube-form"));
+    let value = |css: &str| {
+        let el = wd.find(css).unwrap();
+        wd.prop_el(&el, "value").unwrap()
+    };
+    assert_eq!(value(&tid("kube-context")), json!("fake"));
+    assert_eq!(value(&tid("kube-namespace")), json!("default"));
+    wd.wait_text(&tid("kube-context-server"), &fake.url());
+    wd.set_value(&tid("kube-context"), "fake-apps");
+    wd.wait_until(
+        "the namespace to follow the context",
+        wd.default_timeout,
+        |d| {
+            let el = d.find(&tid("kube-namespace"))?;
+            Ok((d.prop_el(&el, "value")? == json!("apps")).then_some(()))
+        },
+    );
+    wd.type_into(&tid("kube-namespace"), "Kube_App");
+    wd.wait_text(
+        &tid("kube-namespace-error"),
+        "use lowercase letters: namespaces are lowercase",
+    );
+    let submit = wd.find(&tid("kube-deploy-submit")).unwrap();
+    assert_eq!(wd.prop_el(&submit, "disabled").unwrap(), json!(true));
+    wd.type_into(&tid("kube-namespace"), "kubeapp");
+    wd.wait_gone(&tid("kube-namespace-error"));
+    wd.shot("form");
+
+    fake.clear_requests();
+    wd.click(&tid("kube-deploy-submit"));
+    // In progress: web's bar is there and not done yet.
+    let web = row("kube-rollout", "data-deployment", "web");
+    wd.wait_for_within(&web, Duration::from_secs(60));
+    // The controller has seen it and no replica is ready yet (the fake takes 8 polls).
+    wd.wait_attr(&web, "data-state", "progressing");
+    wd.shot("progress");
+    wd.wait_until("the deploy to finish", Duration::from_secs(120), |d| {
+        let Some(el) = d.find_all(&tid("kube-progress"))?.into_iter().next() else {
+            return Ok(None);
+        };
+        Ok(match d.attr_el(&el, "data-phase")?.as_deref() {
+            Some("done") => Some(()),
+            Some("error") => panic!("{}", d.failure("the deploy failed")),
+            _ => None,
+        })
+    });
+    wd.wait_attr(&web, "data-state", "available");
+    wd.wait_attr(
+        &row("kube-rollout", "data-deployment", "worker"),
+        "data-state",
+        "available",
+    );
+    wd.wait_text(&tid("kube-deploy-done"), "namespace kubeapp of fake-apps");
+    let images = text_content(wd, &tid("kube-progress"));
+    assert!(images.contains(&pinned), "{pinned} not shown: {images}");
+    wd.shot("done");
+    set_theme(wd, "dark");
+    wd.shot("done-dark");
+    set_theme(wd, "light");
+
+    // What the server got: server-side apply by field manager berth, the new Namespace
+    // first, images by digest.
+    let reqs = fake.requests();
+    let patches: Vec<&berth_tests::fakekube::Recorded> =
+        reqs.iter().filter(|r| r.method == "PATCH").collect();
+    let paths: Vec<&str> = patches.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/kubeapp",
+            "/api/v1/namespaces/kubeapp/persistentvolumeclaims/kubeapp-data",
+            "/api/v1/namespaces/kubeapp/services/web",
+            "/apis/apps/v1/namespaces/kubeapp/deployments/web",
+            "/apis/apps/v1/namespaces/kubeapp/deployments/worker",
+        ]
+    );
+    for r in &patches {
+        assert_eq!(r.param("fieldManager"), Some("berth"), "{}", r.path);
+        assert_eq!(
+            r.content_type.as_deref(),
+            Some("application/apply-patch+yaml"),
+            "{}",
+            r.path
+        );
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bearer {}", berth_tests::fakekube::TOKEN).as_str())
+        );
+    }
+    let applied: Value = serde_yaml::from_str(
+        &patches
+            .iter()
+            .find(|r| r.path.ends_with("/deployments/web"))
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(
+        applied["spec"]["template"]["spec"]["containers"][0]["image"],
+        json!(pinned)
+    );
+
+    // The status view: what the server holds.
+    wd.click(&tid("kube-show-status"));
+    wd.wait_for(&row("kube-status-deployment", "data-name", "web"));
+    wd.wait_for(&row("kube-status-deployment", "data-name", "worker"));
+    wd.wait_for(&row("kube-status-service", "data-name", "web"));
+    wd.wait_for(&row("kube-status-volume", "data-name", "kubeapp-data"));
+    assert_eq!(wd.count(&tid("kube-status-pod")), 2, "{}", wd.page_text());
+    let deployments = text_content(wd, &row("kube-status-deployment", "data-name", "web"));
+    assert!(deployments.contains("1/1"), "{deployments}");
+    wd.shot("status");
+
+    // Delete from cluster, confirmed, volumes kept.
+    fake.clear_requests();
+    wd.click(&tid("kube-delete"));
+    wd.wait_for(&tid("kube-delete-box"));
+    wd.shot("delete-confirm");
+    wd.click(&tid("kube-delete-confirm"));
+    wd.wait_text(&tid("kube-delete-kept"), "kubeapp-data");
+    wd.wait_until("the status to empty", wd.default_timeout, |d| {
+        Ok(d.find_all(&tid("kube-status-deployment"))?
+            .is_empty()
+            .then_some(()))
+    });
+    wd.shot("deleted");
+    let deletes: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            "/apis/apps/v1/namespaces/kubeapp/deployments/web",
+            "/apis/apps/v1/namespaces/kubeapp/deployments/worker",
+            "/api/v1/namespaces/kubeapp/services/web",
+        ]
+    );
+    assert!(fake.names("deployments", "kubeapp").is_empty());
+    assert_eq!(
+        fake.names("persistentvolumeclaims", "kubeapp"),
+        ["kubeapp-data"]
+    );
+    // The namespace stays.
+    assert!(fake.object("namespaces", "", "kubeapp").is_some());
 }

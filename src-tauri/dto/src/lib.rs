@@ -39,6 +39,9 @@ pub enum ErrorCode {
     System,
     /// The stream or session named does not exist (already closed).
     NoSuchSession,
+    /// A Kubernetes API server could not be reached or refused a request, or a rollout
+    /// failed (the message then carries the failing pods' events and last log lines).
+    Kubernetes,
 }
 
 impl AppError {
@@ -872,4 +875,258 @@ pub struct ComposeLogLine {
     pub stderr: bool,
     /// One line, without its newline.
     pub text: String,
+}
+
+// ---------------------------------------------------------------- kubernetes
+
+/// One context of a kubeconfig.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeContext {
+    pub name: String,
+    pub cluster: String,
+    /// Its namespace, when it sets one (else `default` is used).
+    pub namespace: Option<String>,
+    /// The cluster's API server URL, when the kubeconfig defines the cluster.
+    pub server: Option<String>,
+}
+
+/// The kubeconfig the app found (`kube_contexts`): `$KUBECONFIG` (a `:`-list, merged), else
+/// `~/.kube/config`, or the file the user chose.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeContexts {
+    /// Where it was read from (a path, or the `KUBECONFIG` list); None when no file exists.
+    pub kubeconfig: Option<String>,
+    /// The files looked for, in order (for the "no kubeconfig" message).
+    pub searched: Vec<String>,
+    /// Its `current-context`.
+    pub current: Option<String>,
+    pub contexts: Vec<KubeContext>,
+}
+
+/// How the Services of published ports are exposed on the cluster.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, TS, PartialEq, Eq, Default)]
+#[ts(export)]
+pub enum KubeServiceType {
+    #[default]
+    #[serde(rename = "ClusterIP")]
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+}
+
+/// Deploy to Kubernetes: the project's services as Deployments (images pinned by digest),
+/// Services, PersistentVolumeClaims, ConfigMaps and Secrets, applied server-side.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeDeployRequest {
+    pub target: ComposeTarget,
+    /// The kubeconfig file (None: `$KUBECONFIG`, else `~/.kube/config`).
+    pub kubeconfig: Option<String>,
+    /// None: the kubeconfig's current context.
+    pub context: Option<String>,
+    /// A DNS-1123 label; None: the context's namespace, else `default`. Another namespace
+    /// than the context's is created (applied) first.
+    pub namespace: Option<String>,
+    /// Push the images the project builds (or that have no registry digest) first, with
+    /// the registry logins saved by the app.
+    pub push: bool,
+    pub service_type: KubeServiceType,
+    /// How long to wait for every Deployment to become available.
+    pub timeout_secs: u32,
+}
+
+/// An object applied to (or deleted from) a cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeObject {
+    /// `Deployment`, `Service`, `PersistentVolumeClaim`...
+    pub kind: String,
+    pub name: String,
+    /// None for cluster-scoped objects (the Namespace).
+    pub namespace: Option<String>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeDeployResult {
+    pub context: String,
+    /// The API server URL.
+    pub server: String,
+    pub namespace: String,
+    /// The image each service runs, pinned by digest, by service name.
+    pub images: BTreeMap<String, String>,
+    /// The objects applied, in order.
+    pub applied: Vec<KubeObject>,
+}
+
+/// A deploy's progress, in order (berth-kube's deploy events).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[ts(export)]
+pub enum KubeEvent {
+    /// Something in the project that does not cross to a cluster as written (a bind mount,
+    /// host networking...): `key` is the compose key, like `services.web.volumes[0]`.
+    Warning {
+        service: Option<String>,
+        key: String,
+        message: String,
+    },
+    /// A push step of a service's image.
+    Push {
+        service: String,
+        image: String,
+        status: String,
+    },
+    /// A service's image, pinned by digest.
+    Pinned {
+        service: String,
+        image: String,
+        reference: String,
+    },
+    /// An object was applied.
+    Applied {
+        kind: String,
+        name: String,
+        namespace: Option<String>,
+    },
+    /// A Deployment's rollout moved. Until `observed`, the controller has not seen the
+    /// applied spec yet and the numbers are the previous rollout's.
+    Progress {
+        deployment: String,
+        namespace: String,
+        observed: bool,
+        desired: i32,
+        updated: i32,
+        ready: i32,
+        available: i32,
+    },
+    /// A Deployment rolled out: every replica updated and available.
+    Available {
+        deployment: String,
+        namespace: String,
+    },
+    /// The rollout failed or timed out (the command then fails with the same report).
+    RolloutFailed {
+        /// One line.
+        reason: String,
+        /// The Deployments that did not become available.
+        deployments: Vec<String>,
+        /// Their failing pods: state, events and last log lines, one per line.
+        report: String,
+    },
+}
+
+/// Which project on which cluster (`kube_status`, `kube_delete`): objects are found by the
+/// `app.kubernetes.io/part-of=<project>` label.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeProjectRequest {
+    /// The compose project's name.
+    pub project: String,
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeDeploymentStatus {
+    pub name: String,
+    /// The compose service it runs.
+    pub service: Option<String>,
+    pub desired: i32,
+    pub ready: i32,
+    pub updated: i32,
+    pub available: i32,
+    pub images: Vec<String>,
+    /// Every replica updated and available.
+    pub rolled_out: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubePort {
+    pub name: Option<String>,
+    pub port: i32,
+    pub target_port: Option<String>,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+    pub node_port: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeServiceStatus {
+    pub name: String,
+    /// `ClusterIP`, `NodePort` or `LoadBalancer`.
+    pub service_type: String,
+    pub cluster_ip: Option<String>,
+    /// Load balancer ingress addresses.
+    pub external: Vec<String>,
+    pub ports: Vec<KubePort>,
+}
+
+/// A PersistentVolumeClaim (a compose named volume).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeVolumeStatus {
+    pub name: String,
+    /// `Pending`, `Bound`, `Lost`.
+    pub phase: String,
+    /// Requested (or bound) size, like `1Gi`.
+    pub size: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubePodStatus {
+    pub name: String,
+    pub service: Option<String>,
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    pub phase: String,
+    /// Ready containers, of `containers`.
+    pub ready: u32,
+    pub containers: u32,
+    pub restarts: i32,
+    /// Why a container is waiting or ended (`CrashLoopBackOff`, `ImagePullBackOff`...).
+    pub reason: Option<String>,
+}
+
+/// The project's objects in one namespace of a cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeStatus {
+    pub project: String,
+    pub context: String,
+    pub server: String,
+    pub namespace: String,
+    pub deployments: Vec<KubeDeploymentStatus>,
+    pub services: Vec<KubeServiceStatus>,
+    pub volumes: Vec<KubeVolumeStatus>,
+    pub pods: Vec<KubePodStatus>,
+}
+
+/// Delete the project from a cluster: its Deployments, Services, ConfigMaps and Secrets,
+/// and its PersistentVolumeClaims only with `volumes`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeDeleteRequest {
+    pub project: String,
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    /// Also delete its PersistentVolumeClaims (their data is lost).
+    pub volumes: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[ts(export)]
+pub struct KubeDeleteResult {
+    pub deleted: Vec<KubeObject>,
+    /// PersistentVolumeClaims left in place (`volumes: false`).
+    pub kept: Vec<KubeObject>,
 }

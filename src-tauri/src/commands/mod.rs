@@ -6,6 +6,7 @@ pub mod compose;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod kube;
 pub mod resources;
 pub mod settings;
 pub mod system;

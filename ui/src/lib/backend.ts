@@ -29,6 +29,15 @@ import type { ExecEvent } from "./bindings/ExecEvent";
 import type { ExecRequest } from "./bindings/ExecRequest";
 import type { HistoryRow } from "./bindings/HistoryRow";
 import type { ImageRow } from "./bindings/ImageRow";
+import type { KubeContexts } from "./bindings/KubeContexts";
+import type { KubeDeleteRequest } from "./bindings/KubeDeleteRequest";
+import type { KubeDeleteResult } from "./bindings/KubeDeleteResult";
+import type { KubeDeployRequest } from "./bindings/KubeDeployRequest";
+import type { KubeDeployResult } from "./bindings/KubeDeployResult";
+import type { KubeEvent } from "./bindings/KubeEvent";
+import type { KubeProjectRequest } from "./bindings/KubeProjectRequest";
+import type { KubeServiceType } from "./bindings/KubeServiceType";
+import type { KubeStatus } from "./bindings/KubeStatus";
 import type { LogChunk } from "./bindings/LogChunk";
 import type { LogOptions } from "./bindings/LogOptions";
 import type { LoginRequest } from "./bindings/LoginRequest";
@@ -75,6 +84,15 @@ export type {
   ExecRequest,
   HistoryRow,
   ImageRow,
+  KubeContexts,
+  KubeDeleteRequest,
+  KubeDeleteResult,
+  KubeDeployRequest,
+  KubeDeployResult,
+  KubeEvent,
+  KubeProjectRequest,
+  KubeServiceType,
+  KubeStatus,
   LogChunk,
   LogOptions,
   LoginRequest,
@@ -172,6 +190,20 @@ export interface Backend {
   composeLogs(project: string, services: string[], tail: number | null, on: (lines: ComposeLogLine[]) => void): Promise<Subscription>;
   /** Writes the project's .env (keeping comments and unchanged lines); returns it re-read. */
   composeEnvSave(path: string, entries: EnvEntry[]): Promise<EnvFile>;
+
+  // Deploy to Kubernetes (the Compose page)
+  /** The kubeconfig's contexts: `kubeconfig` when given, else $KUBECONFIG, else
+   * ~/.kube/config. No file is not an error: `kubeconfig` is null and `searched` says where
+   * the app looked. */
+  kubeContexts(kubeconfig: string | null): Promise<KubeContexts>;
+  /** Pins the images by digest, applies the objects and waits for the rollouts; progress on
+   * `on`. A failed rollout rejects (code kubernetes) with the failing pods' events and last
+   * log lines in the message, after its `rollout_failed` event. */
+  kubeDeploy(req: KubeDeployRequest, on: (e: KubeEvent) => void): Promise<KubeDeployResult>;
+  /** The project's objects in the namespace (found by their part-of label). */
+  kubeStatus(req: KubeProjectRequest): Promise<KubeStatus>;
+  /** Deletes the project's objects (volumes only when asked); the namespace stays. */
+  kubeDelete(req: KubeDeleteRequest): Promise<KubeDeleteResult>;
 
   // volumes
   volumesList(): Promise<VolumeRow[]>;

@@ -20,6 +20,7 @@ import type { RunRequest } from "./bindings/RunRequest";
 import type { StatsSample } from "./bindings/StatsSample";
 import { mockResources } from "./mock-resources";
 import { mockCompose } from "./mock-compose";
+import { mockKube } from "./mock-kube";
 import { mockVm } from "./mock-vm";
 
 export interface MockOptions {
@@ -28,6 +29,8 @@ export interface MockOptions {
   engine?: "running" | "stopped";
   /** Milliseconds each call takes (default 60; tests pass 0). */
   latency?: number;
+  /** "none": no kubeconfig (Deploy to Kubernetes shows its empty state). */
+  kube?: "none";
 }
 
 interface MockContainer {
@@ -189,6 +192,7 @@ function readOptions(): MockOptions {
   return {
     containers: Number.isFinite(n) && n > 0 ? n : undefined,
     engine: q.get("engine") === "stopped" ? "stopped" : "running",
+    kube: q.get("kube") === "none" ? "none" : undefined,
   };
 }
 
@@ -495,6 +499,8 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
       return () => logTaps.delete(f);
     },
   });
+
+  const kube = mockKube({ delay, open: (t) => compose.composeOpen(t) }, { none: options.kube === "none", pollMs: latency * 6 });
 
   const b: Backend = {
     async engineStatus() {
@@ -811,6 +817,7 @@ export function mockBackend(options: MockOptions = readOptions()): Backend {
 
     ...resources,
     ...compose,
+    ...kube,
     ...vm.methods,
   };
 

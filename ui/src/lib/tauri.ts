@@ -9,6 +9,8 @@ import type { ComposeLogLine } from "./bindings/ComposeLogLine";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { EngineStatus } from "./bindings/EngineStatus";
 import type { ExecEvent } from "./bindings/ExecEvent";
+import type { KubeDeployResult } from "./bindings/KubeDeployResult";
+import type { KubeEvent } from "./bindings/KubeEvent";
 import type { LogChunk } from "./bindings/LogChunk";
 import type { ProgressEvent } from "./bindings/ProgressEvent";
 import type { StatsSample } from "./bindings/StatsSample";
@@ -89,6 +91,15 @@ export function tauriBackend(): Backend {
     composeStop: (target, services, on) => composeOp("compose_stop", { target, services }, on),
     composeLogs: (project, services, tail, on) => stream<ComposeLogLine[]>("compose_logs", { project, services, tail }, on),
     composeEnvSave: (path, entries) => invoke("compose_env_save", { path, entries }),
+
+    kubeContexts: (kubeconfig) => invoke("kube_contexts", { kubeconfig }),
+    kubeDeploy: (req, on) => {
+      const channel = new Channel<KubeEvent>();
+      channel.onmessage = on;
+      return invoke<KubeDeployResult>("kube_deploy", { req, channel });
+    },
+    kubeStatus: (req) => invoke("kube_status", { req }),
+    kubeDelete: (req) => invoke("kube_delete", { req }),
 
     volumesList: () => invoke("volumes_list"),
     volumeCreate: (name) => invoke("volume_create", { name }),
