@@ -20,7 +20,8 @@ pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
     arg_required_else_help = true
 )]
 pub struct Cli {
-    /// Engine socket (unix:///path); else $BERTH_HOST, $DOCKER_HOST, unix:///run/berth/berth.sock
+    /// Engine socket (unix:///path); else $BERTH_HOST, $DOCKER_HOST, the context
+    /// ($DOCKER_CONTEXT, `berth context use`), unix:///run/berth/berth.sock
     #[arg(short = 'H', long = "host", global = true)]
     pub host: Option<String>,
     #[command(subcommand)]
@@ -41,6 +42,9 @@ pub enum Top {
     /// Manage the Berth VM (the engine in a small Linux VM): create, start, stop, status,
     /// logs, resize, compact, delete
     Vm(commands::vm::VmArgs),
+    /// Manage contexts (docker's: `berth context use X` also switches the docker CLI)
+    #[command(subcommand)]
+    Context(commands::context::ContextCmd),
 }
 
 #[derive(Args)]
@@ -86,18 +90,9 @@ pub enum Command {
     Auth(commands::auth::AuthCmd),
 }
 
-/// The engine address: `-H`, then `BERTH_HOST`, then `DOCKER_HOST`, then the default socket.
-pub fn pick_host(flag: Option<String>, berth: Option<String>, docker: Option<String>) -> String {
-    [flag, berth, docker]
-        .into_iter()
-        .flatten()
-        .find(|h| !h.is_empty())
-        .unwrap_or_else(|| DEFAULT_HOST.to_string())
-}
-
 /// With nothing chosen and no native engine socket, the Berth VM's socket
 /// (`~/.berth/berth.sock`) when it exists: the engine running in the VM.
-fn vm_fallback(host: String, chosen: bool) -> String {
+pub(crate) fn vm_fallback(host: String, chosen: bool) -> String {
     if chosen || host != DEFAULT_HOST {
         return host;
     }
@@ -219,14 +214,32 @@ fn main() {
             return;
         }
         Top::Vm(a) => std::process::exit(commands::vm::run(a)),
-        Top::Engine(command) => command,
+        other => other,
     };
-    let berth_env = std::env::var("BERTH_HOST").ok();
-    let docker_env = std::env::var("DOCKER_HOST").ok();
-    let chosen = [&cli.host, &berth_env, &docker_env]
-        .iter()
-        .any(|h| h.as_deref().is_some_and(|h| !h.is_empty()));
-    let host = vm_fallback(pick_host(cli.host, berth_env, docker_env), chosen);
+    // docker's order: -H, BERTH_HOST, DOCKER_HOST, DOCKER_CONTEXT, currentContext, default.
+    let store = berth_context::Store::from_env();
+    let sel = commands::context::select(
+        cli.host,
+        std::env::var("BERTH_HOST").ok(),
+        std::env::var("DOCKER_HOST").ok(),
+        std::env::var("DOCKER_CONTEXT").ok(),
+        store.as_ref().ok(),
+    );
+    if let Some(w) = &sel.warning {
+        eprintln!("{w}");
+    }
+    let command = match command {
+        Top::Context(c) => std::process::exit(commands::context::run(c, &sel, store)),
+        Top::Engine(command) => command,
+        Top::Completion(_) | Top::Vm(_) => return,
+    };
+    let host = match commands::context::engine(&sel, store.as_ref().ok()) {
+        Ok((host, chosen)) => vm_fallback(host, chosen),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            std::process::exit(1);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -247,6 +260,13 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine address: `-H`, then `BERTH_HOST`, then `DOCKER_HOST`, then the default
+    /// socket (contexts: see commands::context's tests).
+    fn pick_host(flag: Option<String>, berth: Option<String>, docker: Option<String>) -> String {
+        let sel = commands::context::select(flag, berth, docker, None, None);
+        commands::context::engine(&sel, None).unwrap().0
+    }
 
     #[test]
     fn host_order() {

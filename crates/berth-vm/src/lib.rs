@@ -11,9 +11,11 @@
 //!   guest's berthd, and published ports followed from the engine's events and forwarded.
 //! - [`forward`] holds the pure port bookkeeping (events and inspect JSON to listeners).
 //! - [`udp`] forwards published UDP ports: one agent `UDP <port>` tunnel per host peer.
+//! - [`docker_context`] keeps the `berth-vm` docker context pointing at the engine socket.
 
 pub mod agent;
 pub mod config;
+pub mod docker_context;
 pub mod forward;
 pub mod http;
 pub mod qemu;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod build;
 pub mod compose;
 pub mod containers;
+pub mod context;
 pub mod exec;
 pub mod images;
 pub mod kube;

@@ -10,9 +10,10 @@ use clap::Args;
     long_about = "Manage the Berth VM: the same engine in a small Linux VM (qemu).\n\n\
   berth vm create [--cpus N] [--memory MIB] [--disk GIB] [--disk-path PATH] [--share HOSTPATH:TAG]...\n\
   berth vm start [--wait SECONDS]     boot it; the engine answers on ~/.berth/berth.sock\n\
+                                      (docker context berth-vm points there)\n\
   berth vm stop [--timeout SECONDS]   graceful shutdown, then forced\n\
   berth vm status | logs [--lines N] | resize [--cpus N] [--memory MIB] [--disk GIB] | compact | delete\n\n\
-With no -H, BERTH_HOST or DOCKER_HOST and no native engine socket, berth talks to the VM's."
+With no -H, BERTH_HOST, DOCKER_HOST or context and no native engine socket, berth talks to the VM's."
 )]
 pub struct VmArgs {
     /// The VM command and its flags (see `berth vm help`)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use berth_vm::docker_context::{self, Unregistered};
 use berth_vm::{Error, Vm, VmConfig};
 
 const USAGE: &str = "usage: berth-vm [--state-dir DIR] COMMAND
@@ -13,13 +14,14 @@ commands:
   create [--cpus N] [--memory MIB] [--disk GIB] [--disk-path PATH] [--share HOSTPATH:TAG]... [--socket PATH]
          [--registry-mirror URL]... [--insecure-registry HOST[:PORT]]...  (the guest reaches the
          host's loopback as 10.0.2.2)
-  start [--wait SECONDS]      boot the VM and serve the engine socket (waits for berthd, default 300 s)
+  start [--wait SECONDS]      boot the VM and serve the engine socket (waits for berthd, default 300 s);
+                              points the docker context berth-vm at the socket
   stop [--timeout SECONDS]    graceful shutdown, then forced (default 30 s)
   status                      JSON: state, pids, agent port, accelerator, socket
   logs [--lines N]            the guest's serial console
   resize [--cpus N] [--memory MIB] [--disk GIB]
   compact                     give back the data disk's freed space (VM stopped)
-  delete                      stop and remove the VM and its disk
+  delete                      stop and remove the VM and its disk (and its berth-vm docker context)
   serve [--detach]            the host-side server (run by start)
 state dir default: ~/.berth/vm";
 
@@ -166,6 +168,19 @@ fn run(args: Vec<String>) -> Result<(), Error> {
                 r.since_start.as_secs_f64(),
                 run.socket.display()
             );
+            let ctx = docker_context::CONTEXT_NAME;
+            let host = docker_context::host_of(&run.socket);
+            match berth_context::Store::from_env()
+                .and_then(|s| docker_context::register(&s, &run.socket))
+            {
+                Ok(_) => {
+                    println!("use it: export DOCKER_HOST={host}  or  docker context use {ctx}")
+                }
+                Err(e) => {
+                    println!("use it: export DOCKER_HOST={host}");
+                    eprintln!("berth-vm: could not write the docker context {ctx:?}: {e}");
+                }
+            }
             Ok(())
         }
         "stop" => {
@@ -214,11 +229,33 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         }
         "delete" => {
             a.done()?;
+            // The socket this VM served, for its docker context (read before the state goes).
+            let socket = vm.config().ok().and_then(|c| vm.socket_path(&c).ok());
             vm.delete()?;
             println!("deleted {}", state_dir.display());
+            if let Some(socket) = socket {
+                unregister_context(&socket);
+            }
             Ok(())
         }
         other => Err(Error::Other(format!("unknown command {other:?}\n{USAGE}"))),
+    }
+}
+
+/// Removes the `berth-vm` docker context if it points at `socket`; says what it did.
+fn unregister_context(socket: &std::path::Path) {
+    let ctx = docker_context::CONTEXT_NAME;
+    let done =
+        berth_context::Store::from_env().and_then(|s| docker_context::unregister(&s, socket));
+    match done {
+        Ok(Unregistered::Removed { was_current }) => {
+            println!("removed the docker context {ctx:?}");
+            if was_current {
+                println!("the current docker context is \"default\" again");
+            }
+        }
+        Ok(Unregistered::Elsewhere(_) | Unregistered::Absent) => {}
+        Err(e) => eprintln!("berth-vm: could not remove the docker context {ctx:?}: {e}"),
     }
 }
 
