@@ -49,9 +49,6 @@ pub fn run() {
     let result = tauri::Builder::default()
         .manage(app)
         .setup(move |app| {
-            if let Some(w) = app.get_webview_window("main") {
-                render::lighten(&w);
-            }
             tauri::async_runtime::block_on(engine.probe());
             tauri::async_runtime::spawn(Arc::clone(&engine).run());
             match tray::build(app.handle()) {

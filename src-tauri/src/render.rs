@@ -51,30 +51,6 @@ pub fn apply() {
     }
 }
 
-/// WebKit's cache policy for the app's one page: `DocumentViewer` (no page cache, no
-/// memory cache of decoded resources kept for navigations this app never makes) instead of
-/// the browser model WebKitGTK defaults to. `BERTH_WEBKIT_CACHE_MODEL=browser` keeps the
-/// default (for measuring the difference).
-pub fn lighten(window: &tauri::WebviewWindow) {
-    #[cfg(target_os = "linux")]
-    {
-        if std::env::var("BERTH_WEBKIT_CACHE_MODEL").is_ok_and(|v| v == "browser") {
-            return;
-        }
-        let r = window.with_webview(|pv| {
-            use webkit2gtk::{CacheModel, WebContextExt, WebViewExt};
-            if let Some(ctx) = pv.inner().context() {
-                ctx.set_cache_model(CacheModel::DocumentViewer);
-            }
-        });
-        if let Err(e) = r {
-            tracing::debug!("webview cache model not set: {e}");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = window;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,9 @@ use futures_util::StreamExt;
 use super::{Ctx, Failure, Res};
 use crate::format;
 
-#[derive(Args)]
-pub struct ComposeArgs {
+/// The flags that pick a compose project: `berth compose`'s, and `berth kube`'s too.
+#[derive(Args, Clone)]
+pub struct ProjectFlags {
     /// Compose configuration files (several are merged in order)
     #[arg(short = 'f', long = "file")]
     pub file: Vec<PathBuf>,
@@ -34,6 +35,56 @@ pub struct ComposeArgs {
     /// Enable services of this profile
     #[arg(long)]
     pub profile: Vec<String>,
+}
+
+impl ProjectFlags {
+    /// The project the flags name, loaded from its files.
+    pub fn load(&self) -> Res<Project> {
+        let cwd = std::env::current_dir().map_err(|e| fail(format!("current directory: {e}")))?;
+        let opts = LoadOptions {
+            files: self.file.clone(),
+            project_name: self.project_name.clone(),
+            project_directory: self.project_directory.clone(),
+            env_files: self.env_file.clone(),
+            profiles: self.profile.clone(),
+            environment: std::env::vars().collect(),
+            cwd,
+        };
+        berth_compose::load(&opts).map_err(fail)
+    }
+
+    /// The project, or with `-p` and no compose file, a project of that name alone (docker
+    /// compose's `-p NAME ps|logs|down` work from anywhere).
+    pub fn project_or_name(&self) -> Res<Project> {
+        let Some(name) = self.project_name.clone() else {
+            return self.load();
+        };
+        if !self.file.is_empty() {
+            return self.load();
+        }
+        let cwd = std::env::current_dir().map_err(|e| fail(format!("current directory: {e}")))?;
+        if berth_compose::load::find_files(&cwd).is_ok() {
+            return self.load();
+        }
+        Ok(Project {
+            name,
+            working_dir: cwd,
+            files: vec![],
+            services: BTreeMap::new(),
+            disabled: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            warnings: vec![],
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct ComposeArgs {
+    #[command(flatten)]
+    pub project: ProjectFlags,
     /// Colour output: never, always, auto
     #[arg(long, value_enum, default_value = "auto")]
     pub ansi: Ansi,
@@ -359,45 +410,12 @@ fn fail(message: impl std::fmt::Display) -> Failure {
 }
 
 fn load(a: &ComposeArgs) -> Res<Project> {
-    let cwd = std::env::current_dir().map_err(|e| fail(format!("current directory: {e}")))?;
-    let opts = LoadOptions {
-        files: a.file.clone(),
-        project_name: a.project_name.clone(),
-        project_directory: a.project_directory.clone(),
-        env_files: a.env_file.clone(),
-        profiles: a.profile.clone(),
-        environment: std::env::vars().collect(),
-        cwd,
-    };
-    let p = berth_compose::load(&opts).map_err(fail)?;
-    Ok(p)
+    a.project.load()
 }
 
-/// The project, or with `-p` and no compose file, a project of that name alone (docker
-/// compose's `-p NAME ps|logs|down` work from anywhere).
+/// The project, or with `-p` and no compose file, a project of that name alone.
 fn project_name(a: &ComposeArgs) -> Res<Project> {
-    let Some(name) = a.project_name.clone() else {
-        return load(a);
-    };
-    if !a.file.is_empty() {
-        return load(a);
-    }
-    let cwd = std::env::current_dir().map_err(|e| fail(format!("current directory: {e}")))?;
-    if berth_compose::load::find_files(&cwd).is_ok() {
-        return load(a);
-    }
-    Ok(Project {
-        name,
-        working_dir: cwd,
-        files: vec![],
-        services: BTreeMap::new(),
-        disabled: BTreeMap::new(),
-        networks: BTreeMap::new(),
-        volumes: BTreeMap::new(),
-        configs: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        warnings: vec![],
-    })
+    a.project.project_or_name()
 }
 
 /// The progress printer: docker compose's plain lines on stderr (` Container x  Started`);

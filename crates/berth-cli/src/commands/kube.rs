@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_compose::{LoadOptions, Project};
+use berth_compose::Project;
 use berth_kube::deploy::{self as kd, Cluster, DeployEvent, DeployOptions, Target};
 use berth_kube::generate::ServiceType;
 use berth_kube::{yaml, GenerateOptions};
@@ -20,21 +20,8 @@ use crate::format;
 
 #[derive(Args)]
 pub struct KubeArgs {
-    /// Compose configuration files (several are merged in order)
-    #[arg(short = 'f', long = "file")]
-    pub file: Vec<PathBuf>,
-    /// Project name
-    #[arg(short = 'p', long = "project-name")]
-    pub project_name: Option<String>,
-    /// Alternate working directory (default: the first compose file's directory)
-    #[arg(long)]
-    pub project_directory: Option<PathBuf>,
-    /// Alternate environment files (default: .env in the project directory)
-    #[arg(long)]
-    pub env_file: Vec<PathBuf>,
-    /// Enable services of this profile
-    #[arg(long)]
-    pub profile: Vec<String>,
+    #[command(flatten)]
+    pub project: super::compose::ProjectFlags,
     /// The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
@@ -163,17 +150,7 @@ fn kube_fail(e: kd::Error) -> Failure {
 }
 
 fn load(a: &KubeArgs) -> Res<Project> {
-    let cwd = std::env::current_dir().map_err(|e| fail(format!("current directory: {e}")))?;
-    let opts = LoadOptions {
-        files: a.file.clone(),
-        project_name: a.project_name.clone(),
-        project_directory: a.project_directory.clone(),
-        env_files: a.env_file.clone(),
-        profiles: a.profile.clone(),
-        environment: std::env::vars().collect(),
-        cwd,
-    };
-    let p = berth_compose::load(&opts).map_err(fail)?;
+    let p = a.project.load()?;
     for w in &p.warnings {
         eprintln!("warning: {w}");
     }
@@ -183,13 +160,7 @@ fn load(a: &KubeArgs) -> Res<Project> {
 /// The project name: `-p` alone works from anywhere (no compose file needed), as with
 /// `docker compose -p NAME ps`; else the compose file's.
 fn project_name(a: &KubeArgs) -> Res<String> {
-    if let Some(name) = &a.project_name {
-        let cwd = std::env::current_dir().map_err(|e| fail(format!("current directory: {e}")))?;
-        if a.file.is_empty() && berth_compose::load::find_files(&cwd).is_err() {
-            return Ok(name.clone());
-        }
-    }
-    Ok(load(a)?.name)
+    Ok(a.project.project_or_name()?.name)
 }
 
 fn target(a: &KubeArgs) -> Target {
