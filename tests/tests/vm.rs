@@ -323,25 +323,25 @@ fn vm_end_to_end_under_tcg() {
         pong.starts_with("HTTP/1.1 200") && pong.ends_with("OK"),
         "{pong}"
     );
-    // The agent's loopback port is open to every local user: without the VM's token (0600 in
-    // the state directory) it refuses, so nobody else reaches the engine through it.
-    let agent_port = st["agent_port"].as_u64().unwrap() as u16;
-    for req in ["API\n", "PING\n", "wrongtoken API\n"] {
-        let mut s = TcpStream::connect(("127.0.0.1", agent_port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(req.as_bytes()).unwrap();
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        assert_eq!(
-            answer, "ERR unauthorized: wrong or missing token\n",
-            "request {req:?}"
-        );
-    }
-    let token = std::fs::metadata(vm.state_dir().join("agent.token")).unwrap();
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&token.permissions()) & 0o777,
-        0o600
+    // The agent is reachable only through the control channel: qemu forwards no port from the
+    // host, the channel's socket and serve's agent socket live in the owner-only state
+    // directory, and the agent socket itself is 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(vm.state_dir()), 0o700);
+    assert_eq!(mode(&vm.state_dir().join("agent.sock")), 0o600);
+    assert!(vm.state_dir().join("control.sock").exists());
+    let qemu_cmdline = std::fs::read(format!(
+        "/proc/{}/cmdline",
+        st["qemu_pid"].as_i64().unwrap()
+    ))
+    .unwrap();
+    let qemu_cmdline = String::from_utf8_lossy(&qemu_cmdline).replace('\0', " ");
+    assert!(
+        !qemu_cmdline.contains("hostfwd") && qemu_cmdline.contains("name=berth.control"),
+        "{qemu_cmdline}"
     );
+    assert!(!st.as_object().unwrap().contains_key("agent_port"), "{st}");
 
     // Load the busybox image through the host socket.
     let out = vm.docker_ok(&["load", "-i", tarball.to_str().unwrap()]);
@@ -359,6 +359,20 @@ fn vm_end_to_end_under_tcg() {
         vm.docker_ok(&["run", "--rm", "busybox", "echo", "hello from the vm"])
             .trim(),
         "hello from the vm"
+    );
+    // Nor can a container in the VM reach an agent: it listens on no network (the old
+    // agent's TCP port on the guest's address refuses).
+    assert_eq!(
+        vm.docker_ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "if nc -w 3 10.0.2.15 1024 </dev/null; then echo reachable; else echo refused; fi",
+        ])
+        .trim(),
+        "refused"
     );
 
     // A bind mount of a host directory under the shared home: the container's write lands on
@@ -526,6 +540,22 @@ fn vm_end_to_end_under_tcg() {
     );
     let images = vm.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(images.lines().any(|l| l == "busybox:latest"), "{images}");
+    assert_eq!(
+        vm.docker_ok(&["run", "--rm", "-v", "vmvol:/v", "busybox", "cat", "/v/f"]),
+        "persisted\n"
+    );
+
+    // The host-side server dies while the guest runs: `start` brings a new one, which takes
+    // the control channel over (a new session; the guest drops the old one's streams).
+    let serve_pid = vm.status()["serve_pid"].as_i64().unwrap();
+    unsafe { libc::kill(serve_pid as i32, libc::SIGKILL) };
+    wait_until("serve to die", Duration::from_secs(10), || unsafe {
+        libc::kill(serve_pid as i32, 0) != 0
+    });
+    assert_eq!(vm.status()["state"], "starting", "no agent without serve");
+    vm.start();
+    assert_ne!(vm.status()["serve_pid"].as_i64().unwrap(), serve_pid);
+    assert_eq!(vm.status()["state"], "running");
     assert_eq!(
         vm.docker_ok(&["run", "--rm", "-v", "vmvol:/v", "busybox", "cat", "/v/f"]),
         "persisted\n"

@@ -2,6 +2,7 @@
 //! system calls so they can be tested on any host:
 //!
 //! - [`cmdline`]: the kernel command line (`berth.data=/dev/vda berth.share=home:/root`).
+//! - [`mux`]: many streams over the one control channel (host and guest both run it).
 //! - [`request`]: the agent's one-line requests (`PING`, `API`, `CONNECT <port>`, `UDP <port>`,
 //!   `SHUTDOWN`), and the framing of a `UDP` tunnel.
 //! - [`modules`]: the module load-order list the image build writes.
@@ -14,10 +15,12 @@ pub mod cmdline;
 pub mod disk;
 pub mod http;
 pub mod modules;
+pub mod mux;
 pub mod request;
 
-/// TCP port the agent listens on inside the guest (qemu's hostfwd targets it).
-pub const AGENT_PORT: u16 = 1024;
+/// The name of the control channel's virtio-serial port (qemu `-device virtserialport,name=…`;
+/// the guest finds it under /sys/class/virtio-ports/*/name).
+pub const CONTROL_PORT_NAME: &str = "berth.control";
 /// berthd's API socket inside the guest.
 pub const BERTHD_SOCKET: &str = "/run/berth/berth.sock";
 /// Where the data disk is mounted (berthd's data root).

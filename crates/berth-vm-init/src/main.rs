@@ -9,7 +9,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,8 @@ use berth_vm_init::cmdline::{self, BootConfig, Transport};
 use berth_vm_init::disk::{self, FsckOutcome};
 use berth_vm_init::request::{self, Request};
 use berth_vm_init::{
-    http, modules, AGENT_PORT, BERTHD_SOCKET, DAEMON_JSON, DATA_ROOT, DEFAULT_DAEMON_JSON,
-    EXEC_ROOT, MODULE_ORDER_FILE,
+    http, modules, mux, BERTHD_SOCKET, CONTROL_PORT_NAME, DAEMON_JSON, DATA_ROOT,
+    DEFAULT_DAEMON_JSON, EXEC_ROOT, MODULE_ORDER_FILE,
 };
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -611,26 +611,6 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     log_level: Option<String>,
-    /// The host's agent token (fw_cfg `opt/berth/token`).
-    token: Option<String>,
-}
-
-/// Where qemu's `-fw_cfg name=opt/berth/token,file=…` appears in the guest.
-const TOKEN_PATH: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/berth/token/raw";
-
-fn read_token() -> Result<(Option<String>, String), String> {
-    match fs::read_to_string(TOKEN_PATH) {
-        Ok(t) if !t.trim().is_empty() => Ok((
-            Some(t.trim().to_string()),
-            format!("agent token from fw_cfg ({} bytes)", t.trim().len()),
-        )),
-        Ok(_) => Err(format!(
-            "{TOKEN_PATH} is empty: the agent will refuse every request"
-        )),
-        Err(e) => Err(format!(
-            "no agent token at {TOKEN_PATH} ({e}): the agent will refuse every request"
-        )),
-    }
 }
 
 fn spawn_berthd(shared: &Arc<Shared>, st: &mut State) {
@@ -982,33 +962,56 @@ fn signal_thread(shared: Arc<Shared>, set: SigSet) {
 // ---------------------------------------------------------------------------------------------
 // The agent
 
-fn agent(shared: Arc<Shared>) -> Result<((), String), String> {
-    let l = TcpListener::bind(("0.0.0.0", AGENT_PORT))
-        .map_err(|e| format!("listening on 0.0.0.0:{AGENT_PORT}: {e}"))?;
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            match conn {
-                Ok(s) => {
-                    let sh = Arc::clone(&shared);
-                    thread::spawn(move || {
-                        if let Err(e) = serve(sh, s) {
-                            log(&format!("agent connection: {e}"));
-                        }
-                    });
-                }
-                Err(e) => {
-                    log(&format!("agent accept: {e}"));
-                    thread::sleep(Duration::from_millis(100));
-                }
-            }
+/// The control channel's port: the virtio-serial port named [`CONTROL_PORT_NAME`] (devtmpfs
+/// makes `/dev/vportNpM`; there is no udev for the `/dev/virtio-ports/<name>` link).
+fn find_control_port() -> Option<PathBuf> {
+    let dir = fs::read_dir("/sys/class/virtio-ports").ok()?;
+    for e in dir.flatten() {
+        let name = fs::read_to_string(e.path().join("name")).unwrap_or_default();
+        if name.trim() == CONTROL_PORT_NAME {
+            return Some(Path::new("/dev").join(e.file_name()));
         }
-    });
-    Ok(((), format!("agent listening on 0.0.0.0:{AGENT_PORT}")))
+    }
+    None
+}
+
+fn agent(shared: Arc<Shared>) -> Result<((), String), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        if let Some(p) = find_control_port().filter(|p| p.exists()) {
+            break p;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no virtio-serial port named {CONTROL_PORT_NAME} (the host starts qemu with \
+                 -device virtserialport,name={CONTROL_PORT_NAME}; module virtio_console)"
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let p2 = port.clone();
+    mux::Mux::acceptor(
+        move || {
+            let f = fs::OpenOptions::new().read(true).write(true).open(&p2)?;
+            Ok((mux::PortReader::new(f.try_clone()?), f))
+        },
+        move |s| {
+            let sh = Arc::clone(&shared);
+            if let Err(e) = serve(sh, s) {
+                log(&format!("agent stream: {e}"));
+            }
+        },
+        log,
+    );
+    Ok((
+        (),
+        format!("agent on the control channel {}", port.display()),
+    ))
 }
 
 /// Read one request line byte by byte (nothing past the newline is consumed: it belongs to the
 /// pipe that follows).
-fn read_line(s: &mut TcpStream) -> io::Result<Option<String>> {
+fn read_line(s: &mut UnixStream) -> io::Result<Option<String>> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
@@ -1029,8 +1032,7 @@ fn read_line(s: &mut TcpStream) -> io::Result<Option<String>> {
     Ok(Some(String::from_utf8_lossy(&line).into_owned()))
 }
 
-fn serve(shared: Arc<Shared>, mut s: TcpStream) -> io::Result<()> {
-    let _ = s.set_nodelay(true);
+fn serve(shared: Arc<Shared>, mut s: UnixStream) -> io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let line = match read_line(&mut s) {
         Ok(Some(l)) => l,
@@ -1041,7 +1043,7 @@ fn serve(shared: Arc<Shared>, mut s: TcpStream) -> io::Result<()> {
         }
     };
     s.set_read_timeout(None)?;
-    match request::parse_authorized(&line, shared.token.as_deref()) {
+    match request::parse(&line) {
         Err(why) => s.write_all(request::err_answer(&why).as_bytes()),
         Ok(Request::Ping) => {
             let ready = lock(&shared.state).ready;
@@ -1116,7 +1118,7 @@ impl Duplex for UnixStream {
 }
 
 /// Copy both ways until both directions reach EOF; each EOF is passed on as a half close.
-fn splice<B: Duplex>(a: TcpStream, b: B) -> io::Result<()> {
+fn splice<B: Duplex>(a: UnixStream, b: B) -> io::Result<()> {
     let mut a2 = a.try_clone()?;
     let mut b2 = b.dup()?;
     let up = thread::spawn(move || {
@@ -1171,12 +1173,10 @@ fn main() {
         log(&format!("kernel command line: {w}"));
     }
     let _ = step("load kernel modules", load_modules);
-    let token = step("agent token", read_token).ok().flatten();
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         changed: Condvar::new(),
         log_level: cfg.log_level.clone(),
-        token,
     });
     signal_thread(Arc::clone(&shared), set);
     if let Err(e) = step("network", setup_network) {

@@ -1,9 +1,7 @@
 //! The agent's requests: one line from the host, one line back (and the `UDP` tunnel that may
-//! follow, std sockets only, so it runs on any host's tests too). Every line starts with the
-//! host's token (`<token> PING`): the agent's port is reachable by any local user on the
-//! host, and the engine behind it is root in the VM and writes into the user's shared home,
-//! so only the process that started the VM (and can read the token file it handed qemu
-//! through fw_cfg) may use it.
+//! follow, std sockets only, so it runs on any host's tests too). Each request is a stream of
+//! the control channel ([`crate::mux`]), which only the host's `berth-vm serve` holds: the
+//! agent listens on no network, so no container and no other host user can reach it.
 //!
 //! ```text
 //! PING\n          -> OK <ms since the kernel started> <berthd-ready: yes|no>\n
@@ -17,7 +15,8 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::net::{Shutdown, UdpSocket};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,32 +61,7 @@ pub fn udp_frame_len(header: [u8; 2]) -> Result<usize, String> {
     Ok(len)
 }
 
-/// Check the line's token against `expected` (in constant time) and parse the rest. No
-/// token configured in the guest refuses everything.
-pub fn parse_authorized(line: &str, expected: Option<&str>) -> Result<Request, String> {
-    let Some(expected) = expected else {
-        return Err("the agent has no token (the host passes one with \
-                    -fw_cfg name=opt/berth/token,file=PATH); refusing every request"
-            .to_string());
-    };
-    let line = line.strip_suffix('\n').unwrap_or(line);
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    let (token, rest) = line.split_once(' ').unwrap_or((line, ""));
-    if !same(token.as_bytes(), expected.as_bytes()) {
-        return Err("unauthorized: wrong or missing token".to_string());
-    }
-    parse(rest)
-}
-
-/// Constant-time equality (no early exit on the first differing byte).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Parse one request line without its token (a trailing `\n` or `\r\n` is allowed). The
+/// Parse one request line (a trailing `\n` or `\r\n` is allowed). The
 /// error is the text that follows `ERR ` in the answer.
 pub fn parse(line: &str) -> Result<Request, String> {
     let line = line.strip_suffix('\n').unwrap_or(line);
@@ -131,7 +105,7 @@ pub fn udp_socket(port: u16) -> io::Result<UdpSocket> {
 /// as one datagram, each datagram `u` receives goes back as one frame. Returns when the host
 /// closes the tunnel (it does after a minute without traffic); an error when the host sent
 /// something that is not a frame.
-pub fn udp_tunnel(s: TcpStream, u: UdpSocket) -> Result<(), String> {
+pub fn udp_tunnel(s: UnixStream, u: UdpSocket) -> Result<(), String> {
     let done = Arc::new(AtomicBool::new(false));
     let (mut from_host, to_port, flag) = (
         s.try_clone().map_err(|e| e.to_string())?,
@@ -226,36 +200,6 @@ mod tests {
     }
 
     #[test]
-    fn token_required() {
-        let t = Some("s3cret");
-        assert_eq!(parse_authorized("s3cret PING\n", t), Ok(Request::Ping));
-        assert_eq!(
-            parse_authorized("s3cret CONNECT 80\n", t),
-            Ok(Request::Connect(80))
-        );
-        assert_eq!(parse_authorized("s3cret UDP 53\n", t), Ok(Request::Udp(53)));
-        assert_eq!(
-            parse_authorized("UDP 53\n", t),
-            Err("unauthorized: wrong or missing token".to_string())
-        );
-        assert_eq!(
-            parse_authorized("s3cre UDP 53\n", t),
-            Err("unauthorized: wrong or missing token".to_string())
-        );
-        let unauthorized = Err("unauthorized: wrong or missing token".to_string());
-        assert_eq!(parse_authorized("PING\n", t), unauthorized);
-        assert_eq!(parse_authorized("s3cres PING\n", t), unauthorized);
-        assert_eq!(parse_authorized("s3cret2 API\n", t), unauthorized);
-        assert!(parse_authorized("s3cret PING", None)
-            .unwrap_err()
-            .starts_with("the agent has no token"));
-        assert_eq!(
-            parse_authorized("s3cret BOGUS", t),
-            Err("unknown request".into())
-        );
-    }
-
-    #[test]
     fn bad_requests() {
         assert_eq!(parse("ping\n"), Err("unknown request".into()));
         assert_eq!(parse("\n"), Err("unknown request".into()));
@@ -297,17 +241,15 @@ mod tests {
     }
 
     /// The host's end of a tunnel served by `udp_tunnel` on another thread.
-    fn tunnel_to(port: u16) -> (TcpStream, std::thread::JoinHandle<Result<(), String>>) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (guest, _) = l.accept().unwrap();
+    fn tunnel_to(port: u16) -> (UnixStream, std::thread::JoinHandle<Result<(), String>>) {
+        let (host, guest) = UnixStream::pair().unwrap();
         let t = std::thread::spawn(move || udp_tunnel(guest, udp_socket(port).unwrap()));
         host.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         (host, t)
     }
 
-    fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    fn read_frame(s: &mut UnixStream) -> Vec<u8> {
         let mut h = [0u8; 2];
         s.read_exact(&mut h).unwrap();
         let mut d = vec![0u8; udp_frame_len(h).unwrap()];

@@ -1,11 +1,13 @@
 //! The guest agent's line protocol (docs/vm.md): one request line, one answer line, then (API,
-//! CONNECT) a raw byte pipe, or (UDP) length-prefixed datagrams both ways (see [`crate::udp`]). Reached on host loopback through qemu's user-network hostfwd,
-//! which any local user can connect to, so every request line starts with the VM's token
-//! (`<token> PING`): a secret the host writes 0600 into the state directory and hands the
-//! guest through qemu's fw_cfg, never on a command line.
+//! CONNECT) a raw byte pipe, or (UDP) length-prefixed datagrams both ways (see [`crate::udp`]).
+//! Each request travels on a stream of its own over the VM's control channel, a virtio-serial
+//! port (see [`berth_vm_init::mux`]) that only `berth-vm serve` holds. Other host processes
+//! reach the agent through the socket serve keeps for them, `<state dir>/agent.sock` (0600 in
+//! the 0700 state directory): no port on any network, no token.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::{Error, Result};
@@ -56,12 +58,8 @@ pub fn check_ok(request: &str, line: &str) -> Result<()> {
     )))
 }
 
-fn agent_addr(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
 /// Reads one `\n`-terminated line, a byte at a time (nothing after it is consumed).
-fn read_line_sync(s: &mut TcpStream) -> std::io::Result<String> {
+fn read_line_sync(s: &mut UnixStream) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
@@ -77,66 +75,75 @@ fn read_line_sync(s: &mut TcpStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-/// A blocking client of the agent at `127.0.0.1:<port>`.
+/// The agent socket of a VM state directory.
+pub fn agent_socket(state_dir: &Path) -> PathBuf {
+    state_dir.join("agent.sock")
+}
+
+/// A blocking client of the agent, through `berth-vm serve`'s agent socket.
 #[derive(Debug, Clone)]
 pub struct Agent {
-    pub port: u16,
-    pub token: String,
+    pub socket: PathBuf,
     pub timeout: Duration,
 }
 
-/// Where the agent is and the token it wants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub port: u16,
-    pub token: String,
+/// Where requests go: the agent socket (any host process), or straight onto the control
+/// channel (inside `berth-vm serve`, which holds it).
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    Socket(PathBuf),
+    Channel(crate::channel::Channel),
 }
 
-/// The request line as sent: the token, then the request.
-fn line(token: &str, req: &str) -> String {
-    format!("{token} {}\n", req.trim_end())
+/// The request line as sent.
+fn line(req: &str) -> String {
+    format!("{}\n", req.trim_end())
 }
 
 impl Agent {
-    pub fn new(port: u16, token: impl Into<String>) -> Agent {
+    pub fn new(socket: impl Into<PathBuf>) -> Agent {
         Agent {
-            port,
-            token: token.into(),
+            socket: socket.into(),
             timeout: Duration::from_secs(3),
         }
     }
 
     /// Sends one request and returns the stream after its answer line, and that line.
-    pub fn request(&self, req: &str) -> Result<(TcpStream, String)> {
-        let addr = agent_addr(self.port);
+    pub fn request(&self, req: &str) -> Result<(UnixStream, String)> {
+        let sock = &self.socket;
         let timeout = self.timeout;
         let unreachable = |e: std::io::Error| {
             let why = match e.kind() {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
                     format!("no answer within {timeout:?} (still booting?)")
                 }
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    format!("{e} (is the VM started? `berth vm start`)")
+                }
                 _ => e.to_string(),
             };
             Error::Other(format!(
-                "the guest agent on {addr} did not answer {}: {why}",
+                "the guest agent at {} did not answer {}: {why}",
+                sock.display(),
                 req.trim()
             ))
         };
-        let mut s = TcpStream::connect_timeout(&addr, self.timeout).map_err(unreachable)?;
+        let mut s = UnixStream::connect(sock).map_err(unreachable)?;
         s.set_read_timeout(Some(self.timeout))
             .map_err(unreachable)?;
-        s.set_nodelay(true).map_err(unreachable)?;
-        s.write_all(line(&self.token, req).as_bytes())
+        s.set_write_timeout(Some(self.timeout))
             .map_err(unreachable)?;
+        s.write_all(line(req).as_bytes()).map_err(unreachable)?;
         let line = read_line_sync(&mut s).map_err(unreachable)?;
-        // qemu's hostfwd accepts even while nothing listens in the guest, then closes.
         if line.is_empty() {
             return Err(Error::Other(format!(
-                "the guest agent on {addr} closed the connection without answering {} (still booting?)",
+                "the guest agent at {} closed the connection without answering {} (still booting?)",
+                sock.display(),
                 req.trim()
             )));
         }
         s.set_read_timeout(None).map_err(unreachable)?;
+        s.set_write_timeout(None).map_err(unreachable)?;
         Ok((s, line))
     }
 
@@ -152,14 +159,14 @@ impl Agent {
     }
 
     /// A byte pipe to the guest's engine socket.
-    pub fn api(&self) -> Result<TcpStream> {
+    pub fn api(&self) -> Result<UnixStream> {
         let (s, line) = self.request("API")?;
         check_ok("API", &line)?;
         Ok(s)
     }
 
     /// A byte pipe to `127.0.0.1:<port>` in the guest.
-    pub fn connect(&self, port: u16) -> Result<TcpStream> {
+    pub fn connect(&self, port: u16) -> Result<UnixStream> {
         let req = format!("CONNECT {port}");
         let (s, line) = self.request(&req)?;
         check_ok(&req, &line)?;
@@ -170,22 +177,26 @@ impl Agent {
 /// The async side, for `berth-vm serve`.
 pub mod tokio_client {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
+    use tokio::net::UnixStream;
 
-    use super::{agent_addr, check_ok, line, Endpoint};
+    use super::{check_ok, line, Endpoint};
     use crate::{Error, Result};
 
+    /// A fresh stream to the agent: a connection to the agent socket, or a new stream of the
+    /// control channel.
+    pub async fn stream(ep: &Endpoint) -> std::io::Result<UnixStream> {
+        match ep {
+            Endpoint::Socket(p) => UnixStream::connect(p).await,
+            Endpoint::Channel(c) => c.open().await,
+        }
+    }
+
     /// Sends `req`, checks the `OK` answer and returns the stream (now a byte pipe).
-    pub async fn open(ep: &Endpoint, req: &str) -> Result<TcpStream> {
-        let addr = agent_addr(ep.port);
-        let err = |e: std::io::Error| {
-            Error::Other(format!("the guest agent on {addr} ({}): {e}", req.trim()))
-        };
-        let mut s = TcpStream::connect(addr).await.map_err(err)?;
-        s.set_nodelay(true).map_err(err)?;
-        s.write_all(line(&ep.token, req).as_bytes())
-            .await
-            .map_err(err)?;
+    pub async fn open(ep: &Endpoint, req: &str) -> Result<UnixStream> {
+        let err =
+            |e: std::io::Error| Error::Other(format!("the guest agent ({}): {e}", req.trim()));
+        let mut s = stream(ep).await.map_err(err)?;
+        s.write_all(line(req).as_bytes()).await.map_err(err)?;
         let mut line = Vec::new();
         let mut b = [0u8; 1];
         loop {
@@ -195,40 +206,40 @@ pub mod tokio_client {
             }
             line.push(b[0]);
             if line.len() > 4096 {
-                return Err(Error::Other(format!(
-                    "the guest agent on {addr}: answer too long"
-                )));
+                return Err(Error::Other("the guest agent: answer too long".into()));
             }
         }
         check_ok(req, &String::from_utf8_lossy(&line))?;
         Ok(s)
     }
 
-    pub async fn api(ep: &Endpoint) -> Result<TcpStream> {
+    pub async fn api(ep: &Endpoint) -> Result<UnixStream> {
         open(ep, "API").await
     }
 
-    pub async fn connect(ep: &Endpoint, guest_port: u16) -> Result<TcpStream> {
+    pub async fn connect(ep: &Endpoint, guest_port: u16) -> Result<UnixStream> {
         open(ep, &format!("CONNECT {guest_port}")).await
     }
 
     /// A datagram tunnel to `127.0.0.1:<guest_port>` (UDP) in the guest: write datagrams with
     /// [`crate::udp::encode_frame`], read the replies with [`crate::udp::FrameDecoder`].
-    pub async fn udp(ep: &Endpoint, guest_port: u16) -> Result<TcpStream> {
+    pub async fn udp(ep: &Endpoint, guest_port: u16) -> Result<UnixStream> {
         open(ep, &format!("UDP {guest_port}")).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
 
-    /// A fake agent: answers by the request line, then echoes bytes for API/CONNECT.
-    fn fake_agent() -> (u16, std::thread::JoinHandle<Vec<String>>) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
+    /// A fake agent on a unix socket: answers by the request line, then echoes five bytes for
+    /// API/CONNECT 80.
+    fn fake_agent(dir: &Path) -> (PathBuf, std::thread::JoinHandle<Vec<String>>) {
+        let path = dir.join("agent.sock");
+        let l = UnixListener::bind(&path).unwrap();
         let t = std::thread::spawn(move || {
             let mut seen = Vec::new();
             for conn in l.incoming().take(5) {
@@ -237,19 +248,11 @@ mod tests {
                 let mut r = BufReader::new(s);
                 let mut line = String::new();
                 r.read_line(&mut line).unwrap();
-                // Every request carries the token; a wrong one is refused.
-                let Some(req) = line.trim().strip_prefix("tok ") else {
-                    w.write_all(b"ERR unauthorized: wrong or missing token\n")
-                        .unwrap();
-                    seen.push(format!("refused: {}", line.trim()));
-                    continue;
-                };
-                let req = req.to_string();
+                let req = line.trim().to_string();
                 seen.push(req.clone());
                 match req.as_str() {
                     "PING" => w.write_all(b"OK 1234 yes\n").unwrap(),
-                    "SHUTDOWN" | "API" => w.write_all(b"OK\n").unwrap(),
-                    "CONNECT 80" => w.write_all(b"OK\n").unwrap(),
+                    "SHUTDOWN" | "API" | "CONNECT 80" => w.write_all(b"OK\n").unwrap(),
                     _ => w.write_all(b"ERR nothing listens on 81\n").unwrap(),
                 }
                 if req == "API" || req == "CONNECT 80" {
@@ -260,13 +263,14 @@ mod tests {
             }
             seen
         });
-        (port, t)
+        (path, t)
     }
 
     #[test]
     fn client_against_a_fake_agent() {
-        let (port, t) = fake_agent();
-        let a = Agent::new(port, "tok");
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, t) = fake_agent(dir.path());
+        let a = Agent::new(&sock);
         assert_eq!(
             a.ping().unwrap(),
             Pong {
@@ -297,7 +301,8 @@ mod tests {
 
     #[test]
     fn async_client_against_a_fake_agent() {
-        let (port, t) = fake_agent();
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, t) = fake_agent(dir.path());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -305,11 +310,8 @@ mod tests {
         rt.block_on(async {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             // The fake answers PING first; take that turn with the blocking client.
-            Agent::new(port, "tok").ping().unwrap();
-            let ep = Endpoint {
-                port,
-                token: "tok".into(),
-            };
+            Agent::new(&sock).ping().unwrap();
+            let ep = Endpoint::Socket(sock.clone());
             let mut s = tokio_client::api(&ep).await.unwrap();
             s.write_all(b"abcde").await.unwrap();
             let mut b = [0u8; 5];
@@ -321,7 +323,7 @@ mod tests {
             assert_eq!(&b, b"vwxyz");
             let e = tokio_client::connect(&ep, 81).await.unwrap_err();
             assert!(e.to_string().contains("nothing listens"), "{e}");
-            Agent::new(port, "tok").shutdown().unwrap();
+            Agent::new(&sock).shutdown().unwrap();
         });
         t.join().unwrap();
     }
@@ -347,26 +349,14 @@ mod tests {
 
     #[test]
     fn unreachable_agent_is_a_clear_error() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let e = Agent::new(port, "tok").ping().unwrap_err().to_string();
-        assert!(e.contains("did not answer PING"), "{e}");
-    }
-
-    #[test]
-    fn a_wrong_token_is_refused() {
-        let (port, t) = fake_agent();
-        let e = Agent::new(port, "nope").ping().unwrap_err().to_string();
-        assert!(e.contains("unauthorized"), "{e}");
-        // Let the fake's remaining turns end.
-        let a = Agent::new(port, "tok");
-        a.ping().unwrap();
-        let _ = a.connect(81);
-        let _ = a.connect(81);
-        a.shutdown().unwrap();
-        assert_eq!(t.join().unwrap()[0], "refused: nope PING");
+        let dir = tempfile::tempdir().unwrap();
+        let e = Agent::new(dir.path().join("agent.sock"))
+            .ping()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did not answer PING") && e.contains("berth vm start"),
+            "{e}"
+        );
     }
 }

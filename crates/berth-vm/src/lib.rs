@@ -4,8 +4,10 @@
 //! - [`Vm`] is a handle over a state directory (default `~/.berth/vm/`): `create`, `start`,
 //!   `wait_ready`, `stop`, `status`, `logs`, `resize`, `compact`, `delete`.
 //! - [`qemu`] builds the one qemu command line for every accelerator (kvm, hvf, whpx, tcg).
-//! - [`agent`] speaks the guest agent's line protocol (PING, API, CONNECT, UDP, SHUTDOWN) over
-//!   the user-network hostfwd (see `docs/vm.md`).
+//! - [`agent`] speaks the guest agent's line protocol (PING, API, CONNECT, UDP, SHUTDOWN), one
+//!   stream per request over the control channel (see `docs/vm.md`).
+//! - [`channel`] is the host's end of that channel: a virtio-serial port qemu serves on a unix
+//!   socket, multiplexed ([`berth_vm_init::mux`]).
 //! - [`serve`] is the long-lived host process (`berth-vm serve`, started detached by
 //!   [`Vm::start`]): the engine socket on the host (`~/.berth/berth.sock`) spliced to the
 //!   guest's berthd, and published ports followed from the engine's events and forwarded.
@@ -14,6 +16,7 @@
 //! - [`docker_context`] keeps the `berth-vm` docker context pointing at the engine socket.
 
 pub mod agent;
+pub mod channel;
 pub mod config;
 pub mod docker_context;
 pub mod forward;

@@ -9,8 +9,8 @@ use std::process::Command;
 use crate::config::{Accel, Share};
 use crate::{io_err, Error, Result};
 
-/// The guest agent's port inside the guest (the hostfwd target).
-pub const AGENT_GUEST_PORT: u16 = 1024;
+/// The name of the control channel's virtio-serial port (the guest finds it by this name).
+pub const CONTROL_PORT_NAME: &str = berth_vm_init::CONTROL_PORT_NAME;
 
 /// How one share reaches the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,10 +188,8 @@ pub struct QemuPlan {
     pub initrd: PathBuf,
     pub disk: PathBuf,
     pub shares: Vec<PlannedShare>,
-    /// The host loopback port forwarded to the agent.
-    pub agent_port: u16,
-    /// The agent's token file (0600), handed to the guest as fw_cfg `opt/berth/token`.
-    pub token_file: Option<PathBuf>,
+    /// The control channel's socket (qemu listens; `berth-vm serve` connects).
+    pub control_socket: PathBuf,
     pub console_log: PathBuf,
     pub pidfile: PathBuf,
     pub qmp_socket: PathBuf,
@@ -284,18 +282,30 @@ impl QemuPlan {
             opt(&self.disk)
         );
         push(&["-drive", &drive, "-device", "virtio-blk-pci,drive=data"]);
-        // User networking; the agent's port forwarded from host loopback only.
-        let netdev = format!(
-            "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{AGENT_GUEST_PORT}",
-            self.agent_port
-        );
-        push(&["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0"]);
+        // User networking: outbound only, nothing forwarded in.
+        push(&[
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0",
+        ]);
         push(&["-device", "virtio-rng-pci"]);
-        // The agent's token, by file: never on the command line (other users can read that).
-        if let Some(t) = &self.token_file {
-            let fw = format!("name=opt/berth/token,file={}", opt(t));
-            push(&["-fw_cfg", &fw]);
-        }
+        // The control channel: a virtio-serial port the guest's agent opens, served by qemu
+        // on a unix socket in the (0700) state directory.
+        let control = format!(
+            "socket,id=control,path={},server=on,wait=off",
+            opt(&self.control_socket)
+        );
+        push(&[
+            "-device",
+            "virtio-serial-pci,id=vser0",
+            "-chardev",
+            &control,
+        ]);
+        push(&[
+            "-device",
+            &format!("virtserialport,bus=vser0.0,chardev=control,name={CONTROL_PORT_NAME}"),
+        ]);
         for (i, p) in self.shares.iter().enumerate() {
             let s = &p.share;
             match &p.via {
@@ -474,8 +484,7 @@ mod tests {
             initrd: "/img/initramfs-x86_64.img".into(),
             disk: "/st/da,ta.qcow2".into(),
             shares: vec![PlannedShare::nine_p(Share::new("/root", "home"))],
-            agent_port: 40123,
-            token_file: None,
+            control_socket: "/st/control.sock".into(),
             console_log: "/st/console.log".into(),
             pidfile: "/st/qemu.pid".into(),
             qmp_socket: "/st/qmp.sock".into(),
@@ -519,10 +528,15 @@ mod tests {
     fn devices_console_and_control_paths() {
         let p = plan(Accel::Tcg);
         let a = args(&p);
-        assert_eq!(
-            after(&a, "-netdev"),
-            ["user,id=net0,hostfwd=tcp:127.0.0.1:40123-:1024"]
-        );
+        // Nothing is forwarded into the guest from the host's network.
+        assert_eq!(after(&a, "-netdev"), ["user,id=net0"]);
+        assert!(!a
+            .iter()
+            .any(|x| x.contains("hostfwd") || x.contains("fw_cfg")));
+        // The control channel: a named virtio-serial port on a unix socket qemu serves.
+        assert!(after(&a, "-device").contains(&"virtio-serial-pci,id=vser0"));
+        assert!(after(&a, "-device")
+            .contains(&"virtserialport,bus=vser0.0,chardev=control,name=berth.control"));
         assert_eq!(
             after(&a, "-virtfs"),
             ["local,path=/root,mount_tag=home,security_model=none,multidevs=remap,id=fs0"]
@@ -532,7 +546,10 @@ mod tests {
             .starts_with("file=/st/da,,ta.qcow2,if=none,id=data,format=qcow2"));
         assert_eq!(
             after(&a, "-chardev"),
-            ["file,id=console,path=/st/console.log"]
+            [
+                "file,id=console,path=/st/console.log",
+                "socket,id=control,path=/st/control.sock,server=on,wait=off"
+            ]
         );
         assert_eq!(after(&a, "-serial"), ["chardev:console"]);
         assert_eq!(after(&a, "-qmp"), ["unix:/st/qmp.sock,server=on,wait=off"]);
@@ -573,6 +590,7 @@ mod tests {
             after(&a, "-chardev"),
             [
                 "file,id=console,path=/st/console.log",
+                "socket,id=control,path=/st/control.sock,server=on,wait=off",
                 "socket,id=vfs0,path=/st/vfs-home.sock"
             ]
         );

@@ -1,6 +1,7 @@
-//! `berth-vm serve`: the long-lived host process of a running VM. It serves
-//! (1) the engine socket on the host, every connection spliced to the guest's berthd through an
-//! agent `API` pipe, and (2) published ports: it follows the engine's container events, asks
+//! `berth-vm serve`: the long-lived host process of a running VM. It holds the VM's control
+//! channel ([`crate::channel`]) and serves (1) the engine socket on the host, every connection
+//! spliced to the guest's berthd through an agent `API` stream, (2) the agent socket
+//! (`agent.sock`) for other host processes' requests (`PING`, `SHUTDOWN`), and (3) published ports: it follows the engine's container events, asks
 //! which host ports each running container publishes and listens on the same address and port
 //! on the host, forwarding each TCP connection through an agent `CONNECT <port>` pipe and each
 //! UDP peer's datagrams through an agent `UDP <port>` tunnel ([`crate::udp`]).
@@ -15,6 +16,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 
 use crate::agent::{tokio_client, Endpoint};
+use crate::channel::Channel;
 use crate::forward::{self, Changes, EventAction, PortTable, Proto, Published};
 use crate::http::{self, ChunkedDecoder, JsonSplitter};
 use crate::vm::RunInfo;
@@ -59,25 +61,39 @@ pub fn bind_engine_socket(path: &Path) -> Result<UnixListener> {
     UnixListener::bind(path).map_err(io_err(format!("listening on {}", path.display())))
 }
 
+/// Binds `<state dir>/agent.sock` for other host processes' agent requests, mode 0600.
+pub fn bind_agent_socket(path: &Path) -> Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).map_err(io_err(format!("listening on {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(format!("making {} private", path.display())))?;
+    Ok(l)
+}
+
 /// Serves until SIGTERM/SIGINT. `on_ready` runs once the engine socket listens and
 /// `serve.pid` is written.
 pub async fn run(state_dir: PathBuf, on_ready: impl FnOnce()) -> Result<()> {
     let info = run_info(&state_dir)?;
     let listener = bind_engine_socket(&info.socket)?;
+    let agent_path = crate::agent::agent_socket(&state_dir);
+    let agent_listener = bind_agent_socket(&agent_path)?;
     let pidfile = state_dir.join("serve.pid");
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
         .map_err(io_err(format!("writing {}", pidfile.display())))?;
+    let control = crate::channel::control_socket(&state_dir);
+    let channel = Channel::default();
+    channel.connect_forever(control.clone());
     on_ready();
     log(format!(
-        "engine socket {} -> guest agent 127.0.0.1:{}",
+        "engine socket {} and agent socket {} -> the VM's control channel {}",
         info.socket.display(),
-        info.agent_port
+        agent_path.display(),
+        control.display()
     ));
-    let agent = Endpoint {
-        port: info.agent_port,
-        token: crate::vm::read_token(&state_dir)?,
-    };
+    let agent = Endpoint::Channel(channel.clone());
     let engine = tokio::spawn(serve_engine_socket(listener, agent.clone()));
+    let relay = tokio::spawn(serve_agent_socket(agent_listener, channel));
     let ports = tokio::spawn(follow_ports(agent));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("installing the SIGTERM handler"))?;
@@ -86,12 +102,42 @@ pub async fn run(state_dir: PathBuf, on_ready: impl FnOnce()) -> Result<()> {
         _ = tokio::signal::ctrl_c() => log("SIGINT: stopping"),
     }
     engine.abort();
+    relay.abort();
     ports.abort();
     let _ = std::fs::remove_file(&info.socket);
+    let _ = std::fs::remove_file(&agent_path);
     if std::fs::read_to_string(&pidfile).is_ok_and(|p| p.trim() == std::process::id().to_string()) {
         let _ = std::fs::remove_file(&pidfile);
     }
     Ok(())
+}
+
+/// Every connection to the agent socket becomes a stream of the control channel, carried
+/// through unchanged (the client speaks the agent's line protocol). When no stream can be
+/// opened the client reads `ERR <why>`.
+pub async fn serve_agent_socket(listener: UnixListener, channel: Channel) {
+    loop {
+        let mut client = match listener.accept().await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                log(format!("agent socket accept: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            match channel.open().await {
+                Ok(mut guest) => {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut guest).await;
+                }
+                Err(e) => {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = client.write_all(format!("ERR {e}\n").as_bytes()).await;
+                }
+            }
+        });
+    }
 }
 
 /// Every connection to the host's engine socket becomes an agent `API` pipe.

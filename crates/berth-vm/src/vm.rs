@@ -3,7 +3,8 @@
 //! State directory layout: `config.json` (the [`VmConfig`]), `data.qcow2` (the data disk, unless
 //! the config puts it elsewhere), `console.log` (the guest's serial console; the previous
 //! boot's in `console.log.1`), `qemu.pid`, `qmp.sock`, `qemu.log` (qemu's own errors),
-//! `run.json` (the running VM: agent port, accelerator, start time, engine socket),
+//! `run.json` (the running VM: accelerator, start time, engine socket), `control.sock` (qemu's
+//! end of the control channel), `agent.sock` (serve's agent relay),
 //! `serve.pid` and `serve.log` (the `berth-vm serve` process), and per virtiofs share
 //! `vfs-<tag>.sock`, `vfs-<tag>.pid` and `vfs-<tag>.log` (its `virtiofsd`).
 
@@ -22,7 +23,6 @@ use crate::{io_err, Error, Result};
 /// What `run.json` records about the running VM (read by `berth-vm serve` too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
-    pub agent_port: u16,
     pub accel: Accel,
     /// When `start` launched qemu (ms since the Unix epoch).
     pub started_unix_ms: u64,
@@ -58,7 +58,6 @@ pub struct Status {
     pub state: VmState,
     pub qemu_pid: Option<u32>,
     pub serve_pid: Option<u32>,
-    pub agent_port: Option<u16>,
     pub accel: Option<Accel>,
     pub socket: Option<PathBuf>,
     pub console_log: PathBuf,
@@ -101,45 +100,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A free TCP port on host loopback (bound, then released).
-pub(crate) fn free_port() -> Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(io_err("finding a free port on 127.0.0.1"))
-}
-
 /// The last `berth-init: ready <ms>` in a console log.
-/// A fresh random token into `path`, mode 0600 (created so; never readable by others).
-fn write_token(path: &Path) -> Result<()> {
-    use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut raw = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut raw))
-        .map_err(io_err("reading /dev/urandom for the agent token"))?;
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(format!("creating {}", path.display())))?;
-    f.write_all(hex.as_bytes())
-        .map_err(io_err(format!("writing {}", path.display())))
-}
-
-/// The token in `<state dir>/agent.token`.
-pub fn read_token(state_dir: &Path) -> Result<String> {
-    let p = state_dir.join("agent.token");
-    let t = std::fs::read_to_string(&p).map_err(io_err(format!(
-        "reading the agent token {} (start the VM with this state directory)",
-        p.display()
-    )))?;
-    Ok(t.trim().to_string())
-}
-
 pub fn ready_ms_from_console(text: &str) -> Option<u64> {
     text.lines().rev().find_map(|l| {
         let rest = &l[l.find("berth-init: ready ")? + "berth-init: ready ".len()..];
@@ -350,20 +311,21 @@ impl Vm {
     /// Boots the VM (daemonised qemu) and starts `berth-vm serve` for the engine socket and
     /// published ports. Returns once both processes are up; [`Vm::wait_ready`] waits for berthd.
     #[cfg(unix)]
-    /// The agent of the running VM: its port and the token from `agent.token`.
-    pub fn agent(&self, run: &RunInfo) -> Result<Agent> {
-        Ok(Agent::new(run.agent_port, self.token()?))
-    }
-
-    /// The agent's token (`agent.token` in the state directory, readable by its owner only).
-    pub fn token(&self) -> Result<String> {
-        read_token(&self.dir)
+    /// The agent of the running VM, through serve's agent socket.
+    pub fn agent(&self) -> Agent {
+        Agent::new(crate::agent::agent_socket(&self.dir))
     }
 
     pub fn start(&self) -> Result<RunInfo> {
         let cfg = self.config()?;
         cfg.validate()?;
         if let Some(pid) = self.qemu_pid() {
+            // The guest runs but the host-side server died: start a new one, which takes the
+            // control channel over (the guest drops the old session's streams).
+            if let (None, Some(run)) = (self.serve_pid(), self.run_info()) {
+                self.start_serve()?;
+                return Ok(run);
+            }
             return Err(Error::Running(format!(
                 "the VM in {} is already running (qemu pid {pid})",
                 self.dir.display()
@@ -393,11 +355,13 @@ impl Vm {
         if console.exists() {
             let _ = std::fs::rename(&console, self.file("console.log.1"));
         }
-        let agent_port = free_port()?;
-        let token_file = self.file("agent.token");
-        write_token(&token_file)?;
+        // Only its owner may reach the sockets in here (the control channel's among them).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err(format!("making {} private", self.dir.display())))?;
+        }
         let run = RunInfo {
-            agent_port,
             accel,
             started_unix_ms: now_ms(),
             socket,
@@ -422,8 +386,7 @@ impl Vm {
             initrd: image.join(format!("initramfs-{arch}.img")),
             disk,
             shares,
-            agent_port,
-            token_file: Some(token_file),
+            control_socket: crate::channel::control_socket(&self.dir),
             console_log: console,
             pidfile: self.file("qemu.pid"),
             qmp_socket: self.file("qmp.sock"),
@@ -694,7 +657,15 @@ impl Vm {
     }
 
     fn clean_run_files(&self) {
-        for f in ["qemu.pid", "qmp.sock", "run.json", "serve.pid"] {
+        for f in [
+            "qemu.pid",
+            "qmp.sock",
+            "control.sock",
+            "agent.sock",
+            "agent.token",
+            "run.json",
+            "serve.pid",
+        ] {
             let _ = std::fs::remove_file(self.file(f));
         }
     }
@@ -709,7 +680,7 @@ impl Vm {
             ))
         })?;
         let deadline = Instant::now() + timeout;
-        let mut agent = self.agent(&run)?;
+        let mut agent = self.agent();
         agent.timeout = Duration::from_secs(2);
         let mut last;
         loop {
@@ -782,8 +753,7 @@ impl Vm {
             Some(pid) => {
                 let asked = run
                     .as_ref()
-                    .and_then(|r| self.agent(r).ok())
-                    .map(|a| a.shutdown().is_ok())
+                    .map(|_| self.agent().shutdown().is_ok())
                     .unwrap_or(false);
                 if asked && wait_gone(pid, &self.dir, graceful) {
                     StopOutcome::Graceful
@@ -812,7 +782,6 @@ impl Vm {
                 state: VmState::NotCreated,
                 qemu_pid: None,
                 serve_pid: None,
-                agent_port: None,
                 accel: None,
                 socket: None,
                 console_log,
@@ -823,10 +792,9 @@ impl Vm {
         let run = self.run_info().filter(|_| qemu_pid.is_some());
         let state = match (&run, qemu_pid) {
             (Some(r), Some(_)) => {
-                let pong = self.agent(r).ok().and_then(|mut a| {
-                    a.timeout = Duration::from_secs(2);
-                    a.ping().ok()
-                });
+                let mut a = self.agent();
+                a.timeout = Duration::from_secs(2);
+                let pong = a.ping().ok();
                 match pong {
                     Some(p) if p.berthd_ready => VmState::Running {
                         boot_ms: std::fs::read_to_string(&console_log)
@@ -850,7 +818,6 @@ impl Vm {
             state,
             qemu_pid,
             serve_pid: self.serve_pid(),
-            agent_port: run.as_ref().map(|r| r.agent_port),
             accel: run.as_ref().map(|r| r.accel),
             socket: Some(match &run {
                 Some(r) => r.socket.clone(),

@@ -1,5 +1,6 @@
-//! `berth-vm serve` against a fake guest agent (a TCP server speaking the agent protocol, with a
-//! fake engine behind `API`): the engine socket is spliced, published ports (TCP and UDP) open
+//! `berth-vm serve` against a fake guest agent (a unix-socket server speaking the agent
+//! protocol, with a fake engine behind `API`; for the serve binary, behind a fake qemu control
+//! socket running the guest's end of the stream multiplexer): the engine socket is spliced, published ports (TCP and UDP) open
 //! and close on the host as container events arrive, UDP peers get tunnels of their own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::UnixListener;
 use tokio::sync::broadcast;
 
 #[derive(Default)]
@@ -46,7 +47,7 @@ fn inspect_json(e: &Engine, id: &str) -> Option<Value> {
         })
 }
 
-async fn respond(w: &mut tokio::net::tcp::OwnedWriteHalf, status: u16, body: &str) {
+async fn respond(w: &mut tokio::net::unix::OwnedWriteHalf, status: u16, body: &str) {
     let head = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -55,10 +56,13 @@ async fn respond(w: &mut tokio::net::tcp::OwnedWriteHalf, status: u16, body: &st
     let _ = w.write_all(body.as_bytes()).await;
 }
 
-/// The fake agent: returns its port and the events sender.
-async fn fake_agent(engine: Arc<Mutex<Engine>>) -> (u16, broadcast::Sender<Value>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
+/// The fake agent on `<dir>/fake-agent.sock`: returns that path and the events sender.
+async fn fake_agent(
+    engine: Arc<Mutex<Engine>>,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, broadcast::Sender<Value>) {
+    let path = dir.join("fake-agent.sock");
+    let l = UnixListener::bind(&path).unwrap();
     let (tx, _) = broadcast::channel::<Value>(16);
     let tx2 = tx.clone();
     tokio::spawn(async move {
@@ -71,14 +75,11 @@ async fn fake_agent(engine: Arc<Mutex<Engine>>) -> (u16, broadcast::Sender<Value
                 let mut r = BufReader::new(r);
                 let mut line = String::new();
                 r.read_line(&mut line).await.unwrap();
-                // The host must send the token first.
-                let Some(req) = line.trim().strip_prefix("tok ") else {
-                    w.write_all(b"ERR unauthorized: wrong or missing token\n")
-                        .await
-                        .unwrap();
+                let req = line.trim().to_string();
+                if req == "PING" {
+                    w.write_all(b"OK 4321 yes\n").await.unwrap();
                     return;
-                };
-                let req = req.to_string();
+                }
                 if let Some(p) = req.strip_prefix("CONNECT ") {
                     w.write_all(b"OK\n").await.unwrap();
                     w.write_all(format!("guest:{p}\n").as_bytes())
@@ -165,7 +166,49 @@ async fn fake_agent(engine: Arc<Mutex<Engine>>) -> (u16, broadcast::Sender<Value
             });
         }
     });
-    (port, tx)
+    (path, tx)
+}
+
+/// A fake qemu: listens on `control` like qemu's `-chardev socket,server=on` and runs the
+/// guest's end of the multiplexer over the one connection, each stream spliced to the fake
+/// agent. Returns the count of streams the guest end accepted.
+fn fake_qemu(
+    control: &std::path::Path,
+    agent: std::path::PathBuf,
+) -> Arc<std::sync::atomic::AtomicUsize> {
+    let l = std::os::unix::net::UnixListener::bind(control).unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = count.clone();
+    let mut listener = Some(l);
+    berth_vm_init::mux::Mux::acceptor(
+        move || match listener.take() {
+            Some(l) => {
+                let (s, _) = l.accept()?;
+                Ok((s.try_clone()?, s))
+            }
+            None => {
+                std::thread::sleep(Duration::from_secs(3600));
+                Err(std::io::Error::other("one connection only"))
+            }
+        },
+        move |stream| {
+            c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Ok(to_agent) = std::os::unix::net::UnixStream::connect(&agent) else {
+                return;
+            };
+            let (mut a_r, mut a_w) = (stream.try_clone().unwrap(), to_agent.try_clone().unwrap());
+            let up = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a_r, &mut a_w);
+                let _ = a_w.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut b_r, mut b_w) = (to_agent, stream);
+            let _ = std::io::copy(&mut b_r, &mut b_w);
+            let _ = b_w.shutdown(std::net::Shutdown::Write);
+            let _ = up.join();
+        },
+        |_| {},
+    );
+    count
 }
 
 fn free_port() -> u16 {
@@ -254,15 +297,12 @@ fn ports_follow_events_and_the_engine_socket_splices() {
         .enable_all()
         .build()
         .unwrap();
-    let (agent_port, events) = rt.block_on(fake_agent(engine.clone()));
     let dir = tempfile::tempdir().unwrap();
+    let (agent, events) = rt.block_on(fake_agent(engine.clone(), dir.path()));
     let sock = dir.path().join("sub").join("berth.sock");
     rt.block_on(async {
         let l = berth_vm::serve::bind_engine_socket(&sock).unwrap();
-        let ep = berth_vm::agent::Endpoint {
-            port: agent_port,
-            token: "tok".into(),
-        };
+        let ep = berth_vm::agent::Endpoint::Socket(agent);
         tokio::spawn(berth_vm::serve::serve_engine_socket(l, ep.clone()));
         tokio::spawn(berth_vm::serve::follow_ports(ep));
     });
@@ -303,18 +343,18 @@ fn ports_follow_events_and_the_engine_socket_splices() {
 
 fn start_following(
     engine: &Arc<Mutex<Engine>>,
-) -> (tokio::runtime::Runtime, u16, broadcast::Sender<Value>) {
+    dir: &std::path::Path,
+) -> (tokio::runtime::Runtime, broadcast::Sender<Value>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let (agent_port, events) = rt.block_on(fake_agent(engine.clone()));
-    rt.spawn(berth_vm::serve::follow_ports(berth_vm::agent::Endpoint {
-        port: agent_port,
-        token: "tok".into(),
-    }));
-    (rt, agent_port, events)
+    let (agent, events) = rt.block_on(fake_agent(engine.clone(), dir));
+    rt.spawn(berth_vm::serve::follow_ports(
+        berth_vm::agent::Endpoint::Socket(agent),
+    ));
+    (rt, events)
 }
 
 #[test]
@@ -328,7 +368,8 @@ fn udp_ports_follow_events_with_a_tunnel_per_peer() {
         ],
         ..Engine::default()
     }));
-    let (rt, _, events) = start_following(&engine);
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, events) = start_following(&engine, dir.path());
     let expect = |msg: &str| Some(format!("guest:{port}:{msg}"));
     let (a, b) = (udp_client(), udp_client());
     wait_for("the running container's UDP port", || {
@@ -372,7 +413,8 @@ fn udp_tunnels_close_when_idle_and_peers_are_bounded() {
         .enable_all()
         .build()
         .unwrap();
-    let (agent_port, _events) = rt.block_on(fake_agent(engine.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let (agent, _events) = rt.block_on(fake_agent(engine.clone(), dir.path()));
     let port = free_port_both();
     let p = berth_vm::forward::Published {
         host_ip: "127.0.0.1".parse().unwrap(),
@@ -384,10 +426,7 @@ fn udp_tunnels_close_when_idle_and_peers_are_bounded() {
         max_peers: 1,
         queue: 8,
     };
-    let ep = berth_vm::agent::Endpoint {
-        port: agent_port,
-        token: "tok".into(),
-    };
+    let ep = berth_vm::agent::Endpoint::Socket(agent);
     let listener = rt
         .block_on(berth_vm::udp::open_udp_forward(p, ep, limits))
         .unwrap();
@@ -428,16 +467,15 @@ fn serve_binary_detaches_writes_its_pid_and_stops_on_sigterm() {
         .enable_all()
         .build()
         .unwrap();
-    let (agent_port, _events) = rt.block_on(fake_agent(engine));
     let dir = tempfile::tempdir().unwrap();
+    let (agent, _events) = rt.block_on(fake_agent(engine, dir.path()));
     let sock = dir.path().join("berth.sock");
-    std::fs::write(dir.path().join("agent.token"), "tok").unwrap();
     std::fs::write(
         dir.path().join("run.json"),
-        json!({"agent_port": agent_port, "accel": "tcg", "started_unix_ms": 0, "socket": sock})
-            .to_string(),
+        json!({"accel": "tcg", "started_unix_ms": 0, "socket": sock}).to_string(),
     )
     .unwrap();
+    let guest_streams = fake_qemu(&dir.path().join("control.sock"), agent);
     let t0 = Instant::now();
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_berth-vm"))
         .args(["--state-dir"])
@@ -452,10 +490,20 @@ fn serve_binary_detaches_writes_its_pid_and_stops_on_sigterm() {
         .trim()
         .parse()
         .unwrap();
+    // The engine socket reaches the fake engine through a stream of the control channel.
     assert!(ping_over(&sock).starts_with("HTTP/1.1 200"));
+    // The agent socket, private to its owner, relays the line protocol the same way.
+    let agent_sock = dir.path().join("agent.sock");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&agent_sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "agent.sock mode {mode:o}");
+    let pong = berth_vm::agent::Agent::new(&agent_sock).ping().unwrap();
+    assert_eq!(pong.uptime_ms, 4321);
+    assert!(guest_streams.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     unsafe { libc::kill(pid, libc::SIGTERM) };
     wait_for("serve to exit", || unsafe { libc::kill(pid, 0) } != 0);
     assert!(!sock.exists(), "the socket is removed on exit");
+    assert!(!agent_sock.exists(), "the agent socket is removed on exit");
     assert!(!dir.path().join("serve.pid").exists());
     // Without run.json it fails, and says why.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth-vm"))
