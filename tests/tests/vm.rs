@@ -3,7 +3,8 @@
 //! load an image, pull from a loopback registry on the host (the guest reaches it as
 //! 10.0.2.2), answer a `-p` port (TCP and UDP) on the host's 127.0.0.1, write into a bind-mounted host
 //! directory under the shared home, stop/start and kill -9/start with images, volumes and the
-//! data disk intact.
+//! data disk intact; and a VM run by an ordinary user (nobody): bind-mount writes land as that user on
+//! the host, and another user reaches none of its sockets.
 //!
 //! Needs root, `qemu-system-x86_64` and the VM image (`bash packaging/vm/build.sh`, found in
 //! `$BERTH_VM_IMAGE_DIR`, else `packaging/vm/out`); skips with a printed reason otherwise.
@@ -258,6 +259,9 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     panic!("timed out ({timeout:?}) waiting for {what}");
 }
 
+/// One TCG VM at a time: two at once on a small machine only make both slower.
+static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn vm_end_to_end_under_tcg() {
     if !require_root("vm_end_to_end_under_tcg") {
@@ -267,6 +271,7 @@ fn vm_end_to_end_under_tcg() {
         eprintln!("skipped: vm_end_to_end_under_tcg: {why}");
         return;
     }
+    let _one = ONE_VM.lock().unwrap_or_else(|p| p.into_inner());
     let bin = workspace_bin("berth-vm", "BERTH_VM_BIN", "berth-vm");
     let vm = TestVm {
         dir: tempfile::Builder::new()
@@ -606,4 +611,209 @@ fn vm_end_to_end_under_tcg() {
     assert_eq!(stopped.trim(), "Graceful", "{stopped}");
     vm.ok(&["delete"]);
     assert!(!vm.state_dir().exists());
+}
+
+/// `nobody`: the VM run by an ordinary user, as on a laptop.
+const USER_UID: u32 = 65534;
+const USER_GID: u32 = 65534;
+/// Another ordinary user, who must not reach the first one's VM.
+const OTHER_UID: u32 = 65533;
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+}
+
+#[test]
+fn vm_of_an_ordinary_user_writes_as_that_user_and_is_private_to_them() {
+    if !require_root("vm_of_an_ordinary_user_writes_as_that_user_and_is_private_to_them") {
+        return;
+    }
+    if let Some(why) = missing_prerequisite() {
+        eprintln!(
+            "skipped: vm_of_an_ordinary_user_writes_as_that_user_and_is_private_to_them: {why}"
+        );
+        return;
+    }
+    let _one = ONE_VM.lock().unwrap_or_else(|p| p.into_inner());
+    // Everything the user's VM needs, in a directory of theirs: the program and the image
+    // (copied, so nothing depends on the checkout's permissions), their home, the state dir.
+    let top = tempfile::Builder::new()
+        .prefix("berth-vm-user-")
+        .tempdir()
+        .unwrap();
+    let t = top.path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (bin, img, home) = (t.join("berth-vm"), t.join("image"), t.join("home"));
+    std::fs::copy(workspace_bin("berth-vm", "BERTH_VM_BIN", "berth-vm"), &bin).unwrap();
+    std::fs::create_dir(&img).unwrap();
+    for f in ["vmlinuz-x86_64", "initramfs-x86_64.img"] {
+        std::fs::copy(image_dir().join(f), img.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(home.join("code")).unwrap();
+    for p in [t, &home, &home.join("code")] {
+        chown(p, USER_UID, USER_GID);
+    }
+    let state = t.join("state");
+    let sock = t.join("berth.sock");
+    let as_user = |args: &[&str]| {
+        use std::os::unix::process::CommandExt;
+        let o = Command::new(&bin)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args)
+            .uid(USER_UID)
+            .gid(USER_GID)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("BERTH_VM_ACCEL", "tcg")
+            .env("BERTH_VM_IMAGE_DIR", &img)
+            .output()
+            .unwrap();
+        let console = std::fs::read_to_string(state.join("console.log")).unwrap_or_default();
+        assert!(
+            o.status.success(),
+            "berth-vm {args:?} as uid {USER_UID}: {}{}\nconsole:\n{console}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let docker = |args: &[&str]| {
+        let o = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    as_user(&[
+        "create",
+        "--cpus",
+        "2",
+        "--memory",
+        "1024",
+        "--disk",
+        "2",
+        "--socket",
+        sock.to_str().unwrap(),
+    ]);
+    let t0 = Instant::now();
+    as_user(&["start", "--wait", &boot_timeout().to_string()]);
+    eprintln!(
+        "boot as uid {USER_UID} (TCG, with mkfs): {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let layout_dir = tempfile::tempdir().unwrap();
+    let layout = oci_image_layout(&layout_dir.path().join("layout"));
+    let tarball = layout_dir.path().join("busybox.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&layout.dir)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let out = docker(&["load", "-i", tarball.to_str().unwrap()]);
+    let id = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Loaded image ID: ")
+                .or_else(|| l.strip_prefix("Loaded image: "))
+        })
+        .unwrap_or_else(|| panic!("docker load said: {out}"))
+        .trim()
+        .to_string();
+
+    // The container runs as root in the VM; what it writes into the user's bind-mounted
+    // directory belongs to the user on the host, never to root.
+    let code = home.join("code");
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/app", code.display()),
+        &id,
+        "sh",
+        "-c",
+        "echo built > /app/out.txt && mkdir -p /app/dist/sub && echo x > /app/dist/sub/y",
+    ]);
+    use std::os::unix::fs::MetadataExt;
+    for p in ["out.txt", "dist", "dist/sub", "dist/sub/y"] {
+        let m = std::fs::metadata(code.join(p)).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (USER_UID, USER_GID),
+            "{p} on the host is owned by {}:{}, not the user who runs the VM",
+            m.uid(),
+            m.gid()
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(code.join("out.txt")).unwrap(),
+        "built\n"
+    );
+
+    // Private to that user: another ordinary user reaches neither the engine socket nor the
+    // agent socket (nor anything else in the 0700 state directory).
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("agent.sock")), 0o600);
+    for target in [
+        sock.clone(),
+        state.join("agent.sock"),
+        state.join("control.sock"),
+    ] {
+        use std::os::unix::process::CommandExt;
+        let o = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", target.display()))
+            .arg("version")
+            .uid(OTHER_UID)
+            .gid(OTHER_UID)
+            .env("HOME", "/nonexistent")
+            .env("DOCKER_CONFIG", t.join("other-docker-config"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("permission denied"),
+            "uid {OTHER_UID} on {}: {err}",
+            target.display()
+        );
+    }
+    // The user's own docker CLI reaches it.
+    {
+        use std::os::unix::process::CommandExt;
+        let o = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(["version", "--format", "{{.Server.Os}}"])
+            .uid(USER_UID)
+            .gid(USER_GID)
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "linux",
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    let stopped = as_user(&["stop", "--timeout", "120"]);
+    assert_eq!(stopped.trim(), "Graceful", "{stopped}");
+    as_user(&["delete"]);
+    assert!(!state.exists());
 }
