@@ -200,15 +200,7 @@ impl Engine<'_> {
     /// `docker load -i tar` and tag what it loaded `tag`.
     fn load(&self, tar: &Path, tag: &str) {
         let out = self.ok("docker load", &["load", "-i", tar.to_str().unwrap()]);
-        let id = out
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Loaded image ID: ")
-                    .or_else(|| l.strip_prefix("Loaded image: "))
-            })
-            .unwrap_or_else(|| panic!("docker load on {} said: {out}", self.name))
-            .trim()
-            .to_string();
+        let id = berth_tests::loaded_image_id(&out);
         self.ok("docker tag", &["tag", &id, tag]);
     }
 

@@ -173,25 +173,9 @@ fn main() {
     let layout_dir = tempfile::tempdir().unwrap();
     let layout = oci_image_layout(&layout_dir.path().join("layout"));
     let tarball = layout_dir.path().join("busybox.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout.dir)
-        .args(["-cf"])
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    berth_tests::tar_layout(&layout.dir, &tarball);
     let out = vm.docker(&["load", "-i", tarball.to_str().unwrap()]);
-    let id = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Loaded image ID: ")
-                .or_else(|| l.strip_prefix("Loaded image: "))
-        })
-        .unwrap()
-        .trim()
-        .to_string();
+    let id = berth_tests::loaded_image_id(&out);
     vm.docker(&["tag", &id, "busybox:latest"]);
     let mib = env_or("BERTH_VM_BENCH_MIB", 128);
     let home = tempfile::Builder::new()

@@ -399,26 +399,10 @@ impl Berthd {
         }
         let tarball = self.dir.path().join("busybox-oci.tar");
         if !tarball.exists() {
-            let st = Command::new("tar")
-                .arg("-C")
-                .arg(&layout)
-                .arg("-cf")
-                .arg(&tarball)
-                .arg(".")
-                .status()
-                .unwrap();
-            assert!(st.success(), "tar of the OCI layout");
+            crate::tar_layout(&layout, &tarball);
         }
         let out = self.ok(&["load", "-i", tarball.to_str().unwrap()]);
-        let id = out
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Loaded image ID: ")
-                    .or_else(|| l.strip_prefix("Loaded image: "))
-            })
-            .unwrap_or_else(|| panic!("docker load said: {out}"))
-            .trim()
-            .to_string();
+        let id = crate::loaded_image_id(&out);
         self.ok(&["tag", &id, tag]);
         self.ok(&["image", "inspect", "-f", "{{.Id}}", tag])
             .trim()

@@ -162,6 +162,33 @@ pub fn oci_image_layout(dir: &Path) -> ImageLayout {
     }
 }
 
+/// The image `docker load` says it loaded (`Loaded image ID: sha256:…` for an untagged image,
+/// `Loaded image: name:tag` otherwise). Panics, quoting the output, when it names none.
+pub fn loaded_image_id(load_output: &str) -> String {
+    load_output
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Loaded image ID: ")
+                .or_else(|| l.strip_prefix("Loaded image: "))
+        })
+        .unwrap_or_else(|| panic!("docker load said: {load_output}"))
+        .trim()
+        .to_string()
+}
+
+/// `dir` (an OCI image layout) as a tarball `docker load` reads.
+pub fn tar_layout(dir: &Path, tarball: &Path) {
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tarball)
+        .arg(".")
+        .status()
+        .expect("running tar");
+    assert!(st.success(), "tar of the OCI layout {}", dir.display());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

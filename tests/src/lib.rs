@@ -29,5 +29,5 @@ pub use host::{
     cgroup_leftovers, fix_hybrid_hugetlb, host_mounts_mentioning, is_root, require_root,
     sha256_file, sha256_hex, unique_id,
 };
-pub use image::{oci_image_layout, ImageLayout};
+pub use image::{loaded_image_id, oci_image_layout, tar_layout, ImageLayout};
 pub use runtime::{exit_code, find_in_path, runtime_bin, try_runtime_bin, Runtime};

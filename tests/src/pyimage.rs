@@ -147,15 +147,7 @@ pub fn load_python(d: &Berthd, tag: &str) -> Option<String> {
     let tar = python_image_tar()?;
     let path = tar.to_str().expect("cache path is UTF-8");
     let out = d.ok(&["load", "-i", path]);
-    let id = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Loaded image ID: ")
-                .or_else(|| l.strip_prefix("Loaded image: "))
-        })
-        .unwrap_or_else(|| panic!("docker load of {path} said: {out}"))
-        .trim()
-        .to_string();
+    let id = crate::loaded_image_id(&out);
     d.ok(&["tag", &id, tag]);
     Some(
         d.ok(&["image", "inspect", "-f", "{{.Id}}", tag])

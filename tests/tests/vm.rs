@@ -286,15 +286,7 @@ fn vm_end_to_end_under_tcg() {
     let layout = oci_image_layout(&layout_dir.path().join("layout"));
     reg.push_layout(&layout.dir, "test/busybox:vm");
     let tarball = layout_dir.path().join("busybox.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout.dir)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    berth_tests::tar_layout(&layout.dir, &tarball);
 
     // Create: a sparse qcow2 disk and config.json; the home is shared by default.
     let sock = vm.socket();
@@ -350,15 +342,7 @@ fn vm_end_to_end_under_tcg() {
 
     // Load the busybox image through the host socket.
     let out = vm.docker_ok(&["load", "-i", tarball.to_str().unwrap()]);
-    let id = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Loaded image ID: ")
-                .or_else(|| l.strip_prefix("Loaded image: "))
-        })
-        .unwrap_or_else(|| panic!("docker load said: {out}"))
-        .trim()
-        .to_string();
+    let id = berth_tests::loaded_image_id(&out);
     vm.docker_ok(&["tag", &id, "busybox:latest"]);
     assert_eq!(
         vm.docker_ok(&["run", "--rm", "busybox", "echo", "hello from the vm"])
@@ -715,25 +699,9 @@ fn vm_of_an_ordinary_user_writes_as_that_user_and_is_private_to_them() {
     let layout_dir = tempfile::tempdir().unwrap();
     let layout = oci_image_layout(&layout_dir.path().join("layout"));
     let tarball = layout_dir.path().join("busybox.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout.dir)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    berth_tests::tar_layout(&layout.dir, &tarball);
     let out = docker(&["load", "-i", tarball.to_str().unwrap()]);
-    let id = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Loaded image ID: ")
-                .or_else(|| l.strip_prefix("Loaded image: "))
-        })
-        .unwrap_or_else(|| panic!("docker load said: {out}"))
-        .trim()
-        .to_string();
+    let id = berth_tests::loaded_image_id(&out);
 
     // The container runs as root in the VM; what it writes into the user's bind-mounted
     // directory belongs to the user on the host, never to root.
