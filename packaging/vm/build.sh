@@ -240,8 +240,9 @@ fi
 # What berthd needs: virtio disk/net/rng, 9p and virtiofs shares, ext4 for the data disk, overlayfs for
 # image layers, veth + bridge for container networks. No netfilter: berthd publishes ports
 # with its own userspace proxy and never calls iptables. virtio_console: the control channel.
+# virtio_balloon: free page reporting (freed guest memory goes back to the host).
 wanted_modules=(virtio_pci virtio_blk virtio_net virtio_rng crc32c_generic ext4 virtiofs
-                9pnet_virtio 9p overlay veth bridge virtio_console)
+                9pnet_virtio 9p overlay veth bridge virtio_console virtio_balloon)
 # Loaded when the kernel has them (hardware-specific or built in on some architectures).
 optional_modules=(crc32c_intel virtio_mmio)
 wanted_modules+=("${optional_modules[@]}")

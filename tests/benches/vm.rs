@@ -1,6 +1,7 @@
 //! Berth VM benchmarks (not timed tests): boot to API-ready (TCG here unless BERTH_VM_ACCEL
-//! says otherwise), qemu's resident memory when idle, and bind-mount read/write throughput
-//! through the 9p home share against the same I/O natively on the host.
+//! says otherwise), qemu's resident memory when idle, bind-mount read/write throughput
+//! through the 9p home share against the same I/O natively on the host, and how much of the
+//! memory a container used qemu gives back after it exits.
 //!
 //! Needs root, qemu and the VM image (`bash packaging/vm/build.sh`); prints a skip line
 //! otherwise. `BERTH_VM_BENCH_BOOTS` (default 2) boots are timed; `BERTH_VM_BENCH_MIB`
@@ -206,6 +207,30 @@ fn main() {
     println!(
         "vm bind mount read: {vr:.0} MiB/s vs native {nr:.0} MiB/s ({:.0}%)",
         100.0 * vr / nr
+    );
+
+    // Memory returned: a container touches BERTH_VM_BENCH_ALLOC_MIB (default 600) and exits;
+    // qemu's RSS before, right after, and 15 s later (free page reporting hands freed guest
+    // memory back; BERTH_VM_FREE_PAGE_REPORTING=0 turns it off for comparison).
+    let alloc = env_or("BERTH_VM_BENCH_ALLOC_MIB", 600);
+    let before = rss_kib(pid) / 1024;
+    vm.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        &format!("bs={alloc}M"),
+        "count=1",
+    ]);
+    let peak = rss_kib(pid) / 1024;
+    std::thread::sleep(Duration::from_secs(15));
+    let after = rss_kib(pid) / 1024;
+    println!(
+        "vm memory returned after a {alloc} MiB container: qemu RSS {before} -> {peak} -> {after} MiB \
+         15 s later ({:.0}% of the growth returned)",
+        100.0 * (peak.saturating_sub(after)) as f64 / (peak.saturating_sub(before)).max(1) as f64
     );
     vm.ok(&["stop", "--timeout", "120"]);
 }

@@ -732,6 +732,48 @@ fn vm_of_an_ordinary_user_writes_as_that_user_and_is_private_to_them() {
         "built\n"
     );
 
+    // Memory a container used goes back to the host once it is freed (free page reporting
+    // through virtio-balloon): qemu's resident set falls again after a 512 MiB `dd` buffer.
+    let qemu_pid: u32 = std::fs::read_to_string(state.join("qemu.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rss_mib = || {
+        std::fs::read_to_string(format!("/proc/{qemu_pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+            / 1024
+    };
+    let before = rss_mib();
+    docker(&[
+        "run",
+        "--rm",
+        &id,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=512M",
+        "count=1",
+    ]);
+    let peak = rss_mib();
+    assert!(
+        peak >= before + 400,
+        "the container's 512 MiB never reached qemu ({before} -> {peak} MiB)"
+    );
+    wait_until(
+        "qemu to give the freed memory back",
+        Duration::from_secs(120),
+        || rss_mib() + 300 <= peak,
+    );
+    eprintln!(
+        "qemu RSS: {before} MiB idle, {peak} MiB after a 512 MiB container, {} MiB once returned",
+        rss_mib()
+    );
+
     // Private to that user: another ordinary user reaches neither the engine socket nor the
     // agent socket (nor anything else in the 0700 state directory).
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

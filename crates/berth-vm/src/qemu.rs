@@ -190,6 +190,8 @@ pub struct QemuPlan {
     pub shares: Vec<PlannedShare>,
     /// The control channel's socket (qemu listens; `berth-vm serve` connects).
     pub control_socket: PathBuf,
+    /// A virtio-balloon device with free page reporting (off: `BERTH_VM_FREE_PAGE_REPORTING=0`).
+    pub free_page_reporting: bool,
     pub console_log: PathBuf,
     pub pidfile: PathBuf,
     pub qmp_socket: PathBuf,
@@ -290,6 +292,11 @@ impl QemuPlan {
             "virtio-net-pci,netdev=net0",
         ]);
         push(&["-device", "virtio-rng-pci"]);
+        // Memory the guest frees goes back to the host (free page reporting, guest module
+        // virtio_balloon): a build that used a gigabyte does not leave qemu holding it.
+        if self.free_page_reporting {
+            push(&["-device", "virtio-balloon-pci,free-page-reporting=on"]);
+        }
         // The control channel: a virtio-serial port the guest's agent opens, served by qemu
         // on a unix socket in the (0700) state directory.
         let control = format!(
@@ -485,6 +492,7 @@ mod tests {
             disk: "/st/da,ta.qcow2".into(),
             shares: vec![PlannedShare::nine_p(Share::new("/root", "home"))],
             control_socket: "/st/control.sock".into(),
+            free_page_reporting: true,
             console_log: "/st/console.log".into(),
             pidfile: "/st/qemu.pid".into(),
             qmp_socket: "/st/qmp.sock".into(),
@@ -528,6 +536,7 @@ mod tests {
     fn devices_console_and_control_paths() {
         let p = plan(Accel::Tcg);
         let a = args(&p);
+        assert!(after(&a, "-device").contains(&"virtio-balloon-pci,free-page-reporting=on"));
         // Nothing is forwarded into the guest from the host's network.
         assert_eq!(after(&a, "-netdev"), ["user,id=net0"]);
         assert!(!a

@@ -387,6 +387,8 @@ impl Vm {
             disk,
             shares,
             control_socket: crate::channel::control_socket(&self.dir),
+            free_page_reporting: std::env::var("BERTH_VM_FREE_PAGE_REPORTING")
+                .map_or(true, |v| v != "0"),
             console_log: console,
             pidfile: self.file("qemu.pid"),
             qmp_socket: self.file("qmp.sock"),
