@@ -3,7 +3,7 @@
 //! load an image, pull from a loopback registry on the host (the guest reaches it as
 //! 10.0.2.2), answer a `-p` port (TCP and UDP) on the host's 127.0.0.1, write into a bind-mounted host
 //! directory under the shared home, stop/start and kill -9/start with images, volumes and the
-//! data disk intact; and a VM run by an ordinary user (nobody): bind-mount writes land as that user on
+//! data disk intact, docker-compose 1.29 and `berth compose` against the VM; and a VM run by an ordinary user (nobody): bind-mount writes land as that user on
 //! the host, and another user reaches none of its sockets.
 //!
 //! Needs root, `qemu-system-x86_64` and the VM image (`bash packaging/vm/build.sh`, found in
@@ -432,6 +432,73 @@ fn vm_end_to_end_under_tcg() {
         TcpStream::connect(("127.0.0.1", hp)).is_err()
     });
     vm.docker_ok(&["rm", &cid]);
+
+    // docker-compose 1.29 and the `berth` CLI work unchanged against the VM's socket: a
+    // project comes up, its published port answers on the host, `berth compose ps` sees it,
+    // down takes everything away (and the host port closes).
+    let proj = tempfile::tempdir().unwrap();
+    let hc = free_port();
+    std::fs::write(
+        proj.path().join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: busybox:latest\n    ports: [\"127.0.0.1:{hc}:8080\"]\n    \
+             command: [\"sh\", \"-c\", \"mkdir -p /www && echo compose-in-vm > /www/index.html && \
+             exec httpd -f -p 8080 -h /www\"]\n"
+        ),
+    )
+    .unwrap();
+    let host = format!("unix://{}", sock.display());
+    let compose = |args: &[&str]| {
+        let o = Command::new("docker-compose")
+            .current_dir(proj.path())
+            .env("DOCKER_HOST", &host)
+            .args(["-p", "vmproj"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "docker-compose {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    compose(&["up", "-d"]);
+    wait_until(
+        "the compose service's port on the host",
+        Duration::from_secs(120),
+        || http_get(hc).as_deref() == Some("compose-in-vm\n"),
+    );
+    let berth = workspace_bin("berth", "BERTH", "berth-cli");
+    let o = Command::new(&berth)
+        .args([
+            "-H", &host, "compose", "-p", "vmproj", "ps", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && ps.contains("\"Service\":\"web\"") && ps.contains("running"),
+        "berth compose ps: {ps}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    compose(&["down"]);
+    wait_until("the compose port to close", Duration::from_secs(60), || {
+        TcpStream::connect(("127.0.0.1", hc)).is_err()
+    });
+    let o = Command::new(&berth)
+        .args([
+            "-H",
+            &host,
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=vmproj",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stdout.is_empty(), "{o:?}");
 
     // A published UDP port: each datagram from a host client reaches the container's port,
     // the reply comes back to that client; two clients are two peers; the host socket closes
