@@ -460,6 +460,17 @@ impl Engine {
         });
     }
 
+    /// An app-made event of `kind` (action "resync") so the stores of that kind reload.
+    pub fn resync(&self, kind: &str) {
+        let _ = self.events.send(EngineEvent {
+            kind: kind.into(),
+            action: "resync".into(),
+            id: String::new(),
+            attributes: BTreeMap::new(),
+            time_ms: now_ms(),
+        });
+    }
+
     async fn follow_events(&self) {
         let Ok(docker) = self.docker() else { return };
         let mut stream = docker.events(None::<bollard::query_parameters::EventsOptions>);

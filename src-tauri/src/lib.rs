@@ -7,6 +7,8 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod memory;
+pub mod prefetch;
 pub mod render;
 pub mod streams;
 pub mod tray;
@@ -20,12 +22,16 @@ pub struct App {
     pub streams: Arc<streams::Streams>,
     /// For the benchmark's first-render report.
     pub started: std::time::Instant,
+    /// The JSON of the start-up list the page was given (see [`prefetch`]), until the page's
+    /// event stream opens and it is checked against the engine's list of then.
+    pub first_list: std::sync::Mutex<Option<String>>,
 }
 
 pub fn run() {
     let started = std::time::Instant::now();
     // Before GTK, WebKit or any thread starts.
     render::apply();
+    memory::limit_arenas();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_DESKTOP_LOG")
@@ -41,15 +47,31 @@ pub fn run() {
             std::process::exit(1);
         }
     };
+    // The first screen's list, fetched while GTK and WebKit start (see prefetch).
+    let first_list = prefetch::start(&engine);
     let app = App {
         engine: Arc::clone(&engine),
         streams: Arc::default(),
         started,
+        first_list: std::sync::Mutex::new(None),
     };
     let result = tauri::Builder::default()
         .manage(app)
         .setup(move |app| {
             tauri::async_runtime::block_on(engine.probe());
+            // The main window (tauri.conf.json, `create: false`) is made here so that it can
+            // carry the prefetched list.
+            let rows = prefetch::take(first_list, std::time::Duration::from_millis(300));
+            if let Some(cfg) = app.config().app.windows.iter().find(|w| !w.create).cloned() {
+                let mut window = tauri::WebviewWindowBuilder::from_config(app.handle(), &cfg)?;
+                if let Some(rows) = rows {
+                    window = window.initialization_script(prefetch::script(&rows));
+                    if let Some(state) = app.try_state::<App>() {
+                        *state.first_list.lock().unwrap_or_else(|p| p.into_inner()) = Some(rows);
+                    }
+                }
+                window.build()?;
+            }
             tauri::async_runtime::spawn(Arc::clone(&engine).run());
             match tray::build(app.handle()) {
                 Ok(()) => {}

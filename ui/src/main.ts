@@ -2,7 +2,8 @@ import { mount } from "svelte";
 import { invoke } from "@tauri-apps/api/core";
 import "./app.css";
 import App from "./App.svelte";
-import { containers } from "./lib/stores/containers";
+import { applyPlatform } from "./lib/theme";
+import { loadFirst } from "./lib/stores/containers";
 
 declare global {
   interface Window {
@@ -21,8 +22,12 @@ if ("__TAURI_INTERNALS__" in window) {
   };
 }
 
-// The first screen's list is fetched while the shell mounts (the shell's own load joins it).
-void containers.ensure();
+// Before the first render: the fonts app.css picks depend on it.
+applyPlatform();
+
+// The first screen's list: the app's prefetch, or fetched while the shell mounts (the shell's
+// own load joins it).
+void loadFirst();
 
 const app = mount(App, { target: document.getElementById("app")! });
 

@@ -65,20 +65,24 @@ fn port(p: PortSummary) -> PortBinding {
     }
 }
 
-#[tauri::command]
-pub async fn containers_list(app: State<'_, App>) -> Res<Vec<ContainerRow>> {
+/// Every container (`all=true`), as the list shows them.
+pub(crate) async fn list_rows(
+    docker: &bollard::Docker,
+) -> Result<Vec<ContainerRow>, bollard::errors::Error> {
     let opts = q::ListContainersOptions {
         all: true,
         ..Default::default()
     };
+    let list = docker.list_containers(Some(opts)).await?;
+    Ok(list.into_iter().map(row).collect())
+}
+
+#[tauri::command]
+pub async fn containers_list(app: State<'_, App>) -> Res<Vec<ContainerRow>> {
     let t0 = std::time::Instant::now();
-    let list = app
-        .engine
-        .docker()?
-        .list_containers(Some(opts))
+    let rows = list_rows(&app.engine.docker()?)
         .await
         .map_err(engine_err(&app))?;
-    let rows: Vec<ContainerRow> = list.into_iter().map(row).collect();
     tracing::debug!(
         containers = rows.len(),
         ms = t0.elapsed().as_secs_f64() * 1000.0,

@@ -48,6 +48,19 @@ pub fn watch_engine(app: State<'_, App>, channel: Channel<EngineStatus>) -> u32 
 #[tauri::command]
 pub fn watch_events(app: State<'_, App>, channel: Channel<EngineEvent>) -> u32 {
     let mut rx = app.engine.subscribe_events();
+    // Subscribed: the start-up list the page was given can be checked now (a change found
+    // reaches the page through `rx`).
+    let handed = app
+        .first_list
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(handed) = handed {
+        tauri::async_runtime::spawn(crate::prefetch::revalidate(
+            std::sync::Arc::clone(&app.engine),
+            handed,
+        ));
+    }
     let id = app.streams.id();
     app.streams.spawn(id, async move {
         loop {
@@ -124,10 +137,12 @@ pub fn open_url(url: String) -> Res<()> {
         .map_err(|e| error::system(format!("Cannot open {url}: {e} (is xdg-open installed?)")))
 }
 
-/// The page's first container list is on screen: with `BERTH_DESKTOP_REPORT=1` the app
-/// prints when that happened, for the start-up benchmark.
+/// The page's first container list is on screen: the start-up burst is over, so its freed
+/// memory goes back to the system a little later ([`crate::memory`]). With
+/// `BERTH_DESKTOP_REPORT=1` the app prints when that happened, for the start-up benchmark.
 #[tauri::command]
 pub fn report_first_list(app: State<'_, App>, page_ms: f64) {
+    crate::memory::trim_after_startup();
     if std::env::var_os("BERTH_DESKTOP_REPORT").is_some() {
         println!(
             "berth-desktop: first-list {:.1} page {page_ms:.1}",

@@ -25,3 +25,9 @@ export function setTheme(t: Theme): void {
   }
   applyTheme(t);
 }
+
+/** Marks <html data-platform="linux"> on Linux (WebKitGTK), where app.css uses the generic
+ * font families: see the note there. Call before the first render. */
+export function applyPlatform(ua: string = navigator.userAgent): void {
+  if (/\bLinux\b/.test(ua) && !/\bAndroid\b/.test(ua)) document.documentElement.dataset.platform = "linux";
+}

@@ -72,6 +72,45 @@ describe("containers store", () => {
     expect(get(containers).error).toBeNull();
     expect(get(containers).items).toHaveLength(1);
   });
+  // a fresh store module each: the prefetch concerns the first load only
+  async function freshStore() {
+    vi.resetModules();
+    const backendMod = await import("../backend");
+    backendMod.setBackend({ containersList: list } as unknown as Backend);
+    return import("./containers");
+  }
+
+  it("takes the app's prefetched list once, synchronously, and reloads on a container event", async () => {
+    const m = await freshStore();
+    window.__BERTH_FIRST_LIST__ = [row("early", "created")];
+    void m.loadFirst();
+    // synchronously: the first frame already has the rows
+    expect(get(m.containers).loaded).toBe(true);
+    expect(get(m.containers).items.map((r) => r.name)).toEqual(["early"]);
+    expect(list).not.toHaveBeenCalled();
+    expect(window.__BERTH_FIRST_LIST__).toBeUndefined();
+
+    // the app found the list changed since (src-tauri/src/prefetch.rs)
+    m.containers.onEvent(ev("container", "resync"));
+    await vi.advanceTimersByTimeAsync(200);
+    expect(list).toHaveBeenCalledTimes(1);
+    expect(get(m.containers).items.map((r) => r.name)).toEqual(["web"]);
+  });
+
+  it("loads from the engine without a prefetched list, and ignores one on a reload", async () => {
+    let m = await freshStore();
+    await m.loadFirst();
+    expect(list).toHaveBeenCalledTimes(1);
+
+    m = await freshStore();
+    const nav = vi.spyOn(performance, "getEntriesByType").mockReturnValue([{ type: "reload" } as unknown as PerformanceEntry]);
+    window.__BERTH_FIRST_LIST__ = [row("stale", "running")];
+    await m.loadFirst();
+    nav.mockRestore();
+    expect(list).toHaveBeenCalledTimes(2);
+    expect(get(m.containers).items.map((r) => r.name)).toEqual(["web"]);
+    expect(window.__BERTH_FIRST_LIST__).toBeUndefined();
+  });
 });
 
 describe("list helpers", () => {

@@ -5,7 +5,36 @@ import { backend } from "../backend";
 import type { ContainerRow } from "../bindings/ContainerRow";
 import { resourceStore } from "./resource";
 
+declare global {
+  interface Window {
+    /** The list the app fetched while the window opened (src-tauri/src/prefetch.rs). */
+    __BERTH_FIRST_LIST__?: ContainerRow[];
+  }
+}
+
+/** The app's prefetched list, once, on a fresh load of the page (a reload, whose
+ * initialization script still carries the list of start-up, fetches it instead). */
+function takePrefetched(): ContainerRow[] | null {
+  if (typeof window === "undefined") return null;
+  const rows = window.__BERTH_FIRST_LIST__;
+  if (!Array.isArray(rows)) return null;
+  delete window.__BERTH_FIRST_LIST__;
+  const nav = performance.getEntriesByType?.("navigation")[0] as PerformanceNavigationTiming | undefined;
+  if (nav && nav.type !== "navigate") return null;
+  return rows;
+}
+
 export const containers = resourceStore<ContainerRow>(async () => (await backend()).containersList(), ["container"]);
+
+/** The first load: the app's prefetched list when there is one (synchronously, so that the
+ * first frame already has the rows), else a call to the engine. */
+export function loadFirst(): Promise<void> {
+  const first = takePrefetched();
+  // the app checks it against the engine once the event stream is open (a change found
+  // comes as a container event, which reloads the store)
+  if (first && containers.seed(first)) return Promise.resolve();
+  return containers.ensure();
+}
 
 export type StateFilter = "all" | "running" | "stopped";
 

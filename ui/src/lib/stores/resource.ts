@@ -21,6 +21,9 @@ export interface ResourceStore<T> extends Readable<ResourceState<T>> {
   ensure(): Promise<void>;
   /** Feed every engine event here; reloads when one concerns `kinds`. */
   onEvent(e: EngineEvent): void;
+  /** Takes a list loaded elsewhere (the app's start-up prefetch) as this store's first load;
+   * false (and nothing changes) when a load already ran or runs. */
+  seed(items: T[]): boolean;
 }
 
 export function resourceStore<T>(
@@ -74,5 +77,14 @@ export function resourceStore<T>(
     }, debounceMs);
   }
 
-  return { subscribe: state.subscribe, refresh, ensure, onEvent };
+  function seed(items: T[]): boolean {
+    if (running) return false;
+    let loaded = false;
+    state.subscribe((s) => (loaded = s.loaded))();
+    if (loaded) return false;
+    state.set({ items, loading: false, error: null, loaded: true });
+    return true;
+  }
+
+  return { subscribe: state.subscribe, refresh, ensure, onEvent, seed };
 }
