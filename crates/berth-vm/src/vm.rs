@@ -664,6 +664,7 @@ impl Vm {
             "qmp.sock",
             "control.sock",
             "agent.sock",
+            // An older version's agent token (the agent used to listen on a TCP port).
             "agent.token",
             "run.json",
             "serve.pid",

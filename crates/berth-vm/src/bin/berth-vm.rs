@@ -17,7 +17,7 @@ commands:
   start [--wait SECONDS]      boot the VM and serve the engine socket (waits for berthd, default 300 s);
                               points the docker context berth-vm at the socket
   stop [--timeout SECONDS]    graceful shutdown, then forced (default 30 s)
-  status                      JSON: state, pids, agent port, accelerator, socket
+  status                      JSON: state, pids, accelerator, socket
   logs [--lines N]            the guest's serial console
   resize [--cpus N] [--memory MIB] [--disk GIB]
   compact                     give back the data disk's freed space (VM stopped)
