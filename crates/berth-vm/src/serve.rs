@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use crate::agent::{tokio_client, Endpoint};
@@ -112,21 +112,32 @@ pub async fn run(state_dir: PathBuf, on_ready: impl FnOnce()) -> Result<()> {
     Ok(())
 }
 
+/// Accepts connections on `listener` forever, each handled by `handle` on a task of its own.
+async fn accept_forever<F, Fut>(listener: UnixListener, what: &'static str, handle: F)
+where
+    F: Fn(UnixStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok((c, _)) => {
+                tokio::spawn(handle(c));
+            }
+            Err(e) => {
+                log(format!("{what} accept: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Every connection to the agent socket becomes a stream of the control channel, carried
 /// through unchanged (the client speaks the agent's line protocol). When no stream can be
 /// opened the client reads `ERR <why>`.
 pub async fn serve_agent_socket(listener: UnixListener, channel: Channel) {
-    loop {
-        let mut client = match listener.accept().await {
-            Ok((c, _)) => c,
-            Err(e) => {
-                log(format!("agent socket accept: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    accept_forever(listener, "agent socket", |mut client| {
         let channel = channel.clone();
-        tokio::spawn(async move {
+        async move {
             match channel.open().await {
                 Ok(mut guest) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut guest).await;
@@ -136,31 +147,25 @@ pub async fn serve_agent_socket(listener: UnixListener, channel: Channel) {
                     let _ = client.write_all(format!("ERR {e}\n").as_bytes()).await;
                 }
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Every connection to the host's engine socket becomes an agent `API` pipe.
 pub async fn serve_engine_socket(listener: UnixListener, agent: Endpoint) {
-    loop {
-        let mut client = match listener.accept().await {
-            Ok((c, _)) => c,
-            Err(e) => {
-                log(format!("engine socket accept: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    accept_forever(listener, "engine socket", |mut client| {
         let agent = agent.clone();
-        tokio::spawn(async move {
+        async move {
             match tokio_client::api(&agent).await {
                 Ok(mut guest) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut guest).await;
                 }
                 Err(e) => log(format!("engine connection: {e}")),
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// One host listener forwarding to the guest's `port`: TCP here, UDP in [`crate::udp`] (with
