@@ -32,6 +32,7 @@ pub fn run() {
     // Before GTK, WebKit or any thread starts.
     render::apply();
     memory::limit_arenas();
+    memory::tune_web_process();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_DESKTOP_LOG")

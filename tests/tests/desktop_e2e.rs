@@ -1671,3 +1671,137 @@ fn desktop_kube_deploy() {
     // The namespace stays.
     assert!(fake.object("namespaces", "", "kubeapp").is_some());
 }
+
+// ---- how the app's processes are set up (no WebDriver) ----------------------------------
+
+/// The libraries of a GL driver (Mesa's DRI driver and the LLVM it links) mapped in `pid`.
+fn gl_driver_maps(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut libs: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains("_dri.so") || p.contains("libLLVM") || p.contains("libEGL_mesa"))
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+        .collect();
+    libs.sort();
+    libs.dedup();
+    libs
+}
+
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// Starts the app, waits for its first list on screen, and returns it with its web process.
+fn start_app_until_listed(display: &desktop::Display, env: &AppEnv) -> (std::process::Child, u32) {
+    use std::process::Stdio;
+    let app = desktop::app_bin().unwrap();
+    let mut c = display.command(&app, env);
+    c.stdout(Stdio::piped()).stderr(Stdio::null());
+    let t = Instant::now();
+    let mut child = c.spawn().expect("start berth-desktop");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = child.stdout.take().unwrap();
+    let listed = desktop::read_first_list(out, t, Duration::from_secs(90), seen.clone());
+    if listed.is_none() {
+        desktop::kill_group(child.id(), Duration::from_secs(5));
+        let _ = child.wait();
+        panic!(
+            "the app reported no first list in 90 s; stdout: {:?}",
+            seen.lock().unwrap()
+        );
+    }
+    let web = desktop::process_tree(child.id())
+        .into_iter()
+        .find(|p| desktop::proc_stat(*p).is_some_and(|s| s.comm.starts_with("WebKitWebProces")))
+        .expect("a WebKitWebProcess under the app");
+    (child, web)
+}
+
+/// Without a GPU, the app's own process never loads a GL driver (it draws nothing with GL
+/// once compositing is off; Mesa's llvmpipe and LLVM cost it ~24 MB), while its web process
+/// has EGL and draws the list; the web process runs without JavaScriptCore's optimising
+/// tiers. What the user set wins: their own EGL vendor list brings the driver back.
+#[test]
+fn desktop_app_process_keeps_the_gl_driver_out() {
+    let test = "desktop_app_process_keeps_the_gl_driver_out";
+    if !desktop::require_desktop(test, false) {
+        return;
+    }
+    if render_node_present() {
+        skip(
+            test,
+            "this machine has a GPU render node: the app leaves GL alone there",
+        );
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    d.ok(&["create", "--name", "listed", "busybox", "true"]);
+    let _lock = desktop::DesktopLock::take();
+    let display = desktop::Display::start();
+    let mut env = AppEnv::for_berthd(&d);
+    env.set("BERTH_DESKTOP_REPORT", "1");
+
+    let (mut app, web) = start_app_until_listed(&display, &env);
+    let app_gl = gl_driver_maps(app.id());
+    let web_gl = gl_driver_maps(web);
+    let web_env = environ(web);
+    desktop::kill_group(app.id(), Duration::from_secs(5));
+    let _ = app.wait();
+    assert!(
+        app_gl.is_empty(),
+        "the app process maps a GL driver: {app_gl:?}"
+    );
+    assert!(
+        web_gl.iter().any(|l| l.contains("_dri.so")),
+        "the web process has no GL driver (its EGL display is needed): {web_gl:?}"
+    );
+    assert!(
+        !web_env
+            .iter()
+            .any(|v| v.starts_with("__EGL_VENDOR_LIBRARY_FILENAMES=")),
+        "the EGL vendor override leaked into the web process"
+    );
+    assert!(
+        web_env.iter().any(|v| v == "JSC_useDFGJIT=0"),
+        "the web process runs with the optimising JIT"
+    );
+
+    // The user's own vendor list: left alone, and the app process gets its driver.
+    let vendors = ["/usr/share/glvnd/egl_vendor.d/50_mesa.json"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    if let Some(vendors) = vendors {
+        env.set("__EGL_VENDOR_LIBRARY_FILENAMES", vendors);
+        env.set("JSC_useDFGJIT", "1");
+        let (mut app, web) = start_app_until_listed(&display, &env);
+        let app_gl = gl_driver_maps(app.id());
+        let web_env = environ(web);
+        desktop::kill_group(app.id(), Duration::from_secs(5));
+        let _ = app.wait();
+        assert!(
+            app_gl.iter().any(|l| l.contains("_dri.so")),
+            "with the user's EGL vendor list the app process should have its driver: {app_gl:?}"
+        );
+        assert!(
+            web_env.iter().any(|v| v == "JSC_useDFGJIT=1"),
+            "the user's JSC_useDFGJIT was overridden"
+        );
+    }
+}
+
+/// Whether the machine has a GPU render node (the app's own test of it).
+fn render_node_present() -> bool {
+    std::fs::read_dir("/dev/dri")
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        })
+        .unwrap_or(false)
+}
