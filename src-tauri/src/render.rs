@@ -11,10 +11,10 @@
 //! GL once compositing is off, and Mesa's driver brings LLVM with it: ~24 MB PSS of
 //! relocated and touched library pages (measured with a bare WebKitGTK window: its UI
 //! process 76 MB with EGL, 52 MB without, and still drawing). So, without a GPU, the app
-//! makes its process's first EGL call itself with libglvnd's vendor list pointed at nothing.
-//! libglvnd reads that list once per process, so this process never gets a driver; the
-//! variable is removed again at once, and the web process, which does need EGL, finds
-//! Mesa as usual.
+//! makes its process's first EGL call itself with libglvnd's vendor list pointed at nothing
+//! (on X11; a Wayland session is left alone). libglvnd reads that list once per process, so
+//! this process never gets a driver; the variable is removed again at once, and the web
+//! process, which does need EGL, finds Mesa as usual.
 
 use std::path::Path;
 
@@ -55,16 +55,30 @@ pub fn apply() {
     for (k, v) in env_to_set(gpu, &|k| std::env::var_os(k).is_some()) {
         std::env::set_var(k, v);
     }
+    let x11 = on_x11(
+        std::env::var("GDK_BACKEND").ok().as_deref(),
+        std::env::var_os("WAYLAND_DISPLAY").is_some_and(|v| !v.is_empty()),
+    );
     if !gpu {
-        let egl = if std::env::var_os(EGL_VENDORS).is_some() {
-            false
-        } else {
+        let egl = if std::env::var_os(EGL_VENDORS).is_none() && x11 {
             keep_egl_out_of_this_process()
+        } else {
+            false
         };
         tracing::debug!(
             egl_kept_out = egl,
             "no GPU render node: WebKit compositing and GL off"
         );
+    }
+}
+
+/// Whether GTK will open an X11 display: asked for (`GDK_BACKEND=x11`), or no Wayland
+/// display to prefer. Only there is the app process known to run without EGL (measured
+/// under Xvfb); on Wayland it is left alone.
+pub fn on_x11(gdk_backend: Option<&str>, wayland_display: bool) -> bool {
+    match gdk_backend {
+        Some(b) if !b.trim().is_empty() => b.trim().starts_with("x11"),
+        _ => !wayland_display,
     }
 }
 
@@ -113,6 +127,17 @@ mod tests {
                 ("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
             ]
         );
+    }
+
+    #[test]
+    fn egl_is_kept_out_only_on_x11() {
+        assert!(on_x11(None, false));
+        assert!(!on_x11(None, true));
+        assert!(on_x11(Some("x11"), true));
+        assert!(on_x11(Some("x11,wayland"), true));
+        assert!(!on_x11(Some("wayland"), false));
+        assert!(!on_x11(Some("wayland,x11"), false));
+        assert!(on_x11(Some(""), false));
     }
 
     #[test]
