@@ -11,8 +11,8 @@
 //!    through the list (requestAnimationFrame intervals).
 //! c. idle PSS: the sum of `Pss` (smaps_rollup) over the app and every descendant
 //!    (WebKitWebProcess, WebKitNetworkProcess) after BENCH_DESKTOP_IDLE_SECS (default 10) s
-//!    idle with the engine running; next to a bare WebKitGTK webview (MiniBrowser on
-//!    about:blank) measured the same way.
+//!    idle with the engine running; again over a second engine holding 3 containers; next to
+//!    a bare WebKitGTK webview (MiniBrowser on about:blank) measured the same way.
 //! d. idle CPU: utime+stime of the same processes over the next BENCH_DESKTOP_IDLE_SECS s,
 //!    as % of one core.
 //!
@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 
 const DOCKER_DESKTOP_IDLE_MB: f64 = 1100.0;
 const ORBSTACK_IDLE_MB: f64 = 1000.0;
+/// The second idle measurement: an engine with a handful of containers.
+const FEW_CONTAINERS: usize = 3;
 
 /// Create `n` containers with 4 docker CLIs at a time.
 fn create_containers(b: &Berthd, n: usize) {
@@ -302,7 +304,7 @@ fn main() {
     env.set("BERTH_DESKTOP_REPORT", "1");
 
     // (a), (c), (d) and the bare-webview anchor, with the desktop lock held.
-    let (cs, pss_kib_total, pss_rows, cpu, anchor) = {
+    let (cs, pss_kib_total, pss_rows, cpu, anchor, few_kib) = {
         let _lock = DesktopLock::take();
         let display = Display::start();
         println!("cold start ({runs} runs, {n} containers):");
@@ -324,7 +326,20 @@ fn main() {
             stop(&mut child);
             (pss, cpu)
         });
-        (cs, pss, rows, cpu, anchor)
+        // The same app over an engine with a few containers, as most people's is.
+        let few = {
+            let small = Berthd::start_with_config(Some(r#"{"log-level":"warn"}"#));
+            small.load_busybox("busybox:latest");
+            create_containers(&small, FEW_CONTAINERS);
+            let mut env = AppEnv::for_berthd(&small);
+            env.set("BERTH_DESKTOP_REPORT", "1");
+            let (_, mut child) = cold_starts(&display, &env, 1);
+            std::thread::sleep(Duration::from_secs(idle));
+            let (pss, _) = tree_pss(child.id());
+            stop(&mut child);
+            pss
+        };
+        (cs, pss, rows, cpu, anchor, few)
     };
 
     // (b) needs WebDriver; without it the rest still stands.
@@ -419,6 +434,13 @@ fn main() {
         "<= 200 MB",
         anchor_txt(pss_mb)
     );
+    let few_mb = few_kib as f64 / 1024.0;
+    println!(
+        "{:<44} {:>9.1} MB   {:<12}",
+        format!("    the same with {FEW_CONTAINERS} containers"),
+        few_mb,
+        "<= 200 MB"
+    );
     if let Some((apss, _)) = anchor {
         let amb = apss as f64 / 1024.0;
         println!(
@@ -447,6 +469,7 @@ fn main() {
             "first_list_ms": render.as_ref().map(|r| r.first_list_ms),
             "rerender_ms": render.as_ref().map(|r| median(&r.rerender_ms)),
             "idle_pss_mb": pss_mb,
+            "idle_pss_few_containers_mb": few_mb,
             "idle_cpu_percent": cpu,
             "bare_webview_pss_mb": anchor.map(|(p, _)| p as f64 / 1024.0),
         })
