@@ -168,11 +168,25 @@ describe("Containers page", () => {
     await waitFor(() => expect(first).toHaveBeenCalledTimes(1));
     expect(Number(document.body.dataset.firstList)).toBeGreaterThan(0);
     // scrolled to the end, the last rows are rendered instead
+    const slots = new Set(rows());
+    const headers = screen.queryAllByTestId("group-row").length;
     const wrap = document.querySelector<HTMLDivElement>(".table-wrap")!;
     wrap.scrollTop = 5000 * 36; // beyond the end (jsdom does not clamp)
     await fireEvent.scroll(wrap);
     await waitFor(() => expect(rows().some((r) => r.dataset.name === "box-0998" || r.dataset.name === "box-0997")).toBe(true));
     expect(rows().length).toBeLessThan(60);
+    // in the same row elements (recycled slots, not rows built anew; a slot that held a
+    // project's header becomes a container row), each showing and acting on its new container
+    const reused = rows().filter((r) => slots.has(r)).length;
+    expect(reused).toBeGreaterThan(0);
+    expect(reused).toBeGreaterThanOrEqual(rows().length - headers);
+    const last = rows().find((r) => r.dataset.name === "box-0998")!;
+    const id = get(containers).items.find((c) => c.name === "box-0998")!.id;
+    expect(last.dataset.id).toBe(id);
+    expect(within(last).getByTestId("container-open").textContent?.trim()).toBe("box-0998");
+    await fireEvent.click(within(last).getByTestId("container-open"));
+    expect(get(openContainer)).toBe(id);
+    openContainer.set(null);
     delete (window as unknown as { __berthFirstList?: () => void }).__berthFirstList;
   });
 
