@@ -1772,6 +1772,12 @@ fn desktop_app_process_keeps_the_gl_driver_out() {
         web_env.iter().any(|v| v == "JSC_useDFGJIT=0"),
         "the web process runs with the optimising JIT"
     );
+    assert!(
+        web_env
+            .iter()
+            .any(|v| v == "JSC_thresholdForJITAfterWarmUp=50000"),
+        "the web process compiles after JavaScriptCore's default warm-up: {web_env:?}"
+    );
 
     // The user's own vendor list: left alone, and the app process gets its driver.
     let vendors = ["/usr/share/glvnd/egl_vendor.d/50_mesa.json"]
