@@ -3,6 +3,7 @@
 
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { Backend, ExecSession, Subscription } from "./backend";
+import { orderedSender } from "./ordered";
 import type { BuildEvent } from "./bindings/BuildEvent";
 import type { ComposeEvent } from "./bindings/ComposeEvent";
 import type { ComposeLogLine } from "./bindings/ComposeLogLine";
@@ -65,7 +66,7 @@ export function tauriBackend(): Backend {
       const s = await stream<ExecEvent>("exec_start", { req }, on);
       return {
         close: s.close,
-        input: (data) => invoke("exec_input", { id: s.id, data }),
+        input: orderedSender((data) => invoke("exec_input", { id: s.id, data })),
         resize: (cols, rows) => invoke("exec_resize", { id: s.id, cols, rows }),
       };
     },
