@@ -70,10 +70,50 @@ const COMMANDS: &[&str] = &[
 
 fn main() {
     println!("cargo:rerun-if-changed=permissions");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        speech_stub();
+    }
     let attrs = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     if let Err(e) = tauri_build::try_build(attrs) {
         // A build script reports by failing: cargo shows this message.
         panic!("tauri build step: {e:#}");
     }
+}
+
+/// Compiles `speech-stub/flite.c` into `$OUT_DIR/libberth-speech-stub.so`, which the app
+/// carries inside its binary (src/speech.rs).
+fn speech_stub() {
+    const SRC: &str = "speech-stub/flite.c";
+    println!("cargo:rerun-if-changed={SRC}");
+    let Some(out_dir) = std::env::var_os("OUT_DIR") else {
+        panic!("cargo sets OUT_DIR for build scripts");
+    };
+    let out = std::path::PathBuf::from(out_dir).join("libberth-speech-stub.so");
+    let compiler = cc::Build::new().get_compiler();
+    let status = compiler
+        .to_command()
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-nostdlib",
+            "-Wall",
+            "-Werror",
+            "-Wl,-soname,libberth-speech-stub.so",
+            "-Wl,-z,now",
+            "-Wl,-z,relro",
+            "-Wl,-z,noexecstack",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(SRC)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run the C compiler ({:?}) for {SRC}: {e}",
+                compiler.path()
+            )
+        });
+    assert!(status.success(), "compiling {SRC} failed ({status})");
 }

@@ -764,6 +764,8 @@ impl Engine {
                     p
                 };
                 args(&mut cmd);
+                #[cfg(target_os = "linux")]
+                crate::speech::restore_for_tokio_child(&mut cmd);
                 cmd.stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::null())
                     .stderr(match log {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod memory;
 pub mod prefetch;
 pub mod render;
+pub mod speech;
 pub mod streams;
 pub mod tray;
 
@@ -29,7 +30,9 @@ pub struct App {
 
 pub fn run() {
     let started = std::time::Instant::now();
-    // Before GTK, WebKit or any thread starts.
+    // Before GTK, WebKit or any thread starts. First: this may execute the app again.
+    #[cfg(target_os = "linux")]
+    speech::apply();
     render::apply();
     memory::limit_arenas();
     memory::tune_web_process();
@@ -40,6 +43,8 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    #[cfg(target_os = "linux")]
+    speech::report();
     let config = engine::EngineConfig::from_env();
     let engine = match engine::Engine::new(config) {
         Ok(e) => e,

@@ -501,6 +501,28 @@ fn desktop_volumes_and_networks() {
     let wd = &app.wd;
     wd.wait_attr(&tid("engine-status"), "data-state", "running");
 
+    // Speech synthesis runs on the app's silent stand-in for flite (src/speech.rs): voices
+    // are listed, an utterance ends, and the page lives on.
+    let spoken = wd
+        .execute_promise(
+            "const voices = speechSynthesis.getVoices().length;\n\
+             await new Promise((ok, fail) => {\n\
+               const u = new SpeechSynthesisUtterance('berth');\n\
+               u.onend = ok;\n\
+               u.onerror = (e) => fail(new Error('utterance: ' + e.error));\n\
+               speechSynthesis.speak(u);\n\
+               setTimeout(() => fail(new Error('no end in 10 s')), 10000);\n\
+             });\n\
+             return voices;",
+            vec![],
+        )
+        .unwrap_or_else(|e| panic!("{}", wd.failure(&format!("speech: {e}"))));
+    assert!(
+        matches!(spoken, Ok(Value::Number(ref n)) if n.as_u64().is_some_and(|n| n >= 1)),
+        "speech synthesis: {spoken:?}"
+    );
+    wd.wait_attr(&tid("engine-status"), "data-state", "running");
+
     app.nav("volumes");
     let vol = "e2e-vol";
     wd.type_into(&tid("volume-name-input"), vol);
@@ -584,10 +606,30 @@ fn desktop_tag_push_with_login() {
     wd.shot("login-asked");
     wd.type_into(&tid("login-username"), berth_tests::services::TEST_USER);
     wd.type_into(&tid("login-password"), berth_tests::services::TEST_PASSWORD);
+    // Toasts last 4 s, less than a poll can take on a loaded machine: the page records every
+    // toast it shows from here on.
+    wd.execute(
+        "window.__toastsSeen = [];\n\
+         const note = () => document.querySelectorAll('[data-testid=\"toast\"]').forEach((t) => {\n\
+           const s = t.dataset.kind + ': ' + t.textContent.trim();\n\
+           if (!window.__toastsSeen.includes(s)) window.__toastsSeen.push(s);\n\
+         });\n\
+         new MutationObserver(note).observe(document.body, { childList: true, subtree: true, characterData: true });",
+        vec![],
+    )
+    .unwrap_or_else(|e| panic!("{}", wd.failure(&format!("watching toasts: {e}"))));
     wd.click(&tid("login-submit"));
     // After the login the push runs again, with per-layer progress, and succeeds.
-    let ok = format!("{}[data-kind=\"success\"]", tid("toast"));
-    wd.wait_text_within(&ok, "Pushed", Duration::from_secs(60));
+    let done = format!("{}[data-phase=\"done\"]", tid("push-progress"));
+    wd.wait_for_within(&done, Duration::from_secs(60));
+    wd.wait_until("the success toast", Duration::from_secs(10), |d| {
+        let v = d.execute("return window.__toastsSeen || [];", vec![])?;
+        let seen: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+        Ok(seen
+            .iter()
+            .any(|t| t.starts_with("success:") && t.contains("Pushed"))
+            .then_some(()))
+    });
     wd.shot("pushed");
     let layers = wd.find_all(&tid("layer-progress")).unwrap_or_default();
     assert!(
@@ -1800,6 +1842,87 @@ fn desktop_app_process_keeps_the_gl_driver_out() {
             "the user's JSC_useDFGJIT was overridden"
         );
     }
+}
+
+/// The files a process maps whose name contains `part`.
+fn maps_with(pid: u32, part: &str) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut v: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains(part))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn desktop_processes_load_the_speech_stand_in() {
+    let test = "desktop_processes_load_the_speech_stand_in";
+    if !desktop::require_desktop(test, false) {
+        return;
+    }
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    d.ok(&["create", "--name", "listed", "busybox", "true"]);
+    let _lock = desktop::DesktopLock::take();
+    let display = desktop::Display::start();
+    let mut env = AppEnv::for_berthd(&d);
+    env.set("BERTH_DESKTOP_REPORT", "1");
+
+    let (mut app, web) = start_app_until_listed(&display, &env);
+    let tree = desktop::process_tree(app.id());
+    let procs: Vec<(u32, String)> = tree
+        .iter()
+        .filter_map(|p| desktop::proc_stat(*p).map(|s| (*p, s.comm)))
+        .filter(|(_, c)| c.starts_with("berth-desktop") || c.starts_with("WebKit"))
+        .collect();
+    let seen: Vec<(String, Vec<String>, Vec<String>)> = procs
+        .iter()
+        .map(|(p, c)| {
+            (
+                c.clone(),
+                maps_with(*p, "libflite"),
+                maps_with(*p, "/speech-"),
+            )
+        })
+        .collect();
+    let web_env = environ(web);
+    desktop::kill_group(app.id(), Duration::from_secs(5));
+    let _ = app.wait();
+    for name in ["berth-desktop", "WebKitWebProces", "WebKitNetworkP"] {
+        assert!(
+            seen.iter().any(|(c, _, _)| c.starts_with(name)),
+            "no {name} process under the app: {seen:?}"
+        );
+    }
+    for (comm, flite, stand_in) in &seen {
+        let real: Vec<&String> = flite.iter().filter(|p| !p.contains("/speech-")).collect();
+        assert!(real.is_empty(), "{comm} maps the real flite: {real:?}");
+        assert!(
+            stand_in.iter().any(|p| p.ends_with("/libflite.so.1")),
+            "{comm} does not map the stand-in: {flite:?}"
+        );
+    }
+    let ld = web_env
+        .iter()
+        .find_map(|v| v.strip_prefix("LD_LIBRARY_PATH="))
+        .unwrap_or_else(|| panic!("the web process has no LD_LIBRARY_PATH: {web_env:?}"));
+    assert!(ld.contains("/speech-"), "LD_LIBRARY_PATH={ld}");
+
+    // BERTH_DESKTOP_SPEECH=1 keeps WebKit's own voices.
+    env.set("BERTH_DESKTOP_SPEECH", "1");
+    let (mut app, web) = start_app_until_listed(&display, &env);
+    let app_flite = maps_with(app.id(), "libflite_cmu_us_kal");
+    let web_flite = maps_with(web, "libflite_cmu_us_kal");
+    desktop::kill_group(app.id(), Duration::from_secs(5));
+    let _ = app.wait();
+    assert!(
+        !app_flite.is_empty() && !web_flite.is_empty(),
+        "with BERTH_DESKTOP_SPEECH=1 the real voices should load: app {app_flite:?}, web {web_flite:?}"
+    );
 }
 
 /// Whether the machine has a GPU render node (the app's own test of it).

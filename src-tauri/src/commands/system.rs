@@ -127,8 +127,11 @@ pub fn open_url(url: String) -> Res<()> {
     if !ok {
         return Err(error::invalid(format!("not a web address: {url}")));
     }
-    std::process::Command::new("xdg-open")
-        .arg(&url)
+    let mut cmd = std::process::Command::new("xdg-open");
+    // the browser gets the user's library path, not the app's speech stand-in
+    #[cfg(target_os = "linux")]
+    crate::speech::restore_for_child(&mut cmd);
+    cmd.arg(&url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
