@@ -33,6 +33,8 @@ pub fn run() {
     // Before GTK, WebKit or any thread starts. First: this may execute the app again.
     #[cfg(target_os = "linux")]
     speech::apply();
+    #[cfg(target_os = "linux")]
+    let started = speech::started(started);
     render::apply();
     memory::limit_arenas();
     memory::tune_web_process();

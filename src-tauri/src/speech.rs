@@ -8,9 +8,9 @@
 //! voices that say nothing. `speechSynthesis` still lists voices and an utterance ends at once,
 //! silently. `BERTH_DESKTOP_SPEECH=1` keeps the real flite.
 //!
-//! Measured side by side in one bench session (release app, 1,000 and 3 containers): 188.8 /
-//! 179.6 MB idle with the stand-in in all three processes, 196.1 / 189.1 MB with it in WebKit's
-//! two only, 201.1 / 195.1 MB without.
+//! Measured (release app, idle, 1,000 / 3 containers): 184.2-185.5 / 178.3-179.4 MB with the
+//! stand-in in all three processes, against 201.0-201.1 / 195.1-195.4 MB without it in the
+//! same sessions.
 //!
 //! It is used only when it is safe to:
 //! - every flite function libwebkit2gtk imports is one the stand-in defines (WebKit binds
@@ -22,9 +22,14 @@
 //!   the path runs as the app).
 //!
 //! The app process's loader read the library path before `main`, so the app executes itself
-//! again, once, with the path set (same pid and arguments; the dynamic loader's share of a
-//! start is ~10 ms here). WebKit's processes inherit the path; what the app starts for the
-//! user (the browser, the engine) gets the environment as it was ([`restore_for_child`]).
+//! again, once, with the path set (same pid and arguments). That costs a second dynamic
+//! link: ~90 ms of cold start (`perf trace`: ~80 ms in the loader before `main`; 8
+//! interleaved pairs of starts to the first list, 478 against 392 ms median). Keeping the
+//! real flite in the app process instead (the stand-in in WebKit's processes only, no
+//! re-execution) measured 196.1 / 189.1 MB, and once 207.5 MB with 1,000 containers (a web
+//! process 12 MB heavier than usual): too close to the 200 MB target. WebKit's processes
+//! inherit the path; what the app starts for the user (the browser, the engine) gets the
+//! environment as it was ([`restore_for_child`]).
 
 #[cfg(target_os = "linux")]
 pub use imp::*;
@@ -73,6 +78,8 @@ const LD_PATH: &str = "LD_LIBRARY_PATH";
 const GST_REGISTRY: &str = "GST_REGISTRY_1_0";
 /// Set when the app chose [`GST_REGISTRY`] (the user had none).
 const ENV_GST_SET: &str = "BERTH_DESKTOP_SPEECH_GST";
+/// The first run's start (CLOCK_MONOTONIC ns), for the start-up report after re-executing.
+const ENV_STARTED: &str = "BERTH_DESKTOP_STARTED_NS";
 
 /// The names and values a child the app starts for the user gets back: the library path
 /// (and GStreamer registry, if the app chose it) as they were before the app set them, from
@@ -240,7 +247,36 @@ mod imp {
         }
     }
 
+    /// CLOCK_MONOTONIC now, in ns.
+    fn monotonic_ns() -> u128 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        u128::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u128::try_from(ts.tv_nsec).unwrap_or(0)
+    }
+
+    /// When the app started, counting the run before it re-executed itself: `now` (taken at
+    /// the start of `run`) moved back by the time since the first run's start. Call once,
+    /// after [`apply`], while the process has one thread.
+    pub fn started(now: std::time::Instant) -> std::time::Instant {
+        let Some(first) = std::env::var(ENV_STARTED)
+            .ok()
+            .and_then(|v| v.parse::<u128>().ok())
+        else {
+            return now;
+        };
+        std::env::remove_var(ENV_STARTED);
+        let back = monotonic_ns().saturating_sub(first);
+        let back = std::time::Duration::from_nanos(u64::try_from(back).unwrap_or(0));
+        now.checked_sub(back).unwrap_or(now)
+    }
+
     fn prepare() -> Result<(), String> {
+        let started_ns = monotonic_ns();
         let maps = std::fs::read_to_string("/proc/self/maps")
             .map_err(|e| format!("/proc/self/maps: {e}"))?;
         let paths: Vec<&str> = maps
@@ -299,6 +335,7 @@ mod imp {
                 std::ffi::OsString::from(prepend_path(dir_s, before.as_deref())),
             ),
             (ENV_ACTIVE, marker.into()),
+            (ENV_STARTED, started_ns.to_string().into()),
         ];
         if std::env::var_os(GST_REGISTRY).is_none() {
             env.push((GST_REGISTRY, dir.join("gst-registry.bin").into_os_string()));
@@ -435,9 +472,13 @@ mod imp {
             if std::fs::read_link(&link).ok().as_deref() == Some(Path::new(FLITE_SONAMES[0])) {
                 continue;
             }
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(FLITE_SONAMES[0], &link)
-                .map_err(|e| format!("{}: {e}", link.display()))?;
+            // made aside and renamed over: another start reading the directory never finds
+            // the name missing (and would load that one library from the system)
+            let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(FLITE_SONAMES[0], &tmp)
+                .map_err(|e| format!("{}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &link).map_err(|e| format!("{}: {e}", link.display()))?;
         }
         Ok(dir)
     }
