@@ -529,16 +529,20 @@ mod imp {
         use super::*;
         use std::os::unix::fs::PermissionsExt;
 
-        fn stub_symbols() -> Vec<(String, bool)> {
+        /// `dynamic_symbols` over bytes in memory.
+        fn symbols_of(bytes: &[u8]) -> std::io::Result<Vec<(String, bool)>> {
             dynamic_symbols(&|off, buf| {
                 let o = usize::try_from(off).unwrap();
-                let src = STUB
+                let src = bytes
                     .get(o..o + buf.len())
                     .ok_or(std::io::ErrorKind::UnexpectedEof)?;
                 buf.copy_from_slice(src);
                 Ok(())
             })
-            .unwrap()
+        }
+
+        fn stub_symbols() -> Vec<(String, bool)> {
+            symbols_of(STUB).unwrap()
         }
 
         #[test]
@@ -598,26 +602,10 @@ mod imp {
 
         #[test]
         fn a_garbled_object_is_an_error() {
-            let junk = b"\x7fELF\x02\x01junk".to_vec();
-            let r = dynamic_symbols(&|off, buf| {
-                let o = usize::try_from(off).unwrap();
-                let src = junk
-                    .get(o..o + buf.len())
-                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-                buf.copy_from_slice(src);
-                Ok(())
-            });
-            assert!(r.is_err());
+            assert!(symbols_of(b"\x7fELF\x02\x01junk").is_err());
             let mut hdr = [0u8; 64];
             hdr[..6].copy_from_slice(b"\x7fELF\x01\x01");
-            let r = dynamic_symbols(&|off, buf| {
-                let o = usize::try_from(off).unwrap();
-                buf.copy_from_slice(
-                    hdr.get(o..o + buf.len())
-                        .ok_or(std::io::ErrorKind::UnexpectedEof)?,
-                );
-                Ok(())
-            });
+            let r = symbols_of(&hdr);
             assert!(r.unwrap_err().to_string().contains("64-bit"));
         }
 

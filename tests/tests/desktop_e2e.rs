@@ -1718,16 +1718,42 @@ fn desktop_kube_deploy() {
 
 /// The libraries of a GL driver (Mesa's DRI driver and the LLVM it links) mapped in `pid`.
 fn gl_driver_maps(pid: u32) -> Vec<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let mut libs: Vec<String> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.contains("_dri.so") || p.contains("libLLVM") || p.contains("libEGL_mesa"))
-        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
-        .collect();
+    let mut libs: Vec<String> = mapped_files(pid, |p| {
+        p.contains("_dri.so") || p.contains("libLLVM") || p.contains("libEGL_mesa")
+    })
+    .into_iter()
+    .map(|p| p.rsplit('/').next().unwrap_or(&p).to_string())
+    .collect();
     libs.sort();
     libs.dedup();
     libs
+}
+
+/// The files a process maps whose path passes `keep`, sorted, once each.
+fn mapped_files(pid: u32, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut v: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| keep(p))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A berthd holding one created container, with the desktop lock taken, a display, and the
+/// app's environment for that engine (with the start-up report on).
+fn one_container_app_env() -> (Berthd, desktop::DesktopLock, desktop::Display, AppEnv) {
+    let d = Berthd::start();
+    d.load_busybox("busybox:latest");
+    d.ok(&["create", "--name", "listed", "busybox", "true"]);
+    let lock = desktop::DesktopLock::take();
+    let display = desktop::Display::start();
+    let mut env = AppEnv::for_berthd(&d);
+    env.set("BERTH_DESKTOP_REPORT", "1");
+    (d, lock, display, env)
 }
 
 fn environ(pid: u32) -> Vec<String> {
@@ -1782,13 +1808,7 @@ fn desktop_app_process_keeps_the_gl_driver_out() {
         );
         return;
     }
-    let d = Berthd::start();
-    d.load_busybox("busybox:latest");
-    d.ok(&["create", "--name", "listed", "busybox", "true"]);
-    let _lock = desktop::DesktopLock::take();
-    let display = desktop::Display::start();
-    let mut env = AppEnv::for_berthd(&d);
-    env.set("BERTH_DESKTOP_REPORT", "1");
+    let (_d, _lock, display, mut env) = one_container_app_env();
 
     let (mut app, web) = start_app_until_listed(&display, &env);
     let app_gl = gl_driver_maps(app.id());
@@ -1844,18 +1864,9 @@ fn desktop_app_process_keeps_the_gl_driver_out() {
     }
 }
 
-/// The files a process maps whose name contains `part`.
+/// The files a process maps whose path contains `part`.
 fn maps_with(pid: u32, part: &str) -> Vec<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let mut v: Vec<String> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.contains(part))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v.dedup();
-    v
+    mapped_files(pid, |p| p.contains(part))
 }
 
 #[test]
@@ -1864,13 +1875,7 @@ fn desktop_processes_load_the_speech_stand_in() {
     if !desktop::require_desktop(test, false) {
         return;
     }
-    let d = Berthd::start();
-    d.load_busybox("busybox:latest");
-    d.ok(&["create", "--name", "listed", "busybox", "true"]);
-    let _lock = desktop::DesktopLock::take();
-    let display = desktop::Display::start();
-    let mut env = AppEnv::for_berthd(&d);
-    env.set("BERTH_DESKTOP_REPORT", "1");
+    let (_d, _lock, display, mut env) = one_container_app_env();
 
     let (mut app, web) = start_app_until_listed(&display, &env);
     let tree = desktop::process_tree(app.id());
