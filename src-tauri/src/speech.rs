@@ -225,8 +225,9 @@ mod imp {
     /// Why the stand-in is not used (logged once the logger is up).
     static SKIPPED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-    /// Puts the stand-in first on the library path WebKit's processes inherit, when it applies
-    /// (else changes nothing). Call first in `main`, while the process has one thread.
+    /// Puts the stand-in first on the library path and executes the app again with it (the
+    /// same process; WebKit's processes inherit the path), when it applies; else changes
+    /// nothing and returns. Call first in `main`, while the process has one thread.
     pub fn apply() {
         if std::env::var_os(ENV_ACTIVE).is_some()
             || keep_requested(std::env::var(ENV_KEEP).ok().as_deref())
